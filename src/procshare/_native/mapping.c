@@ -1,0 +1,231 @@
+#include "mapping.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <sys/mman.h>
+
+#include "platform.h"
+
+char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t align)
+{
+    if (!PyObject_TypeCheck(obj, &ps_MappingType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a procshare._core.Mapping");
+        return NULL;
+    }
+    ps_Mapping *m = (ps_Mapping *)obj;
+    if (m->base == NULL) {
+        PyErr_SetString(PyExc_ValueError, "mapping is closed");
+        return NULL;
+    }
+    if (offset < 0 || size < 0 || offset > m->size || size > m->size - offset) {
+        PyErr_Format(PyExc_ValueError,
+                     "range [%zd, %zd + %zd) lies outside the %zd-byte segment",
+                     offset, offset, size, m->size);
+        return NULL;
+    }
+    if (align > 1 && offset % align != 0) {
+        PyErr_Format(PyExc_ValueError, "offset %zd is not %zd-byte aligned", offset, align);
+        return NULL;
+    }
+    return m->base + offset;
+}
+
+int ps_as_int(PyObject *obj)
+{
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "value does not fit in a C int");
+        return -1;
+    }
+    return (int)v;
+}
+
+int64_t ps_timeout_ns(PyObject *timeout)
+{
+    if (timeout == Py_None)
+        return -1;
+    double t = PyFloat_AsDouble(timeout);
+    if (t == -1.0 && PyErr_Occurred())
+        return -2;
+    if (isnan(t) || t < 0) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
+        return -2;
+    }
+    if (t > 9.0e9) /* about 285 years: treat as no limit */
+        return -1;
+    return (int64_t)(t * 1e9);
+}
+
+static PyObject *Mapping_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fd", "size", NULL};
+    int fd;
+    Py_ssize_t size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "in:Mapping", kwlist, &fd, &size))
+        return NULL;
+    if (size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "mapping size must be positive");
+        return NULL;
+    }
+    void *base = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    ps_Mapping *self = (ps_Mapping *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        munmap(base, (size_t)size);
+        return NULL;
+    }
+    self->base = base;
+    self->size = size;
+    return (PyObject *)self;
+}
+
+static void Mapping_dealloc(ps_Mapping *self)
+{
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->base != NULL)
+        munmap(self->base, (size_t)self->size);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Mapping_getbuffer(ps_Mapping *self, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->base, self->size, 0, flags);
+}
+
+static PyBufferProcs Mapping_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Mapping_getbuffer,
+};
+
+/* wait(offset, expected, timeout=None) -> bool: sleep on the 32-bit word at
+ * offset while it equals expected; False when the timeout expired. */
+static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "wait(offset, expected, timeout=None)");
+        return NULL;
+    }
+    Py_ssize_t off = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    unsigned long expected = PyLong_AsUnsignedLong(args[1]);
+    if (expected == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (expected > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "expected must fit in 32 bits");
+        return NULL;
+    }
+    int64_t timeout = ps_timeout_ns(nargs == 3 ? args[2] : Py_None);
+    if (timeout == -2)
+        return NULL;
+    char *p = ps_mapping_ptr((PyObject *)self, off, 4, 4);
+    if (p == NULL)
+        return NULL;
+    ps_wait_result r;
+    Py_BEGIN_ALLOW_THREADS
+    r = ps_futex_wait((_Atomic uint32_t *)p, (uint32_t)expected, timeout);
+    Py_END_ALLOW_THREADS
+    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+        return NULL;
+    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+}
+
+/* wake(offset, n=-1) -> int: wake up to n sleepers on the word (all if n < 0). */
+static PyObject *Mapping_wake(ps_Mapping *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "wake(offset, n=-1)");
+        return NULL;
+    }
+    Py_ssize_t off = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    int n = -1;
+    if (nargs == 2) {
+        n = ps_as_int(args[1]);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    char *p = ps_mapping_ptr((PyObject *)self, off, 4, 4);
+    if (p == NULL)
+        return NULL;
+    return PyLong_FromLong(ps_futex_wake((_Atomic uint32_t *)p, n));
+}
+
+static PyMethodDef Mapping_methods[] = {
+    {"wait", (PyCFunction)(void (*)(void))Mapping_wait, METH_FASTCALL,
+     "wait(offset, expected, timeout=None) -> bool: futex wait on a 32-bit word."},
+    {"wake", (PyCFunction)(void (*)(void))Mapping_wake, METH_FASTCALL,
+     "wake(offset, n=-1) -> int: futex wake on a 32-bit word."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *Mapping_get_size(ps_Mapping *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyGetSetDef Mapping_getset[] = {
+    {"size", (getter)Mapping_get_size, NULL, "Size of the mapping in bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject ps_MappingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Mapping",
+    .tp_basicsize = sizeof(ps_Mapping),
+    .tp_dealloc = (destructor)Mapping_dealloc,
+    .tp_as_buffer = &Mapping_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Mapping(fd, size): a shared mapping of size bytes of fd.",
+    .tp_weaklistoffset = offsetof(ps_Mapping, weakreflist),
+    .tp_methods = Mapping_methods,
+    .tp_getset = Mapping_getset,
+    .tp_new = Mapping_new,
+};
+
+PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    const char *name;
+    int create, mode;
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "shm_open(name: str, create: bool, mode: int)");
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8(args[0]);
+    if (name == NULL)
+        return NULL;
+    create = PyObject_IsTrue(args[1]);
+    if (create < 0)
+        return NULL;
+    mode = ps_as_int(args[2]);
+    if (mode == -1 && PyErr_Occurred())
+        return NULL;
+    int fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = ps_shm_open(name, create, (unsigned)mode);
+    Py_END_ALLOW_THREADS
+    if (fd < 0)
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
+    return PyLong_FromLong(fd);
+}
+
+PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "shm_unlink(name: str)");
+        return NULL;
+    }
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL)
+        return NULL;
+    if (ps_shm_unlink(name) < 0)
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, arg);
+    Py_RETURN_NONE;
+}

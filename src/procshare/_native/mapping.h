@@ -1,0 +1,34 @@
+/* Mapping: one shared-memory segment mapped into this process.  It owns the
+ * mapping (unmapped when the last reference, including buffer views, goes)
+ * and hands out pointers only after checking them against its size. */
+#ifndef PROCSHARE_MAPPING_H
+#define PROCSHARE_MAPPING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject_HEAD
+    char *base;
+    Py_ssize_t size;
+    PyObject *weakreflist;
+} ps_Mapping;
+
+extern PyTypeObject ps_MappingType;
+
+/* Pointer to [offset, offset + size) inside m, aligned to align bytes, or NULL
+ * with an exception set when the range is outside the mapping or misaligned. */
+char *ps_mapping_ptr(PyObject *m, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t align);
+
+/* Module-level functions defined beside the type. */
+PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg);
+
+/* Convert a Python timeout (None or seconds >= 0) to nanoseconds (-1 = none).
+ * Returns -2 with an exception set on bad input. */
+int64_t ps_timeout_ns(PyObject *timeout);
+
+/* PyLong to C int with an OverflowError outside int's range. */
+int ps_as_int(PyObject *obj);
+
+#endif

@@ -1,0 +1,78 @@
+/* procshare._core: the native core.  Types and functions that touch memory
+ * inside shared segments; everything else lives in Python. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "cell.h"
+#include "mapping.h"
+#include "mutex.h"
+#include "platform.h"
+
+static PyObject *itemsize_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    const char *tc = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (tc == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "typecode must be a str, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = ps_typecode_size(tc);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *pid_alive_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    unsigned long pid = PyLong_AsUnsignedLong(arg);
+    if (pid == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(pid <= UINT32_MAX && ps_pid_alive((uint32_t)pid));
+}
+
+static PyMethodDef module_methods[] = {
+    {"shm_open", (PyCFunction)(void (*)(void))ps_shm_open_py, METH_FASTCALL,
+     "shm_open(name, create, mode) -> fd: open or exclusively create a shared-memory object."},
+    {"shm_unlink", (PyCFunction)ps_shm_unlink_py, METH_O, "shm_unlink(name): remove the name."},
+    {"itemsize", (PyCFunction)itemsize_py, METH_O, "itemsize(typecode) -> bytes per element."},
+    {"pid_alive", (PyCFunction)pid_alive_py, METH_O,
+     "pid_alive(pid) -> bool: the process exists and is not a zombie."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "procshare._core",
+    .m_doc = "Native core of procshare: atomics, futex wait/wake and lock words in shared memory.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    if (ps_platform_init() != 0) {
+        PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
+        return NULL;
+    }
+    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (PyType_Ready(types[i]) < 0)
+            return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL)
+        return NULL;
+    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        Py_INCREF(types[i]);
+        if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(types[i]);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,300 @@
+#include "mutex.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mapping.h"
+#include "platform.h"
+#include "pythread.h"
+
+typedef struct {
+    _Atomic uint32_t word;   /* 0: free; else owner pid | CONTENDED */
+    _Atomic uint32_t count;  /* recursion depth (recursive mutex) */
+    _Atomic uint64_t thread; /* owning thread ident (recursive mutex), 0 if none */
+} ps_mutex_layout;
+
+_Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
+
+#define CONTENDED 0x80000000u
+#define PID_MASK 0x7fffffffu
+#define SPINS 64
+#define PROBE_NS 20000000 /* how often a sleeper checks that the owner lives */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+    ps_mutex_layout *m;
+    int recursive;
+    int owner_died; /* the last acquisition took over from a dead owner */
+} ps_Mutex;
+
+static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)kwds;
+    PyObject *mapping;
+    Py_ssize_t offset;
+    int recursive;
+    if (!PyArg_ParseTuple(args, "Onp:Mutex", &mapping, &offset, &recursive))
+        return NULL;
+    char *p = ps_mapping_ptr(mapping, offset, PS_MUTEX_SIZE, 8);
+    if (p == NULL)
+        return NULL;
+    ps_Mutex *self = (ps_Mutex *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(mapping);
+    self->mapping = mapping;
+    self->m = (ps_mutex_layout *)p;
+    self->recursive = recursive;
+    return (PyObject *)self;
+}
+
+static void Mutex_dealloc(ps_Mutex *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->mapping);
+    tp->tp_free((PyObject *)self);
+}
+
+/* Take the word for this process.  timeout_ns < 0 waits without limit.
+ * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
+ * handler raised).  *died is set when the previous owner was dead. */
+static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+{
+    uint32_t me = ps_self_pid();
+    uint32_t w = 0;
+    *died = 0;
+    if (atomic_compare_exchange_strong(&m->word, &w, me))
+        return 1;
+    if (timeout_ns == 0)
+        return 0;
+    for (int i = 0; i < SPINS; i++) {
+        w = 0;
+        if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&m->word, &w, me))
+            return 1;
+    }
+    int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
+    for (;;) {
+        w = atomic_load(&m->word);
+        if (w == 0) {
+            /* Others may still sleep: keep the contended bit so release wakes one. */
+            if (atomic_compare_exchange_strong(&m->word, &w, me | CONTENDED))
+                return 1;
+            continue;
+        }
+        if (!(w & CONTENDED)) {
+            if (!atomic_compare_exchange_strong(&m->word, &w, w | CONTENDED))
+                continue;
+            w |= CONTENDED;
+        }
+        int64_t slice = PROBE_NS;
+        if (deadline >= 0) {
+            int64_t left = deadline - ps_now_ns();
+            if (left <= 0)
+                return 0;
+            if (left < slice)
+                slice = left;
+        }
+        ps_wait_result r;
+        Py_BEGIN_ALLOW_THREADS
+        r = ps_futex_wait(&m->word, w, slice);
+        Py_END_ALLOW_THREADS
+        if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+            return -1;
+        if (r == PS_WAIT_TIMEOUT && atomic_load(&m->word) == w && !ps_pid_alive(w & PID_MASK)) {
+            uint32_t seen = w;
+            if (atomic_compare_exchange_strong(&m->word, &seen, me | CONTENDED)) {
+                *died = 1;
+                return 1;
+            }
+        }
+    }
+}
+
+static void mutex_unlock(ps_mutex_layout *m)
+{
+    if (atomic_exchange(&m->word, 0) & CONTENDED)
+        ps_futex_wake(&m->word, 1);
+}
+
+static int owned_by_me(ps_mutex_layout *m)
+{
+    return (atomic_load(&m->word) & PID_MASK) == ps_self_pid() &&
+           atomic_load(&m->thread) == (uint64_t)PyThread_get_thread_ident();
+}
+
+/* Parse (block=True, timeout=None), also accepting threading's "blocking"
+ * and timeout=-1.  Returns the timeout in ns (-1: none), or -2 on error. */
+static int64_t parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *block = nargs > 0 ? args[0] : NULL;
+    PyObject *timeout = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "acquire(block=True, timeout=None)");
+        return -2;
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = NULL;
+        if (PyUnicode_CompareWithASCIIString(key, "block") == 0 ||
+            PyUnicode_CompareWithASCIIString(key, "blocking") == 0)
+            slot = &block;
+        else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0)
+            slot = &timeout;
+        if (slot == NULL || *slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "acquire() got an unexpected or repeated argument %R", key);
+            return -2;
+        }
+        *slot = args[nargs + i];
+    }
+    int blocking = 1;
+    if (block != NULL && (blocking = PyObject_IsTrue(block)) < 0)
+        return -2;
+    int64_t ns = -1;
+    if (timeout != NULL && timeout != Py_None) {
+        double t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred())
+            return -2;
+        if (t != -1.0)
+            ns = ps_timeout_ns(timeout);
+        if (ns == -2)
+            return -2;
+        if (!blocking && t != -1.0) {
+            PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+            return -2;
+        }
+    }
+    return blocking ? ns : 0;
+}
+
+static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    int64_t timeout = 0;
+    if (nargs != 0 || kwnames != NULL) {
+        timeout = parse_acquire(args, nargs, kwnames);
+        if (timeout == -2)
+            return NULL;
+    }
+    else
+        timeout = -1;
+    if (self->recursive && owned_by_me(self->m)) {
+        uint32_t c = atomic_load(&self->m->count);
+        if (c == UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "recursion count of the lock is too large");
+            return NULL;
+        }
+        atomic_store(&self->m->count, c + 1);
+        Py_RETURN_TRUE;
+    }
+    int died;
+    int r = mutex_lock(self->m, timeout, &died);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        Py_RETURN_FALSE;
+    self->owner_died = died;
+    if (self->recursive) {
+        atomic_store(&self->m->thread, (uint64_t)PyThread_get_thread_ident());
+        atomic_store(&self->m->count, 1);
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    ps_mutex_layout *m = self->m;
+    if (self->recursive) {
+        if (!owned_by_me(m)) {
+            PyErr_SetString(PyExc_AssertionError,
+                            "attempt to release recursive lock not owned by thread");
+            return NULL;
+        }
+        uint32_t c = atomic_load(&m->count);
+        if (c > 1) {
+            atomic_store(&m->count, c - 1);
+            Py_RETURN_NONE;
+        }
+        atomic_store(&m->count, 0);
+        atomic_store(&m->thread, 0);
+    }
+    else if (atomic_load(&m->word) == 0) {
+        PyErr_SetString(PyExc_ValueError, "lock released while not locked");
+        return NULL;
+    }
+    mutex_unlock(m);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Mutex_enter(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    return Mutex_acquire(self, NULL, 0, NULL);
+}
+
+static PyObject *Mutex_exit(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    PyObject *r = Mutex_release(self, NULL);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Mutex_locked(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(atomic_load(&self->m->word) != 0);
+}
+
+static PyObject *Mutex_is_owned(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(self->recursive ? owned_by_me(self->m)
+                                           : (atomic_load(&self->m->word) & PID_MASK) ==
+                                                 ps_self_pid());
+}
+
+static PyMethodDef Mutex_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))Mutex_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(block=True, timeout=None) -> bool"},
+    {"release", (PyCFunction)Mutex_release, METH_NOARGS, "release()"},
+    {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
+    {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "locked() -> bool: held by anyone."},
+    {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,
+     "_is_owned() -> bool: held by this thread (recursive) or this process."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *Mutex_get_owner_died(ps_Mutex *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->owner_died);
+}
+
+static PyGetSetDef Mutex_getset[] = {
+    {"owner_died", (getter)Mutex_get_owner_died, NULL,
+     "True if this object's last acquisition took the lock over from a process that died "
+     "holding it (the data it protected may be half-updated).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject ps_MutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Mutex",
+    .tp_basicsize = sizeof(ps_Mutex),
+    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Mutex(mapping, offset, recursive): a robust lock word inside a mapping.",
+    .tp_methods = Mutex_methods,
+    .tp_getset = Mutex_getset,
+    .tp_new = Mutex_new,
+};

@@ -1,0 +1,18 @@
+/* Mutex: a lock word in a mapping that any process may take.  The word holds
+ * the owner's pid and a "contended" bit; uncontended acquire and release are
+ * one compare-exchange each, waiters sleep on the word with futex and probe
+ * the owner's liveness between bounded sleeps, so a holder killed by SIGKILL
+ * is replaced within a probe interval.  The recursive flavour (RLock) also
+ * records the owning thread and a recursion count. */
+#ifndef PROCSHARE_MUTEX_H
+#define PROCSHARE_MUTEX_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* Bytes a mutex occupies in a segment (8-byte aligned). */
+#define PS_MUTEX_SIZE 16
+
+extern PyTypeObject ps_MutexType;
+
+#endif

@@ -1,0 +1,39 @@
+/* Operating-system services the core needs: futex wait/wake on a word in
+ * shared memory, POSIX shared memory names, and process liveness.  Every
+ * platform-specific call lives behind this header; platform_linux.c is the
+ * only implementation so far. */
+#ifndef PROCSHARE_PLATFORM_H
+#define PROCSHARE_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Result of ps_futex_wait. */
+typedef enum { PS_WAIT_WOKEN = 0, PS_WAIT_TIMEOUT = 1, PS_WAIT_INTR = 2 } ps_wait_result;
+
+/* Sleep while *word == expected, for at most timeout_ns (negative: no limit).
+ * Spurious wake-ups are possible: callers re-check their condition. */
+ps_wait_result ps_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns);
+
+/* Wake up to n sleepers on word (n < 0: all).  Returns how many woke. */
+int ps_futex_wake(_Atomic uint32_t *word, int n);
+
+/* Monotonic clock in nanoseconds. */
+int64_t ps_now_ns(void);
+
+/* Open (and with create != 0, exclusively create with the given mode) a
+ * shared-memory object; returns an fd or -1 with errno set. */
+int ps_shm_open(const char *name, int create, unsigned mode);
+int ps_shm_unlink(const char *name);
+
+
+
+/* This process's pid, cached and refreshed in forked children. */
+uint32_t ps_self_pid(void);
+
+/* 1 if pid names a live process (not a zombie), 0 if it is gone. */
+int ps_pid_alive(uint32_t pid);
+
+/* Call once at module initialisation. */
+int ps_platform_init(void);
+#endif

@@ -1,0 +1,99 @@
+/* Linux implementation of platform.h. */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+ps_wait_result ps_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        tsp = &ts;
+    }
+    /* Not FUTEX_PRIVATE_FLAG: the word is in memory shared between processes. */
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0);
+    if (rc == 0 || errno == EAGAIN)
+        return PS_WAIT_WOKEN;
+    if (errno == ETIMEDOUT)
+        return PS_WAIT_TIMEOUT;
+    return PS_WAIT_INTR;
+}
+
+int ps_futex_wake(_Atomic uint32_t *word, int n)
+{
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n < 0 ? INT32_MAX : n, NULL, NULL, 0);
+    return rc < 0 ? 0 : (int)rc;
+}
+
+int64_t ps_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int ps_shm_open(const char *name, int create, unsigned mode)
+{
+    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+    return shm_open(name, flags, (mode_t)mode);
+}
+
+int ps_shm_unlink(const char *name)
+{
+    return shm_unlink(name);
+}
+
+static uint32_t cached_pid;
+
+static void refresh_pid(void)
+{
+    cached_pid = (uint32_t)getpid();
+}
+
+uint32_t ps_self_pid(void)
+{
+    return cached_pid;
+}
+
+int ps_platform_init(void)
+{
+    refresh_pid();
+    return pthread_atfork(NULL, NULL, refresh_pid);
+}
+
+int ps_pid_alive(uint32_t pid)
+{
+    if (pid == 0 || pid > INT32_MAX)
+        return 0;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return 0;
+    /* A zombie still answers kill(): read its state from /proc. */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = '\0';
+    /* The state follows the last ')' (the command name may contain one). */
+    char *paren = strrchr(buf, ')');
+    if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
+        return 1;
+    return paren[2] != 'Z' && paren[2] != 'X';
+}
