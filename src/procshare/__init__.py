@@ -1,0 +1,44 @@
+"""procshare: share variables between Python processes, correctly and fast.
+
+Shared objects live in named POSIX shared-memory segments and pass between
+processes as handles.  The names multiprocessing uses for shared state work
+as a drop-in; procshare adds atomic operations, names and Counter.
+"""
+
+from multiprocessing import (
+    Pool,
+    Process,
+    active_children,
+    cpu_count,
+    current_process,
+    get_context,
+    set_start_method,
+)
+
+from ._array import Array, RawArray
+from ._counter import Counter
+from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
+from ._lock import Lock, RLock
+from ._value import RawValue, Value
+
+__all__ = [
+    "Array",
+    "CorruptSegmentError",
+    "Counter",
+    "KindError",
+    "Lock",
+    "NotFoundError",
+    "Pool",
+    "Process",
+    "ProcshareError",
+    "RLock",
+    "RawArray",
+    "RawValue",
+    "Value",
+    "VersionError",
+    "active_children",
+    "cpu_count",
+    "current_process",
+    "get_context",
+    "set_start_method",
+]

@@ -1,0 +1,125 @@
+"""Lock and RLock: robust lock words in shared memory.
+
+The word records the owner's pid; waiters sleep on it with futex and check
+between bounded sleeps that the owner still lives, so a holder killed by
+SIGKILL hands the lock to the next waiter within about 20 ms.  The new holder
+sees ``lock.owner_died`` set: the data the lock protected may be half-updated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from . import _core
+from ._segment import Kind, Segment
+from ._shared import Shared
+
+
+class _LockBase(Shared, _core.Mutex):
+    __slots__ = ("_offset", "_seg")
+    _offset: int
+    _kind: ClassVar[Kind]
+    _recursive: ClassVar[bool]
+
+    def __new__(cls, *, name: str | None = None) -> Any:
+        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed)
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = _core.Mutex.__new__(cls, seg.mapping, offset, cls._recursive)
+        self._seg = seg
+        self._offset = offset
+        return self
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        (offset,) = args
+        return cls._at(Segment.attach(name), offset)
+
+    def _handle_args(self) -> tuple[Any, ...]:
+        return (self._offset,)
+
+    def __repr__(self) -> str:
+        state = "locked" if self.locked() else "unlocked"
+        return f"<procshare.{type(self).__name__} {self._seg.name!r} {state}>"
+
+
+class Lock(_LockBase):
+    """A non-recursive lock shared between processes (multiprocessing.Lock's semantics).
+
+    Any process or thread may release it; releasing an unlocked Lock raises ValueError.
+    """
+
+    __slots__ = ()
+    _kind = Kind.LOCK
+    _recursive = False
+
+
+class RLock(_LockBase):
+    """A recursive lock owned by one thread of one process (multiprocessing.RLock's semantics).
+
+    Release by a thread that does not own it raises AssertionError, as multiprocessing does.
+    """
+
+    __slots__ = ()
+    _kind = Kind.RLOCK
+    _recursive = True
+
+
+def _zeroed(mapping: _core.Mapping, offset: int) -> None:
+    """New segments are zero-filled, which is an unlocked lock word."""
+
+
+#: Bytes reserved in front of a synchronised Value's or Array's data for its own RLock.
+LOCK_SPACE = 64
+
+
+def lock_param(lock: object) -> list[Any] | None:
+    """What a synchronised object records about its lock= argument.
+
+    True means its own RLock (recorded as None); a procshare Lock or RLock is
+    recorded by handle so that every process attaching by name uses it too.
+    """
+    if lock is True:
+        return None
+    if isinstance(lock, _LockBase):
+        return [type(lock).__name__, lock._seg.handle(), lock._offset]
+    raise TypeError(
+        f"lock must be True, False, or a procshare Lock or RLock, not {type(lock).__name__}"
+    )
+
+
+def lock_of(seg: Segment) -> Lock | RLock:
+    """The lock of a synchronised object stored in seg."""
+    param = seg.params.get("lock")
+    if param is None:
+        rlock: RLock = RLock._at(seg, seg.data_offset)
+        return rlock
+    kind, name, offset = param
+    lock_type = {"Lock": Lock, "RLock": RLock}[kind]
+    attached: Lock | RLock = lock_type._attach(name, offset)
+    return attached
+
+
+class Synchronized:
+    """multiprocessing's synchronised-wrapper API over an object's lock (attribute _lock)."""
+
+    __slots__ = ()
+    _lock: Lock | RLock
+
+    def get_lock(self) -> Lock | RLock:
+        """The lock guarding compound updates of this object."""
+        return self._lock
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        return bool(self._lock.acquire(block, timeout))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
