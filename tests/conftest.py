@@ -1,0 +1,63 @@
+"""Shared fixtures: start methods, unique names, and a check that nothing is left in /dev/shm."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from procshare._segment import _lifetimes
+
+SHM = "/dev/shm"
+PREFIX = "procshare."
+
+
+def segments() -> set[str]:
+    return {f for f in os.listdir(SHM) if f.startswith(PREFIX)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_segments() -> Iterator[None]:
+    before = segments()
+    yield
+    # Every test is over: do now what this process's exit would do for its anonymous
+    # segments; children's were removed at their exits, and named ones by the tests.
+    _lifetimes.unlink_all()
+    left = segments() - before
+    assert not left, f"segments left behind: {sorted(left)}"
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique segment name, unlinked after the test whatever happened."""
+    n = f"test-{uuid.uuid4().hex[:12]}"
+    yield n
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(SHM, PREFIX + n))
+
+
+@pytest.fixture(params=["fork", "spawn", "forkserver"])
+def ctx(request: pytest.FixtureRequest) -> Any:
+    return mp.get_context(request.param)
+
+
+def run_all(ctx: Any, target: Any, args_list: list[tuple[Any, ...]], timeout: float = 60) -> None:
+    """Start one process per args tuple, join each within timeout, and require exit code 0."""
+    procs = [ctx.Process(target=target, args=args) for args in args_list]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join(timeout)
+            assert not p.is_alive(), f"{p.name} still running after {timeout}s"
+            assert p.exitcode == 0, f"{p.name} exited with {p.exitcode}"
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)

@@ -1,0 +1,64 @@
+"""The command line: the article's demo and the benchmark runner, run for real."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def procshare(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "procshare", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_demo_counts_exactly_with_procshare() -> None:
+    r = procshare("demo", "--procs", "4", "--incs", "300")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("  ")[0]: line.split() for line in r.stdout.splitlines()}
+    for label in ("procshare Value, v += 1", "procshare Counter, c += 1",
+                  "multiprocessing Manager Value + Manager Lock"):  # fmt: skip
+        cells = rows[label]
+        assert cells[-6:-3] == ["1200", "1200", "0"], cells  # expected, got, lost
+    assert "procshare rows exact: yes" in r.stdout
+
+
+def test_bench_quick_prints_every_case_with_ratios() -> None:
+    r = procshare("bench", "--quick")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "x  " in ln]
+    assert len(lines) == 14  # 7 cases x (1, 2) processes
+    assert all("exact" in ln for ln in lines if "procshare" in ln)
+
+
+def test_bad_options_are_rejected() -> None:
+    r = procshare("demo", "--procs", "0")
+    assert r.returncode == 2 and "--procs" in r.stderr
+
+
+def test_ls_and_rm(name: str) -> None:
+    create = f"import procshare; procshare.Counter(7, name={name!r})"
+    assert subprocess.run([sys.executable, "-c", create], timeout=60, check=False).returncode == 0
+    listing = procshare("ls")
+    assert listing.returncode == 0
+    line = next(ln for ln in listing.stdout.splitlines() if ln.startswith(name))
+    assert "counter" in line and "creator gone" in line
+    assert procshare("rm", name).returncode == 0
+    assert name not in procshare("ls").stdout
+    missing = procshare("rm", name)
+    assert missing.returncode == 1 and "no procshare object" in missing.stdout
+
+
+def test_rm_dead_removes_what_a_killed_program_left() -> None:
+    code = (
+        "import os, pickle, signal, procshare\n"
+        "c = procshare.Counter(); pickle.dumps(c); print(c.name, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    left = r.stdout.strip()
+    assert left and left in procshare("ls").stdout
+    removed = procshare("rm", "--dead")
+    assert removed.returncode == 0 and f"removed {left}" in removed.stdout
+    assert left not in procshare("ls").stdout

@@ -1,0 +1,100 @@
+"""Lock and RLock (the part that Value and Array stand on): semantics and a dead holder."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+
+import pytest
+
+from procshare import Lock, RLock
+
+import workers
+
+
+def test_lock_semantics() -> None:
+    lock = Lock()
+    assert lock.acquire() and lock.locked()
+    assert not lock.acquire(False)
+    t0 = time.monotonic()
+    assert not lock.acquire(timeout=0.05)
+    assert time.monotonic() - t0 >= 0.04
+    lock.release()
+    with pytest.raises(ValueError):
+        lock.release()
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1.0)
+
+
+def test_lock_may_be_released_by_another_thread() -> None:
+    lock = Lock()
+    lock.acquire()
+    t = threading.Thread(target=lock.release)
+    t.start()
+    t.join(5)
+    assert lock.acquire(timeout=1)
+
+
+def test_rlock_recursion_and_ownership() -> None:
+    r = RLock()
+    with r, r:
+        assert r._is_owned()
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                r.release()
+            except AssertionError as e:
+                errors.append(e)
+            if r.acquire(timeout=0.05):
+                errors.append(RuntimeError("acquired an RLock owned by another thread"))
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(5)
+        assert len(errors) == 1 and isinstance(errors[0], AssertionError)
+    assert not r.locked()
+    with pytest.raises(AssertionError):
+        r.release()
+
+
+def test_killed_holder_releases_within_100ms() -> None:
+    ctx = mp.get_context("fork")
+    lock, ready = Lock(), ctx.Event()
+    p = ctx.Process(target=workers.hold_lock_forever, args=(lock, ready))
+    p.start()
+    try:
+        assert ready.wait(30)
+        assert not lock.acquire(timeout=0.05)
+        p.kill()
+        p.join(10)
+        t0 = time.monotonic()
+        assert lock.acquire(timeout=5)
+        assert time.monotonic() - t0 < 0.1
+        assert lock.owner_died
+        lock.release()
+        assert lock.acquire(timeout=1) and not lock.owner_died
+    finally:
+        if p.is_alive():
+            p.kill()
+
+
+def test_holder_that_dies_unreaped_is_detected() -> None:
+    # The dead holder stays a zombie (not joined) while we wait: liveness reads its state.
+    ctx = mp.get_context("fork")
+    r, ready = RLock(), ctx.Event()
+    p = ctx.Process(target=workers.kill_self_holding, args=(r, ready))
+    p.start()
+    try:
+        assert ready.wait(30)
+        assert r.acquire(timeout=5)
+        assert r.owner_died and r._is_owned()
+        r.release()
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
