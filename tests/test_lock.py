@@ -98,3 +98,18 @@ def test_holder_that_dies_unreaped_is_detected() -> None:
         p.join(10)
         if p.is_alive():
             p.kill()
+
+
+def test_forked_child_does_not_inherit_ownership() -> None:
+    # The child has the same thread ident as the parent's thread: only a fresh pid
+    # (refreshed at fork) tells them apart.
+    r, lock = RLock(), Lock()
+    r.acquire()
+    lock.acquire()
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=workers.try_acquire_each, args=([r, lock],))
+    p.start()
+    p.join(30)
+    r.release()
+    lock.release()
+    assert p.exitcode == 0

@@ -236,3 +236,31 @@ def test_pickle_is_a_handle_not_a_copy() -> None:
         assert v.get_lock().locked()
     v2.value = 7.0
     assert v.value == 7.0
+
+
+def values_for(code: str) -> st.SearchStrategy[object]:
+    if code in INT_CODES:
+        return in_range(code)
+    if code == "d":
+        return st.floats(allow_nan=False)
+    if code == "f":
+        return st.floats(width=32, allow_nan=False)
+    if code == "c":
+        return st.binary(min_size=1, max_size=1)
+    if code == "u":
+        return st.characters(exclude_categories=("Cs",))
+    return st.booleans()
+
+
+@pytest.mark.parametrize("code", procshare._typecodes.TYPECODES)
+@given(data=st.data())
+def test_every_typecode_round_trips(code: str, data: st.DataObject) -> None:
+    items = data.draw(st.lists(values_for(code), min_size=1, max_size=5))
+    v = RawValue(code, items[0])
+    assert v.value == items[0] and v.load() == items[0]
+    again = pickle.loads(pickle.dumps(v))
+    assert again.value == items[0]
+    arr = procshare.RawArray(code, items)
+    expected = b"".join(items) if code == "c" else "".join(items) if code == "u" else items
+    assert arr[:] == expected
+    assert [arr[i] for i in range(len(items))] == items

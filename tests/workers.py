@@ -71,3 +71,10 @@ def locked_count_forever(value: Any, tally: Any, slot: int, ready: Any) -> None:
         with lock:
             value.value += 1
             tally[slot] += 1
+
+
+def try_acquire_each(locks: list[Any]) -> None:
+    """Exit 0 only if none of the (held elsewhere) locks can be taken here."""
+    for lock in locks:
+        if lock.acquire(timeout=0.05):
+            raise SystemExit(f"acquired {lock!r}, which another process holds")
