@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
+import pickle
 import threading
 import time
 
@@ -26,8 +28,13 @@ def test_lock_semantics() -> None:
     with lock:
         assert lock.locked()
     assert not lock.locked()
+    lock.acquire()
+    assert lock.acquire(False, 1.0) is False  # as multiprocessing: the timeout is ignored
+    lock.release()
     with pytest.raises(ValueError):
-        lock.acquire(False, 1.0)
+        lock.acquire(timeout=-2)
+    with pytest.raises(TypeError):
+        lock.acquire(timeout="1")
 
 
 def test_lock_may_be_released_by_another_thread() -> None:
@@ -113,3 +120,71 @@ def test_forked_child_does_not_inherit_ownership() -> None:
     r.release()
     lock.release()
     assert p.exitcode == 0
+
+
+def test_named_lock_shared_with_a_child_by_name(name: str) -> None:
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=workers.hold_named_lock, args=(name, ready, release))
+    p.start()
+    try:
+        assert ready.wait(60)
+        lock = Lock(name=name)
+        assert not lock.acquire(timeout=0.05)
+        release.set()
+        assert lock.acquire(timeout=10) and not lock.owner_died
+        lock.release()
+    finally:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+
+
+def test_pickled_lock_is_the_same_lock() -> None:
+    for lock in (Lock(), RLock()):
+        twin = pickle.loads(pickle.dumps(lock))
+        with lock:
+            assert twin.locked()
+        assert not twin.locked()
+
+
+def test_asyncio_lock() -> None:
+    async def main() -> None:
+        lock = Lock()
+        async with lock:
+            assert lock.locked()
+            assert not await lock.acquire_async(timeout=0.05)
+            waiter = asyncio.ensure_future(lock.acquire_async())
+            await asyncio.sleep(0.05)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            later = asyncio.ensure_future(lock.acquire_async(timeout=10))
+        assert await later  # released by `async with`, taken by the waiting task
+        lock.release()
+        r = RLock()
+        async with r, r:  # recursive on the event loop's thread
+            assert r._is_owned()
+        assert not r.locked()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_asyncio_waiter_takes_over_from_a_killed_holder() -> None:
+    ctx = mp.get_context("fork")
+    lock, ready = Lock(), ctx.Event()
+    p = ctx.Process(target=workers.hold_lock_forever, args=(lock, ready))
+    p.start()
+    try:
+        assert ready.wait(30)
+
+        async def main() -> bool:
+            waiter = asyncio.ensure_future(lock.acquire_async(timeout=10))
+            await asyncio.sleep(0.05)
+            p.kill()
+            return await waiter
+
+        assert asyncio.run(main()) and lock.owner_died
+        lock.release()
+    finally:
+        p.join(10)

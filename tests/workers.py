@@ -78,3 +78,63 @@ def try_acquire_each(locks: list[Any]) -> None:
     for lock in locks:
         if lock.acquire(timeout=0.05):
             raise SystemExit(f"acquired {lock!r}, which another process holds")
+
+
+def bump(counter: Any) -> None:
+    """A barrier action: count the rounds."""
+    counter += 1
+
+
+def semaphore_section(sem: Any, inside: Any, peak: Any, total: Any, n: int) -> None:
+    """Enter sem n times; record how many are inside at once (peak) and the entries (total)."""
+    for _ in range(n):
+        with sem:
+            now = inside.add(1)
+            while (seen := peak.load()) < now and not peak.compare_exchange(seen, now):
+                pass
+            total += 1
+            inside -= 1
+
+
+def wait_event(event: Any, done: Any) -> None:
+    if event.wait(30):
+        done += 1
+
+
+def set_event_after(event: Any, delay: float) -> None:
+    time.sleep(delay)
+    event.set()
+
+
+def condition_waiter(cond: Any, woken: Any, ready: Any, timeout: float) -> None:
+    with cond:
+        ready += 1
+        if cond.wait(timeout):
+            woken += 1
+
+
+def condition_wait_for(cond: Any, value: Any, target: int, result: Any) -> None:
+    with cond:
+        ok = cond.wait_for(lambda: value.value >= target, 30)
+        result.store(1 if ok else 2)
+
+
+def notify_then_die_holding(cond: Any) -> None:
+    cond.acquire()
+    cond.notify()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def barrier_wait(barrier: Any, results: Any, slot: int) -> None:
+    """Store 1 + the wait's index in results[slot], or -1 for BrokenBarrierError."""
+    try:
+        results[slot] = 1 + barrier.wait(30)
+    except procshare.BrokenBarrierError:
+        results[slot] = -1
+
+
+def hold_named_lock(name: str, ready: Any, release: Any) -> None:
+    lock = procshare.Lock(name=name)
+    with lock:
+        ready.set()
+        release.wait(30)

@@ -16,15 +16,24 @@ from multiprocessing import (
 )
 
 from ._array import Array, RawArray
+from ._barrier import Barrier, BrokenBarrierError
+from ._condition import Condition
 from ._counter import Counter
 from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
+from ._event import Event
 from ._lock import Lock, RLock
+from ._semaphore import BoundedSemaphore, Semaphore
 from ._value import RawValue, Value
 
 __all__ = [
     "Array",
+    "Barrier",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
+    "Condition",
     "CorruptSegmentError",
     "Counter",
+    "Event",
     "KindError",
     "Lock",
     "NotFoundError",
@@ -34,6 +43,7 @@ __all__ = [
     "RLock",
     "RawArray",
     "RawValue",
+    "Semaphore",
     "Value",
     "VersionError",
     "active_children",

@@ -8,18 +8,17 @@ sees ``lock.owner_died`` set: the data the lock protected may be half-updated.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from . import _core
+from . import _core, _parking
+from ._parking import Waiting
 from ._segment import Kind, Segment
-from ._shared import Shared
+from ._sync_base import SyncObject
 
 
-class _LockBase(Shared, _core.Mutex):
+class _LockBase(SyncObject, _core.Mutex):
     __slots__ = ("_offset", "_seg")
-    _offset: int
-    _kind: ClassVar[Kind]
-    _recursive: ClassVar[bool]
+    _recursive: bool
 
     def __new__(cls, *, name: str | None = None) -> Any:
         seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed)
@@ -32,13 +31,27 @@ class _LockBase(Shared, _core.Mutex):
         self._offset = offset
         return self
 
-    @classmethod
-    def _attach(cls, name: str, *args: Any) -> Any:
-        (offset,) = args
-        return cls._at(Segment.attach(name), offset)
+    def _acquire_steps(self, timeout: float | None, count: int = 0) -> Waiting[bool]:
+        """Acquire as a wait: count=0 is a plain acquire, else a re-acquire restoring count."""
+        until = _parking.deadline(timeout)
+        while not (self._acquire_restore(count, False) if count else self.acquire(False)):
+            left = _parking.remaining(until)
+            if left == 0:
+                return False
+            woke = yield self._park, _parking.shorter(left, _parking.PROBE)
+            if not woke and self._takeover_if_dead(count or 1):
+                return True
+        return True
 
-    def _handle_args(self) -> tuple[Any, ...]:
-        return (self._offset,)
+    async def acquire_async(self, timeout: float | None = None) -> bool:
+        """Acquire without blocking the event loop; False if timeout passed first."""
+        return await _parking.run_async(self._acquire_steps(timeout))
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire_async()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
     def __repr__(self) -> str:
         state = "locked" if self.locked() else "unlocked"
@@ -71,17 +84,18 @@ def _zeroed(mapping: _core.Mapping, offset: int) -> None:
     """New segments are zero-filled, which is an unlocked lock word."""
 
 
-#: Bytes reserved in front of a synchronised Value's or Array's data for its own RLock.
+#: Bytes reserved in front of a synchronised object's data for its own lock.
 LOCK_SPACE = 64
 
 
 def lock_param(lock: object) -> list[Any] | None:
     """What a synchronised object records about its lock= argument.
 
-    True means its own RLock (recorded as None); a procshare Lock or RLock is
-    recorded by handle so that every process attaching by name uses it too.
+    True or None means its own lock (recorded as None); a procshare Lock or
+    RLock is recorded by handle so that every process attaching by name uses
+    it too.
     """
-    if lock is True:
+    if lock is True or lock is None:
         return None
     if isinstance(lock, _LockBase):
         return [type(lock).__name__, lock._seg.handle(), lock._offset]
@@ -90,16 +104,13 @@ def lock_param(lock: object) -> list[Any] | None:
     )
 
 
-def lock_of(seg: Segment) -> Lock | RLock:
-    """The lock of a synchronised object stored in seg."""
+def lock_of(seg: Segment, own: type[_LockBase] = RLock) -> Any:
+    """The lock of a synchronised object stored in seg (its own is of type own)."""
     param = seg.params.get("lock")
     if param is None:
-        rlock: RLock = RLock._at(seg, seg.data_offset)
-        return rlock
+        return own._at(seg, seg.data_offset)
     kind, name, offset = param
-    lock_type = {"Lock": Lock, "RLock": RLock}[kind]
-    attached: Lock | RLock = lock_type._attach(name, offset)
-    return attached
+    return {"Lock": Lock, "RLock": RLock}[kind]._attach(name, offset)
 
 
 class Synchronized:
@@ -113,13 +124,13 @@ class Synchronized:
         return self._lock
 
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
-        return bool(self._lock.acquire(block, timeout))
+        return self._lock.acquire(block, timeout)
 
     def release(self) -> None:
         self._lock.release()
 
     def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
+        return self._lock.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()

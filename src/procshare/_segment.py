@@ -57,6 +57,11 @@ class Kind(enum.IntEnum):
     COUNTER = 3
     LOCK = 4
     RLOCK = 5
+    SEMAPHORE = 6
+    BOUNDED_SEMAPHORE = 7
+    CONDITION = 8
+    EVENT = 9
+    BARRIER = 10
 
 
 def start_time(pid: int) -> int:

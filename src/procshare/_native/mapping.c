@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
+#include "park.h"
 #include "platform.h"
 
 char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t align)
@@ -100,12 +101,13 @@ static PyBufferProcs Mapping_as_buffer = {
     .bf_getbuffer = (getbufferproc)Mapping_getbuffer,
 };
 
-/* wait(offset, expected, timeout=None) -> bool: sleep on the 32-bit word at
- * offset while it equals expected; False when the timeout expired. */
+/* wait(offset, expected, timeout=None, spin=0.0) -> bool: park on the 32-bit
+ * word at offset while it equals expected, spinning up to spin seconds first;
+ * False when the timeout expired.  May return True spuriously. */
 static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 2 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "wait(offset, expected, timeout=None)");
+    if (nargs < 2 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "wait(offset, expected, timeout=None, spin=0.0)");
         return NULL;
     }
     Py_ssize_t off = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
@@ -118,15 +120,16 @@ static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_OverflowError, "expected must fit in 32 bits");
         return NULL;
     }
-    int64_t timeout = ps_timeout_ns(nargs == 3 ? args[2] : Py_None);
-    if (timeout == -2)
+    int64_t timeout = ps_timeout_ns(nargs >= 3 ? args[2] : Py_None);
+    int64_t spin = nargs == 4 ? ps_timeout_ns(args[3]) : 0;
+    if (timeout == -2 || spin == -2)
         return NULL;
     char *p = ps_mapping_ptr((PyObject *)self, off, 4, 4);
     if (p == NULL)
         return NULL;
     ps_wait_result r;
     Py_BEGIN_ALLOW_THREADS
-    r = ps_futex_wait((_Atomic uint32_t *)p, (uint32_t)expected, timeout);
+    r = ps_park((_Atomic uint32_t *)p, (uint32_t)expected, timeout, spin < 0 ? 0 : spin);
     Py_END_ALLOW_THREADS
     if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
         return NULL;
@@ -157,7 +160,7 @@ static PyObject *Mapping_wake(ps_Mapping *self, PyObject *const *args, Py_ssize_
 
 static PyMethodDef Mapping_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Mapping_wait, METH_FASTCALL,
-     "wait(offset, expected, timeout=None) -> bool: futex wait on a 32-bit word."},
+     "wait(offset, expected, timeout=None, spin=0.0) -> bool: park on a 32-bit word."},
     {"wake", (PyCFunction)(void (*)(void))Mapping_wake, METH_FASTCALL,
      "wake(offset, n=-1) -> int: futex wake on a 32-bit word."},
     {NULL, NULL, 0, NULL},

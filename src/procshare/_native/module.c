@@ -7,6 +7,7 @@
 #include "mapping.h"
 #include "mutex.h"
 #include "platform.h"
+#include "semaphore.h"
 
 static PyObject *itemsize_py(PyObject *module, PyObject *arg)
 {
@@ -54,14 +55,15 @@ PyMODINIT_FUNC PyInit__core(void)
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType};
+    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType,
+                             &ps_SemaphoreType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex"};
+    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
@@ -70,7 +72,9 @@ PyMODINIT_FUNC PyInit__core(void)
             return NULL;
         }
     }
-    if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0) {
+    if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0) {
         Py_DECREF(m);
         return NULL;
     }

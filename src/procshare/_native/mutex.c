@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "mapping.h"
+#include "park.h"
 #include "platform.h"
 #include "pythread.h"
 
@@ -18,7 +19,6 @@ _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 
 #define CONTENDED 0x80000000u
 #define PID_MASK 0x7fffffffu
-#define SPINS 64
 #define PROBE_NS 20000000 /* how often a sleeper checks that the owner lives */
 
 typedef struct {
@@ -57,27 +57,25 @@ static void Mutex_dealloc(ps_Mutex *self)
     tp->tp_free((PyObject *)self);
 }
 
-/* Take the word for this process.  timeout_ns < 0 waits without limit.
- * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
- * handler raised).  *died is set when the previous owner was dead. */
-static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+/* The waiting part of mutex_lock, run without the GIL: spin, then sleep on the
+ * word in slices, probing the owner's liveness after each.  Returns 1 when
+ * acquired, 0 at the deadline (< 0: none), 2 when a signal interrupted. */
+static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
 {
-    uint32_t me = ps_self_pid();
-    uint32_t w = 0;
-    *died = 0;
-    if (atomic_compare_exchange_strong(&m->word, &w, me))
-        return 1;
-    if (timeout_ns == 0)
-        return 0;
-    for (int i = 0; i < SPINS; i++) {
-        w = 0;
+    int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
+    if (deadline >= 0 && deadline < spin_end)
+        spin_end = deadline;
+    for (uint32_t i = 1;; i++) {
+        uint32_t w = 0;
         if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_strong(&m->word, &w, me))
             return 1;
+        ps_cpu_relax();
+        if ((i & 63) == 0 && ps_now_ns() >= spin_end)
+            break;
     }
-    int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
     for (;;) {
-        w = atomic_load(&m->word);
+        uint32_t w = atomic_load(&m->word);
         if (w == 0) {
             /* Others may still sleep: keep the contended bit so release wakes one. */
             if (atomic_compare_exchange_strong(&m->word, &w, me | CONTENDED))
@@ -97,12 +95,9 @@ static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
             if (left < slice)
                 slice = left;
         }
-        ps_wait_result r;
-        Py_BEGIN_ALLOW_THREADS
-        r = ps_futex_wait(&m->word, w, slice);
-        Py_END_ALLOW_THREADS
-        if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
-            return -1;
+        ps_wait_result r = ps_futex_wait(&m->word, w, slice);
+        if (r == PS_WAIT_INTR)
+            return 2;
         if (r == PS_WAIT_TIMEOUT && atomic_load(&m->word) == w && !ps_pid_alive(w & PID_MASK)) {
             uint32_t seen = w;
             if (atomic_compare_exchange_strong(&m->word, &seen, me | CONTENDED)) {
@@ -113,10 +108,45 @@ static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
     }
 }
 
+/* Take the word for this process.  timeout_ns < 0 waits without limit.
+ * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
+ * handler raised).  *died is set when the previous owner was dead. */
+static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+{
+    uint32_t me = ps_self_pid();
+    uint32_t w = 0;
+    *died = 0;
+    if (atomic_compare_exchange_strong(&m->word, &w, me))
+        return 1;
+    if (timeout_ns == 0)
+        return 0;
+    int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
+    for (;;) {
+        int r;
+        Py_BEGIN_ALLOW_THREADS
+        r = mutex_lock_nogil(m, me, deadline, died);
+        Py_END_ALLOW_THREADS
+        if (r != 2)
+            return r;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
 static void mutex_unlock(ps_mutex_layout *m)
 {
     if (atomic_exchange(&m->word, 0) & CONTENDED)
         ps_futex_wake(&m->word, 1);
+}
+
+/* Record a fresh acquisition by this thread with recursion count. */
+static void took(ps_Mutex *self, int died, uint32_t count)
+{
+    self->owner_died = died;
+    if (self->recursive) {
+        atomic_store(&self->m->thread, (uint64_t)PyThread_get_thread_ident());
+        atomic_store(&self->m->count, count);
+    }
 }
 
 static int owned_by_me(ps_mutex_layout *m)
@@ -126,8 +156,9 @@ static int owned_by_me(ps_mutex_layout *m)
 }
 
 /* Parse (block=True, timeout=None), also accepting threading's "blocking"
- * and timeout=-1.  Returns the timeout in ns (-1: none), or -2 on error. */
-static int64_t parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+ * and timeout=-1.  As in multiprocessing, a timeout is ignored when block is
+ * false.  Returns the timeout in ns (-1: none), or -2 on error. */
+int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *block = nargs > 0 ? args[0] : NULL;
     PyObject *timeout = nargs > 1 ? args[1] : NULL;
@@ -162,10 +193,6 @@ static int64_t parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *
             ns = ps_timeout_ns(timeout);
         if (ns == -2)
             return -2;
-        if (!blocking && t != -1.0) {
-            PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-            return -2;
-        }
     }
     return blocking ? ns : 0;
 }
@@ -175,7 +202,7 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
 {
     int64_t timeout = 0;
     if (nargs != 0 || kwnames != NULL) {
-        timeout = parse_acquire(args, nargs, kwnames);
+        timeout = ps_parse_acquire(args, nargs, kwnames);
         if (timeout == -2)
             return NULL;
     }
@@ -196,11 +223,7 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
         return NULL;
     if (r == 0)
         Py_RETURN_FALSE;
-    self->owner_died = died;
-    if (self->recursive) {
-        atomic_store(&self->m->thread, (uint64_t)PyThread_get_thread_ident());
-        atomic_store(&self->m->count, 1);
-    }
+    took(self, died, 1);
     Py_RETURN_TRUE;
 }
 
@@ -228,6 +251,106 @@ static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
     }
     mutex_unlock(m);
     Py_RETURN_NONE;
+}
+
+/* _release_save() -> int: release completely (all recursion levels), returning
+ * what _acquire_restore needs; for Condition.wait. */
+static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    ps_mutex_layout *m = self->m;
+    uint32_t count = 1;
+    if (self->recursive) {
+        if (!owned_by_me(m)) {
+            PyErr_SetString(PyExc_AssertionError, "cannot release un-acquired lock");
+            return NULL;
+        }
+        count = atomic_load(&m->count);
+        atomic_store(&m->count, 0);
+        atomic_store(&m->thread, 0);
+    }
+    else if (atomic_load(&m->word) == 0) {
+        PyErr_SetString(PyExc_ValueError, "lock released while not locked");
+        return NULL;
+    }
+    mutex_unlock(m);
+    return PyLong_FromUnsignedLong(count);
+}
+
+static int parse_count(PyObject *arg, uint32_t *count)
+{
+    unsigned long c = PyLong_AsUnsignedLong(arg);
+    if (c == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (c == 0 || c > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "invalid saved lock state");
+        return -1;
+    }
+    *count = (uint32_t)c;
+    return 0;
+}
+
+/* _acquire_restore(count, block=True) -> bool: acquire afresh (blocking or
+ * not), then set the recursion count saved by _release_save. */
+static PyObject *Mutex_acquire_restore(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t count;
+    int block = 1;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "_acquire_restore(count, block=True)");
+        return NULL;
+    }
+    if (parse_count(args[0], &count) < 0 || (nargs == 2 && (block = PyObject_IsTrue(args[1])) < 0))
+        return NULL;
+    int died;
+    int r = mutex_lock(self->m, block ? -1 : 0, &died);
+    if (r < 0)
+        return NULL;
+    if (r == 1)
+        took(self, died, count);
+    return PyBool_FromLong(r);
+}
+
+/* _park(timeout) -> bool: wait (without taking the lock) until it may be free;
+ * False when timeout passed.  Safe from any thread: asyncio waits run it in a
+ * worker thread, then try acquire(False) on the event loop's thread. */
+static PyObject *Mutex_park(ps_Mutex *self, PyObject *arg)
+{
+    int64_t timeout = ps_timeout_ns(arg);
+    if (timeout == -2)
+        return NULL;
+    ps_mutex_layout *m = self->m;
+    ps_wait_result r = PS_WAIT_WOKEN;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t w = atomic_load(&m->word);
+    while (w != 0 && !(w & CONTENDED) &&
+           !atomic_compare_exchange_weak(&m->word, &w, w | CONTENDED))
+        ;
+    if (w != 0)
+        r = ps_futex_wait(&m->word, w | CONTENDED, timeout);
+    Py_END_ALLOW_THREADS
+    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+        return NULL;
+    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+}
+
+/* _takeover_if_dead(count=1) -> bool: take the lock if its holder is dead (then
+ * owner_died is set); the non-blocking half of robust waiting for asyncio. */
+static PyObject *Mutex_takeover_if_dead(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t count = 1;
+    if (nargs > 1 || (nargs == 1 && parse_count(args[0], &count) < 0)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "_takeover_if_dead(count=1)");
+        return NULL;
+    }
+    ps_mutex_layout *m = self->m;
+    uint32_t w = atomic_load(&m->word);
+    if (w == 0 || ps_pid_alive(w & PID_MASK) ||
+        !atomic_compare_exchange_strong(&m->word, &w, ps_self_pid() | CONTENDED))
+        Py_RETURN_FALSE;
+    took(self, 1, count);
+    Py_RETURN_TRUE;
 }
 
 static PyObject *Mutex_enter(ps_Mutex *self, PyObject *unused)
@@ -268,6 +391,11 @@ static PyMethodDef Mutex_methods[] = {
     {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
     {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "locked() -> bool: held by anyone."},
+    {"_release_save", (PyCFunction)Mutex_release_save, METH_NOARGS, NULL},
+    {"_acquire_restore", (PyCFunction)(void (*)(void))Mutex_acquire_restore, METH_FASTCALL, NULL},
+    {"_park", (PyCFunction)Mutex_park, METH_O, NULL},
+    {"_takeover_if_dead", (PyCFunction)(void (*)(void))Mutex_takeover_if_dead, METH_FASTCALL,
+     NULL},
     {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,
      "_is_owned() -> bool: held by this thread (recursive) or this process."},
     {NULL, NULL, 0, NULL},

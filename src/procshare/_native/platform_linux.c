@@ -9,6 +9,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -78,6 +79,19 @@ int ps_pid_alive(uint32_t pid)
 {
     if (pid == 0 || pid > INT32_MAX)
         return 0;
+#ifdef SYS_pidfd_open
+    /* A pidfd polls readable once the process has exited, zombie or not. */
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (pfd >= 0) {
+        struct pollfd p = {.fd = pfd, .events = POLLIN, .revents = 0};
+        int r = poll(&p, 1, 0);
+        close(pfd);
+        if (r >= 0)
+            return r == 0;
+    }
+    else if (errno == ESRCH)
+        return 0;
+#endif
     if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
         return 0;
     /* A zombie still answers kill(): read its state from /proc. */

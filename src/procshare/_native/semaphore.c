@@ -1,0 +1,209 @@
+#include "semaphore.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "mapping.h"
+#include "mutex.h"
+#include "park.h"
+#include "platform.h"
+
+typedef struct {
+    _Atomic uint32_t value;   /* the futex word */
+    _Atomic uint32_t waiters; /* sleepers; release wakes only when non-zero */
+    _Atomic uint32_t maximum; /* 0: unbounded */
+    uint32_t spare;
+} ps_sem_layout;
+
+_Static_assert(sizeof(ps_sem_layout) == PS_SEMAPHORE_SIZE, "semaphore layout size");
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+    ps_sem_layout *s;
+} ps_Semaphore;
+
+static PyObject *Semaphore_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)kwds;
+    PyObject *mapping;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On:Semaphore", &mapping, &offset))
+        return NULL;
+    char *p = ps_mapping_ptr(mapping, offset, PS_SEMAPHORE_SIZE, 4);
+    if (p == NULL)
+        return NULL;
+    ps_Semaphore *self = (ps_Semaphore *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(mapping);
+    self->mapping = mapping;
+    self->s = (ps_sem_layout *)p;
+    return (PyObject *)self;
+}
+
+static void Semaphore_dealloc(ps_Semaphore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->mapping);
+    tp->tp_free((PyObject *)self);
+}
+
+static int sem_take(ps_sem_layout *s)
+{
+    uint32_t v = atomic_load(&s->value);
+    while (v > 0)
+        if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+            return 1;
+    return 0;
+}
+
+/* Without the GIL: spin, then sleep while the value is zero.  Returns 1 when
+ * a unit was taken, 0 at the deadline (< 0: none), 2 on a signal. */
+static int sem_wait_nogil(ps_sem_layout *s, int64_t deadline)
+{
+    int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
+    if (deadline >= 0 && deadline < spin_end)
+        spin_end = deadline;
+    for (uint32_t i = 1;; i++) {
+        if (sem_take(s))
+            return 1;
+        ps_cpu_relax();
+        if ((i & 63) == 0 && ps_now_ns() >= spin_end)
+            break;
+    }
+    for (;;) {
+        if (sem_take(s))
+            return 1;
+        int64_t left = -1;
+        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
+            return 0;
+        /* Count ourselves before the futex re-checks the value: a release
+         * either sees us or changes the value first. */
+        atomic_fetch_add(&s->waiters, 1);
+        ps_wait_result r = ps_futex_wait(&s->value, 0, left);
+        atomic_fetch_sub(&s->waiters, 1);
+        if (r == PS_WAIT_INTR)
+            return 2;
+    }
+}
+
+static PyObject *Semaphore_acquire(ps_Semaphore *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+    int64_t timeout = -1;
+    if (nargs != 0 || kwnames != NULL) {
+        timeout = ps_parse_acquire(args, nargs, kwnames);
+        if (timeout == -2)
+            return NULL;
+    }
+    if (sem_take(self->s))
+        Py_RETURN_TRUE;
+    if (timeout == 0)
+        Py_RETURN_FALSE;
+    int64_t deadline = timeout < 0 ? -1 : ps_now_ns() + timeout;
+    for (;;) {
+        int r;
+        Py_BEGIN_ALLOW_THREADS
+        r = sem_wait_nogil(self->s, deadline);
+        Py_END_ALLOW_THREADS
+        if (r != 2)
+            return PyBool_FromLong(r);
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+}
+
+/* release(n=1): add n units; ValueError past a bounded semaphore's maximum. */
+static PyObject *Semaphore_release(ps_Semaphore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long n = 1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "release(n=1)");
+        return NULL;
+    }
+    if (nargs == 1 && (n = PyLong_AsLong(args[0])) == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "n must be one or more");
+        return NULL;
+    }
+    ps_sem_layout *s = self->s;
+    uint32_t max = atomic_load(&s->maximum);
+    uint32_t limit = max ? max : PS_SEMAPHORE_MAX;
+    uint32_t v = atomic_load(&s->value);
+    do {
+        if (n > (long)limit || v > limit - (uint32_t)n) {
+            PyErr_SetString(max ? PyExc_ValueError : PyExc_OverflowError,
+                            max ? "semaphore or lock released too many times"
+                                : "semaphore value would exceed its maximum");
+            return NULL;
+        }
+    } while (!atomic_compare_exchange_weak(&s->value, &v, v + (uint32_t)n));
+    if (atomic_load(&s->waiters) > 0)
+        ps_futex_wake(&s->value, (int)(n < INT32_MAX ? n : INT32_MAX));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Semaphore_enter(ps_Semaphore *self, PyObject *unused)
+{
+    (void)unused;
+    return Semaphore_acquire(self, NULL, 0, NULL);
+}
+
+static PyObject *Semaphore_exit(ps_Semaphore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    PyObject *r = Semaphore_release(self, NULL, 0);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Semaphore_get_value(ps_Semaphore *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromUnsignedLong(atomic_load(&self->s->value));
+}
+
+/* _park(timeout) -> bool: wait (without taking a unit) while the value is zero. */
+static PyObject *Semaphore_park(ps_Semaphore *self, PyObject *arg)
+{
+    int64_t timeout = ps_timeout_ns(arg);
+    if (timeout == -2)
+        return NULL;
+    ps_sem_layout *s = self->s;
+    ps_wait_result r;
+    Py_BEGIN_ALLOW_THREADS
+    atomic_fetch_add(&s->waiters, 1);
+    r = ps_futex_wait(&s->value, 0, timeout);
+    atomic_fetch_sub(&s->waiters, 1);
+    Py_END_ALLOW_THREADS
+    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+        return NULL;
+    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+}
+
+static PyMethodDef Semaphore_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))Semaphore_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(block=True, timeout=None) -> bool"},
+    {"release", (PyCFunction)(void (*)(void))Semaphore_release, METH_FASTCALL, "release(n=1)"},
+    {"__enter__", (PyCFunction)Semaphore_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Semaphore_exit, METH_FASTCALL, NULL},
+    {"get_value", (PyCFunction)Semaphore_get_value, METH_NOARGS, "get_value() -> int"},
+    {"_park", (PyCFunction)Semaphore_park, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject ps_SemaphoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Semaphore",
+    .tp_basicsize = sizeof(ps_Semaphore),
+    .tp_dealloc = (destructor)Semaphore_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Semaphore(mapping, offset): a counting semaphore inside a mapping.",
+    .tp_methods = Semaphore_methods,
+    .tp_new = Semaphore_new,
+};

@@ -1,0 +1,80 @@
+"""Semaphore and BoundedSemaphore: counting semaphores in shared memory.
+
+A count has no owner, so a process that dies holding a unit does not give it
+back (as with multiprocessing's POSIX semaphores); use a Lock where a dead
+holder must be recovered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from . import _core, _parking
+from ._parking import Waiting
+from ._segment import Kind, Segment
+from ._sync_base import SyncObject
+
+_VALUE, _MAXIMUM = 0, 8  # byte offsets inside the semaphore's layout
+
+
+class Semaphore(SyncObject, _core.Semaphore):
+    """``Semaphore(value=1, *, name=None)``, multiprocessing.Semaphore's semantics.
+
+    ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()``,
+    ``with sem:``, ``await sem.acquire_async(timeout)`` and ``async with sem:``.
+    """
+
+    __slots__ = ("_offset", "_seg")
+    _kind: ClassVar[Kind] = Kind.SEMAPHORE
+    _bounded: ClassVar[bool] = False
+
+    def __new__(cls, value: int = 1, *, name: str | None = None) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"semaphore value must be an int, not {type(value).__name__}")
+        if not 0 <= value <= _core.SEMAPHORE_MAX:
+            raise ValueError(f"semaphore value must be 0 to {_core.SEMAPHORE_MAX}, not {value}")
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Cell(mapping, offset + _VALUE, "I").store(value)
+            _core.Cell(mapping, offset + _MAXIMUM, "I").store(value if cls._bounded else 0)
+
+        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init)
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = _core.Semaphore.__new__(cls, seg.mapping, offset)
+        self._seg = seg
+        self._offset = offset
+        return self
+
+    def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:
+        until = _parking.deadline(timeout)
+        while not self.acquire(False):
+            left = _parking.remaining(until)
+            if left == 0:
+                return False
+            yield self._park, left
+        return True
+
+    async def acquire_async(self, timeout: float | None = None) -> bool:
+        """Acquire without blocking the event loop; False if timeout passed first."""
+        return await _parking.run_async(self._acquire_steps(timeout))
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire_async()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<procshare.{type(self).__name__}(value={self.get_value()}) {self._seg.name!r}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """``BoundedSemaphore(value=1, *, name=None)``: releasing past the initial value raises
+    ValueError and changes nothing."""
+
+    __slots__ = ()
+    _kind = Kind.BOUNDED_SEMAPHORE
+    _bounded = True
