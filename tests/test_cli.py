@@ -24,12 +24,20 @@ def test_demo_counts_exactly_with_procshare() -> None:
     assert "procshare rows exact: yes" in r.stdout
 
 
-def test_bench_quick_prints_every_case_with_ratios() -> None:
+def test_bench_quick_prints_every_section_with_ratios() -> None:
     r = procshare("bench", "--quick")
     assert r.returncode == 0, r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if "x  " in ln]
-    assert len(lines) == 14  # 7 cases x (1, 2) processes
-    assert all("exact" in ln for ln in lines if "procshare" in ln)
+    rows = [ln for ln in r.stdout.splitlines() if "x  " in ln]
+    assert len(rows) == 14 + 14  # counters: 7 cases x 2; locks: 8 at 1 process, 6 at 2
+    assert all("exact" in ln for ln in rows if "procshare" in ln and "+=" in ln)
+    latency = [ln for ln in r.stdout.splitlines() if " us " in ln]
+    assert len(latency) == 5 and any(ln.startswith("mp.Pipe") for ln in latency)
+
+
+def test_bench_one_section() -> None:
+    r = procshare("bench", "--quick", "--only", "latency")
+    assert r.returncode == 0, r.stderr
+    assert "Wake-up latency" in r.stdout and "Increments" not in r.stdout
 
 
 def test_bad_options_are_rejected() -> None:

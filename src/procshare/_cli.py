@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--iterations", type=int, default=1_000_000)
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
+    bench.add_argument("--only", choices=["counters", "locks", "latency"], default=None)
 
     sub.add_parser("ls", help="list procshare segments on this machine")
     rm = sub.add_parser("rm", help="remove segments by name")
@@ -49,4 +50,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.iterations, args.repeats = 2_000, 1
     if args.iterations < 1 or args.repeats < 1:
         parser.error("--iterations and --repeats must be >= 1")
-    return _bench.main(args.iterations, args.repeats)
+    return _bench.main(args.iterations, args.repeats, args.only)

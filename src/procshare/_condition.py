@@ -103,25 +103,34 @@ class Condition(SyncObject):
         return self._offset + _SLOTS + 4 * i
 
     def _claim(self) -> int:
-        states = self._states[:]
-        if _FREE not in states:
-            self._reap_dead(states)
-            states = self._states[:]
-            if _FREE not in states:
+        i = self._states.find(_FREE)
+        if i < 0:
+            self._reap_dead()
+            i = self._states.find(_FREE)
+            if i < 0:
                 raise RuntimeError(f"more than {MAX_WAITERS} waiters on one Condition")
-        i: int = states.index(_FREE)
         self._pids.store(i, os.getpid())
         self._tickets.store(i, self._next.fetch_add(1))
         self._states.store(i, _WAITING)
         self._n.add(1)
         return i
 
+    def _waiting(self) -> list[int]:
+        """Slots in the WAITING state, earliest arrival first."""
+        found, i = [], self._states.find(_WAITING)
+        while i >= 0:
+            found.append(i)
+            i = self._states.find(_WAITING, i + 1)
+        if len(found) > 1:
+            found.sort(key=self._tickets.load)
+        return found
+
     def _free(self, i: int) -> None:
         self._states.store(i, _FREE)
         self._n.sub(1)
 
-    def _reap_dead(self, states: list[int]) -> None:
-        for i, state in enumerate(states):
+    def _reap_dead(self) -> None:
+        for i, state in enumerate(self._states[:]):
             if state != _FREE and not _core.pid_alive(self._pids.load(i)):
                 self._free(i)
 
@@ -181,14 +190,10 @@ class Condition(SyncObject):
         self._check_owned("notify")
         if n <= 0 or self._n.load() == 0:
             return
-        states = self._states[:]
-        waiting = sorted((self._tickets.load(i), i) for i, s in enumerate(states) if s == _WAITING)
-        me = os.getpid()
-        for _, i in waiting:
+        for i in self._waiting():
             if n == 0:
                 break
-            pid = self._pids.load(i)
-            if pid != me and not _core.pid_alive(pid):
+            if not _core.pid_alive(self._pids.load(i)):
                 self._free(i)
                 continue
             self._states.store(i, _NOTIFIED)

@@ -649,7 +649,32 @@ ARRAY_METHOD(fetch_xor, OP_FETCH_XOR, 1)
 ARRAY_METHOD(add, OP_ADD, 1)
 ARRAY_METHOD(sub, OP_SUB, 1)
 
+/* find(value, start=0) -> int: the first index >= start holding value, or -1. */
+static PyObject *CellArray_find(ps_CellArray *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "find(value, start=0)");
+        return NULL;
+    }
+    uint64_t want;
+    if (to_raw(self->kind, args[0], &want) < 0)
+        return NULL;
+    Py_ssize_t start = 0;
+    if (nargs == 2 && (start = PyNumber_AsSsize_t(args[1], PyExc_IndexError)) == -1 &&
+        PyErr_Occurred())
+        return NULL;
+    if (start < 0)
+        start = 0;
+    int w = self->kind->width;
+    for (Py_ssize_t i = start; i < self->length; i++)
+        if (ps_atomic_load(self->ptr + i * w, w) == want)
+            return PyLong_FromSsize_t(i);
+    return PyLong_FromLong(-1);
+}
+
 static PyMethodDef CellArray_methods[] = {
+    {"find", (PyCFunction)(void (*)(void))CellArray_find, METH_FASTCALL,
+     "find(value, start=0) -> int: first index >= start whose element is value, else -1."},
     METHOD_ENTRY(CellArray, load, "load(i) -> value: atomic read of element i."),
     METHOD_ENTRY(CellArray, store, "store(i, value): atomic write of element i."),
     METHOD_ENTRY(CellArray, exchange, "exchange(i, value) -> previous value."),

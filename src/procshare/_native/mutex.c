@@ -10,14 +10,15 @@
 #include "pythread.h"
 
 typedef struct {
-    _Atomic uint32_t word;   /* 0: free; else owner pid | CONTENDED */
-    _Atomic uint32_t count;  /* recursion depth (recursive mutex) */
+    _Atomic uint32_t word;    /* 0: free; else the owner's pid */
+    _Atomic uint32_t waiters; /* sleepers on word: release wakes one only if non-zero */
+    _Atomic uint32_t count;   /* recursion depth (recursive mutex) */
+    uint32_t spare;
     _Atomic uint64_t thread; /* owning thread ident (recursive mutex), 0 if none */
 } ps_mutex_layout;
 
 _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 
-#define CONTENDED 0x80000000u
 #define PID_MASK 0x7fffffffu
 #define PROBE_NS 20000000 /* how often a sleeper checks that the owner lives */
 
@@ -57,36 +58,53 @@ static void Mutex_dealloc(ps_Mutex *self)
     tp->tp_free((PyObject *)self);
 }
 
-/* The waiting part of mutex_lock, run without the GIL: spin, then sleep on the
- * word in slices, probing the owner's liveness after each.  Returns 1 when
- * acquired, 0 at the deadline (< 0: none), 2 when a signal interrupted. */
-static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
+/* Sleep on the word while it holds owner w, counted as a waiter so that
+ * release knows to wake; slice_ns < 0 sleeps without limit. */
+static ps_wait_result mutex_sleep(ps_mutex_layout *m, uint32_t w, int64_t slice_ns)
+{
+    atomic_fetch_add(&m->waiters, 1);
+    ps_wait_result r = ps_futex_wait(&m->word, w, slice_ns);
+    atomic_fetch_sub(&m->waiters, 1);
+    return r;
+}
+
+/* Spin up to PS_SPIN_NS (and at most until deadline, if >= 0) for the word to
+ * become free; with me != 0 also take it.  Returns 1 when free (or taken). */
+static int mutex_spin(ps_mutex_layout *m, uint32_t me, int64_t deadline)
 {
     int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
     if (deadline >= 0 && deadline < spin_end)
         spin_end = deadline;
     for (uint32_t i = 1;; i++) {
-        uint32_t w = 0;
-        if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong(&m->word, &w, me))
-            return 1;
+        if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0) {
+            uint32_t w = 0;
+            if (me == 0 || atomic_compare_exchange_strong(&m->word, &w, me))
+                return 1;
+        }
         ps_cpu_relax();
         if ((i & 63) == 0 && ps_now_ns() >= spin_end)
-            break;
+            return 0;
     }
+}
+
+/* Take over the word from owner w if that process is dead. */
+static int mutex_takeover(ps_mutex_layout *m, uint32_t w, uint32_t me)
+{
+    return w != 0 && atomic_load(&m->word) == w && !ps_pid_alive(w & PID_MASK) &&
+           atomic_compare_exchange_strong(&m->word, &w, me);
+}
+
+/* The waiting part of mutex_lock, run without the GIL: spin, then sleep on the
+ * word in slices, probing the owner's liveness after each.  Returns 1 when
+ * acquired, 0 at the deadline (< 0: none), 2 when a signal interrupted. */
+static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
+{
+    if (mutex_spin(m, me, deadline))
+        return 1;
     for (;;) {
-        uint32_t w = atomic_load(&m->word);
-        if (w == 0) {
-            /* Others may still sleep: keep the contended bit so release wakes one. */
-            if (atomic_compare_exchange_strong(&m->word, &w, me | CONTENDED))
-                return 1;
-            continue;
-        }
-        if (!(w & CONTENDED)) {
-            if (!atomic_compare_exchange_strong(&m->word, &w, w | CONTENDED))
-                continue;
-            w |= CONTENDED;
-        }
+        uint32_t w = 0;
+        if (atomic_compare_exchange_strong(&m->word, &w, me))
+            return 1;
         int64_t slice = PROBE_NS;
         if (deadline >= 0) {
             int64_t left = deadline - ps_now_ns();
@@ -95,15 +113,12 @@ static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, i
             if (left < slice)
                 slice = left;
         }
-        ps_wait_result r = ps_futex_wait(&m->word, w, slice);
+        ps_wait_result r = mutex_sleep(m, w, slice);
         if (r == PS_WAIT_INTR)
             return 2;
-        if (r == PS_WAIT_TIMEOUT && atomic_load(&m->word) == w && !ps_pid_alive(w & PID_MASK)) {
-            uint32_t seen = w;
-            if (atomic_compare_exchange_strong(&m->word, &seen, me | CONTENDED)) {
-                *died = 1;
-                return 1;
-            }
+        if (r == PS_WAIT_TIMEOUT && mutex_takeover(m, w, me)) {
+            *died = 1;
+            return 1;
         }
     }
 }
@@ -133,10 +148,16 @@ static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
     }
 }
 
-static void mutex_unlock(ps_mutex_layout *m)
+/* Free the word; returns 0 if it was already free (and nothing changed). */
+static int mutex_unlock(ps_mutex_layout *m)
 {
-    if (atomic_exchange(&m->word, 0) & CONTENDED)
+    /* Sequentially consistent exchange, then load: a sleeper either is
+     * counted here or finds the word changed when the futex re-checks it. */
+    if (atomic_exchange(&m->word, 0) == 0)
+        return 0;
+    if (atomic_load(&m->waiters) != 0)
         ps_futex_wake(&m->word, 1);
+    return 1;
 }
 
 /* Record a fresh acquisition by this thread with recursion count. */
@@ -144,15 +165,18 @@ static void took(ps_Mutex *self, int died, uint32_t count)
 {
     self->owner_died = died;
     if (self->recursive) {
-        atomic_store(&self->m->thread, (uint64_t)PyThread_get_thread_ident());
-        atomic_store(&self->m->count, count);
+        /* Ordered by the lock word itself: relaxed is enough. */
+        atomic_store_explicit(&self->m->thread, (uint64_t)PyThread_get_thread_ident(),
+                              memory_order_relaxed);
+        atomic_store_explicit(&self->m->count, count, memory_order_relaxed);
     }
 }
 
 static int owned_by_me(ps_mutex_layout *m)
 {
     return (atomic_load(&m->word) & PID_MASK) == ps_self_pid() &&
-           atomic_load(&m->thread) == (uint64_t)PyThread_get_thread_ident();
+           atomic_load_explicit(&m->thread, memory_order_relaxed) ==
+               (uint64_t)PyThread_get_thread_ident();
 }
 
 /* Parse (block=True, timeout=None), also accepting threading's "blocking"
@@ -200,14 +224,19 @@ int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
 static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs,
                                PyObject *kwnames)
 {
-    int64_t timeout = 0;
+    int64_t timeout = -1;
     if (nargs != 0 || kwnames != NULL) {
         timeout = ps_parse_acquire(args, nargs, kwnames);
         if (timeout == -2)
             return NULL;
     }
-    else
-        timeout = -1;
+    else if (!self->recursive) { /* the common case: one compare-exchange */
+        uint32_t w = 0;
+        if (atomic_compare_exchange_strong(&self->m->word, &w, ps_self_pid())) {
+            self->owner_died = 0;
+            Py_RETURN_TRUE;
+        }
+    }
     if (self->recursive && owned_by_me(self->m)) {
         uint32_t c = atomic_load(&self->m->count);
         if (c == UINT32_MAX) {
@@ -242,14 +271,13 @@ static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
             atomic_store(&m->count, c - 1);
             Py_RETURN_NONE;
         }
-        atomic_store(&m->count, 0);
-        atomic_store(&m->thread, 0);
+        atomic_store_explicit(&m->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&m->thread, 0, memory_order_relaxed);
     }
-    else if (atomic_load(&m->word) == 0) {
+    if (!mutex_unlock(m)) {
         PyErr_SetString(PyExc_ValueError, "lock released while not locked");
         return NULL;
     }
-    mutex_unlock(m);
     Py_RETURN_NONE;
 }
 
@@ -273,7 +301,7 @@ static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "lock released while not locked");
         return NULL;
     }
-    mutex_unlock(m);
+    (void)mutex_unlock(m);
     return PyLong_FromUnsignedLong(count);
 }
 
@@ -322,12 +350,15 @@ static PyObject *Mutex_park(ps_Mutex *self, PyObject *arg)
     ps_mutex_layout *m = self->m;
     ps_wait_result r = PS_WAIT_WOKEN;
     Py_BEGIN_ALLOW_THREADS
-    uint32_t w = atomic_load(&m->word);
-    while (w != 0 && !(w & CONTENDED) &&
-           !atomic_compare_exchange_weak(&m->word, &w, w | CONTENDED))
-        ;
-    if (w != 0)
-        r = ps_futex_wait(&m->word, w | CONTENDED, timeout);
+    int64_t deadline = timeout < 0 ? -1 : ps_now_ns() + timeout;
+    if (!mutex_spin(m, 0, deadline)) {
+        uint32_t w = atomic_load(&m->word);
+        int64_t left = -1;
+        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
+            r = PS_WAIT_TIMEOUT;
+        else if (w != 0)
+            r = mutex_sleep(m, w, left);
+    }
     Py_END_ALLOW_THREADS
     if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
         return NULL;
@@ -344,10 +375,7 @@ static PyObject *Mutex_takeover_if_dead(ps_Mutex *self, PyObject *const *args, P
             PyErr_SetString(PyExc_TypeError, "_takeover_if_dead(count=1)");
         return NULL;
     }
-    ps_mutex_layout *m = self->m;
-    uint32_t w = atomic_load(&m->word);
-    if (w == 0 || ps_pid_alive(w & PID_MASK) ||
-        !atomic_compare_exchange_strong(&m->word, &w, ps_self_pid() | CONTENDED))
+    if (!mutex_takeover(self->m, atomic_load(&self->m->word), ps_self_pid()))
         Py_RETURN_FALSE;
     took(self, 1, count);
     Py_RETURN_TRUE;

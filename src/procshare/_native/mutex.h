@@ -1,6 +1,7 @@
 /* Mutex: a lock word in a mapping that any process may take.  The word holds
- * the owner's pid and a "contended" bit; uncontended acquire and release are
- * one compare-exchange each, waiters sleep on the word with futex and probe
+ * the owner's pid; uncontended acquire and release are one atomic step each.
+ * Waiters spin briefly, then sleep on the word with futex (counted, so that
+ * release makes the wake-up syscall only when someone sleeps), and probe
  * the owner's liveness between bounded sleeps, so a holder killed by SIGKILL
  * is replaced within a probe interval.  The recursive flavour (RLock) also
  * records the owning thread and a recursion count. */
@@ -11,7 +12,7 @@
 #include <Python.h>
 
 /* Bytes a mutex occupies in a segment (8-byte aligned). */
-#define PS_MUTEX_SIZE 16
+#define PS_MUTEX_SIZE 24
 
 extern PyTypeObject ps_MutexType;
 

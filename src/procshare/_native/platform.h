@@ -29,7 +29,11 @@ int ps_shm_unlink(const char *name);
 
 
 /* This process's pid, cached and refreshed in forked children. */
-uint32_t ps_self_pid(void);
+extern uint32_t ps_cached_pid;
+static inline uint32_t ps_self_pid(void)
+{
+    return ps_cached_pid;
+}
 
 /* 1 if pid names a live process (not a zombie), 0 if it is gone. */
 int ps_pid_alive(uint32_t pid);

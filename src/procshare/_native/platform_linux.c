@@ -57,41 +57,49 @@ int ps_shm_unlink(const char *name)
     return shm_unlink(name);
 }
 
-static uint32_t cached_pid;
+uint32_t ps_cached_pid;
+
+static pthread_mutex_t watched_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void refresh_pid(void)
 {
-    cached_pid = (uint32_t)getpid();
+    ps_cached_pid = (uint32_t)getpid();
 }
 
-uint32_t ps_self_pid(void)
+/* In a forked child: a new pid, and the table's lock may have been held by a
+ * thread that does not exist here. */
+static void after_fork_in_child(void)
 {
-    return cached_pid;
+    refresh_pid();
+    pthread_mutex_init(&watched_lock, NULL);
 }
 
 int ps_platform_init(void)
 {
     refresh_pid();
-    return pthread_atfork(NULL, NULL, refresh_pid);
+    return pthread_atfork(NULL, NULL, after_fork_in_child);
 }
 
-int ps_pid_alive(uint32_t pid)
+/* pidfds of processes seen alive, so that a repeated check is one poll(). A
+ * pidfd names one process for good: if its pid is reused, the old pidfd
+ * reports the old process dead and the pid is checked afresh. */
+#define WATCHED 64
+static struct {
+    uint32_t pid;
+    int fd;
+} watched[WATCHED];
+static unsigned watched_next;
+
+/* 1 alive, 0 exited (zombie or reaped), -1 cannot tell (fd error). */
+static int pidfd_alive(int fd)
 {
-    if (pid == 0 || pid > INT32_MAX)
-        return 0;
-#ifdef SYS_pidfd_open
-    /* A pidfd polls readable once the process has exited, zombie or not. */
-    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    if (pfd >= 0) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN, .revents = 0};
-        int r = poll(&p, 1, 0);
-        close(pfd);
-        if (r >= 0)
-            return r == 0;
-    }
-    else if (errno == ESRCH)
-        return 0;
-#endif
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int r = poll(&p, 1, 0);
+    return r < 0 ? -1 : r == 0;
+}
+
+static int pid_alive_proc(uint32_t pid)
+{
     if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
         return 0;
     /* A zombie still answers kill(): read its state from /proc. */
@@ -110,4 +118,51 @@ int ps_pid_alive(uint32_t pid)
     if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
         return 1;
     return paren[2] != 'Z' && paren[2] != 'X';
+}
+
+int ps_pid_alive(uint32_t pid)
+{
+    if (pid == 0 || pid > INT32_MAX)
+        return 0;
+    if (pid == ps_cached_pid)
+        return 1;
+    int verdict = -1;
+    pthread_mutex_lock(&watched_lock);
+    for (unsigned i = 0; i < WATCHED; i++) {
+        if (watched[i].pid == pid && watched[i].fd > 0) {
+            verdict = pidfd_alive(watched[i].fd);
+            if (verdict != 1) { /* gone, or the pid may now name another process */
+                close(watched[i].fd);
+                watched[i].pid = 0;
+                watched[i].fd = 0;
+                verdict = -1;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&watched_lock);
+    if (verdict == 1)
+        return 1;
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0 && errno == ESRCH)
+        return 0;
+    if (fd >= 0) {
+        verdict = pidfd_alive(fd);
+        if (verdict == 1) {
+            pthread_mutex_lock(&watched_lock);
+            unsigned i = watched_next++ % WATCHED;
+            if (watched[i].fd > 0)
+                close(watched[i].fd);
+            watched[i].pid = pid;
+            watched[i].fd = fd;
+            pthread_mutex_unlock(&watched_lock);
+            return 1;
+        }
+        close(fd);
+        if (verdict == 0)
+            return 0;
+    }
+#endif
+    return pid_alive_proc(pid);
 }

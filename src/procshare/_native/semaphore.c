@@ -177,9 +177,17 @@ static PyObject *Semaphore_park(ps_Semaphore *self, PyObject *arg)
     ps_sem_layout *s = self->s;
     ps_wait_result r;
     Py_BEGIN_ALLOW_THREADS
-    atomic_fetch_add(&s->waiters, 1);
-    r = ps_futex_wait(&s->value, 0, timeout);
-    atomic_fetch_sub(&s->waiters, 1);
+    int64_t start = ps_now_ns();
+    int64_t spin = timeout >= 0 && timeout < PS_SPIN_NS ? timeout : PS_SPIN_NS;
+    r = ps_park(&s->value, 0, spin, spin);  /* spin only: a release is often close */
+    if (r == PS_WAIT_TIMEOUT) {
+        int64_t left = -1;
+        if (timeout < 0 || (left = timeout - (ps_now_ns() - start)) > 0) {
+            atomic_fetch_add(&s->waiters, 1);
+            r = ps_futex_wait(&s->value, 0, left);
+            atomic_fetch_sub(&s->waiters, 1);
+        }
+    }
     Py_END_ALLOW_THREADS
     if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
         return NULL;
