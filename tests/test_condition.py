@@ -174,3 +174,40 @@ def test_asyncio_wait_notify_and_cancel() -> None:
             assert await cond.wait_for_async(lambda: True, 1)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_cancelled_waiter_passes_its_notification_on() -> None:
+    async def main() -> None:
+        cond = Condition()
+        woken: list[str] = []
+
+        async def waiter(tag: str) -> None:
+            async with cond:
+                if await cond.wait_async(10):
+                    woken.append(tag)
+
+        first = asyncio.ensure_future(waiter("first"))
+        while cond._n.load() < 1:
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(waiter("second"))
+        while cond._n.load() < 2:
+            await asyncio.sleep(0.01)
+        async with cond:
+            cond.notify()  # goes to the first waiter...
+            first.cancel()  # ...which is cancelled before it can use it
+        await asyncio.gather(first, return_exceptions=True)
+        await asyncio.wait_for(second, 10)
+        assert woken == ["second"]
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_standalone_lock_protects_increments(ctx: Any) -> None:
+    lock, value = Lock(), Value("i", 0, lock=False)
+    procs = [
+        ctx.Process(target=workers.increment_under, args=(lock, value, 2_000)) for _ in range(3)
+    ]
+    for p in procs:
+        p.start()
+    join_all(procs)
+    assert value.value == 6_000

@@ -138,3 +138,10 @@ def hold_named_lock(name: str, ready: Any, release: Any) -> None:
     with lock:
         ready.set()
         release.wait(30)
+
+
+def increment_under(lock: Any, value: Any, n: int) -> None:
+    """value.value += 1 (two steps) n times, each inside lock."""
+    for _ in range(n):
+        with lock:
+            value.value += 1

@@ -145,6 +145,7 @@ class Condition(SyncObject):
         i = self._claim()
         saved = self._lock._release_save()
         park = partial(_parking.park_word, self._seg.mapping, self._state_offset(i), _WAITING)
+        interrupted = True
         try:
             until = _parking.deadline(timeout)
             while self._states.load(i) == _WAITING:
@@ -152,10 +153,13 @@ class Condition(SyncObject):
                 if left == 0:
                     break
                 yield park, left
+            interrupted = False
         finally:
             yield from self._lock._acquire_steps(None, saved)
             notified: bool = self._states.load(i) == _NOTIFIED
             self._free(i)
+            if notified and interrupted:  # cancelled or interrupted: pass the notify on
+                self.notify()
         return notified
 
     def _wait_for_steps(self, predicate: Callable[[], T], timeout: float | None) -> Waiting[T]:
