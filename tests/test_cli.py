@@ -31,7 +31,9 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     assert len(rows) == 14 + 14  # counters: 7 cases x 2; locks: 8 at 1 process, 6 at 2
     assert all("exact" in ln for ln in rows if "procshare" in ln and "+=" in ln)
     latency = [ln for ln in r.stdout.splitlines() if " us " in ln]
-    assert len(latency) == 5 and any(ln.startswith("mp.Pipe") for ln in latency)
+    assert len(latency) == 7 and any(ln.startswith("mp.Pipe") for ln in latency)
+    queues = [ln for ln in r.stdout.splitlines() if "->" in ln and ln.rstrip().endswith("x")]
+    assert len(queues) >= 6  # procshare (single, batched) and mp.Queue, at 1->1 and 2->2
 
 
 def test_bench_one_section() -> None:

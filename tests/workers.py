@@ -145,3 +145,49 @@ def increment_under(lock: Any, value: Any, n: int) -> None:
     for _ in range(n):
         with lock:
             value.value += 1
+
+
+def produce(q: Any, producer: int, n: int) -> None:
+    """Put (producer, seq, payload) for seq in range(n)."""
+    for seq in range(n):
+        q.put((producer, seq, b"p" * (seq % 200)))
+
+
+def produce_bytes_forever(q: Any, ready: Any) -> None:
+    """Put b'<seq>:' + padding until killed."""
+    ready.set()
+    seq = 0
+    while True:
+        q.put(f"{seq}:".encode() + b"x" * (seq % 300))
+        seq += 1
+
+
+def consume(q: Any, count: Any, checksum: Any, bad: Any) -> None:
+    """Take messages until None; count them, sum their seqs, flag any per-producer reordering."""
+    last: dict[int, int] = {}
+    while (item := q.get(timeout=60)) is not None:
+        producer, seq, payload = item
+        if seq <= last.get(producer, -1) or payload != b"p" * (seq % 200):
+            bad += 1
+        last[producer] = seq
+        count += 1
+        checksum += seq
+
+
+def consume_until_killed(q: Any, count: Any) -> None:
+    while True:
+        q.get(timeout=60)
+        count += 1
+
+
+def joinable_worker(q: Any, total: Any) -> None:
+    while (item := q.get(timeout=60)) is not None:
+        total += item
+        q.task_done()
+    q.task_done()
+
+
+def put_by_name(name: str, n: int) -> None:
+    q = procshare.Queue(name=name)
+    for i in range(n):
+        q.put(i)

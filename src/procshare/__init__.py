@@ -22,6 +22,7 @@ from ._counter import Counter
 from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
 from ._event import Event
 from ._lock import Lock, RLock
+from ._queue import JoinableQueue, Queue, SimpleQueue
 from ._semaphore import BoundedSemaphore, Semaphore
 from ._value import RawValue, Value
 
@@ -34,16 +35,19 @@ __all__ = [
     "CorruptSegmentError",
     "Counter",
     "Event",
+    "JoinableQueue",
     "KindError",
     "Lock",
     "NotFoundError",
     "Pool",
     "Process",
     "ProcshareError",
+    "Queue",
     "RLock",
     "RawArray",
     "RawValue",
     "Semaphore",
+    "SimpleQueue",
     "Value",
     "VersionError",
     "active_children",

@@ -14,12 +14,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--procs", type=int, default=99, help="processes (default 99)")
     demo.add_argument("--incs", type=int, default=1, help="increments per process (default 1)")
     demo.add_argument("--start-method", choices=["fork", "spawn", "forkserver"], default=None)
+    demo.add_argument(
+        "--messages", type=int, default=20_000, help="messages per producer (default 20000)"
+    )
 
     bench = sub.add_parser("bench", help="measure procshare against multiprocessing")
     bench.add_argument("--iterations", type=int, default=1_000_000)
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
-    bench.add_argument("--only", choices=["counters", "locks", "latency"], default=None)
+    bench.add_argument("--only", choices=["counters", "locks", "queues", "latency"], default=None)
 
     sub.add_parser("ls", help="list procshare segments on this machine")
     rm = sub.add_parser("rm", help="remove segments by name")
@@ -39,11 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("rm needs names or --dead")
         return _inventory.main_rm(args.names, args.dead)
     if args.command == "demo":
-        if args.procs < 1 or args.incs < 0:
-            parser.error("--procs must be >= 1 and --incs >= 0")
+        if args.procs < 1 or args.incs < 0 or args.messages < 0:
+            parser.error("--procs must be >= 1, --incs and --messages >= 0")
         from . import _demo
 
-        return _demo.main(args.procs, args.incs, args.start_method)
+        return _demo.main(args.procs, args.incs, args.start_method, args.messages)
     from . import _bench
 
     if args.quick:

@@ -62,6 +62,9 @@ class Kind(enum.IntEnum):
     CONDITION = 8
     EVENT = 9
     BARRIER = 10
+    QUEUE = 11
+    SIMPLE_QUEUE = 12
+    JOINABLE_QUEUE = 13
 
 
 def start_time(pid: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._condition import Condition
 from .._event import Event
+from .._queue import Queue
 from .._value import RawValue
 from ._runner import ctx
 
@@ -60,6 +61,23 @@ def _condition_ping(state: Any, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def _queue_pong(state: Any, n: int) -> None:
+    q1, q2 = state
+    for _ in range(n):
+        q2.put(q1.get())
+
+
+def _queue_ping(state: Any, n: int) -> float:
+    q1, q2 = state
+    t0 = 0.0
+    for i in range(n):
+        if i == 1:
+            t0 = time.perf_counter()
+        q1.put(b"x")
+        q2.get()
+    return time.perf_counter() - t0
+
+
 def _pipe_pong(state: Any, n: int) -> None:
     _, b = state
     for _ in range(n):
@@ -87,6 +105,9 @@ CASES: list[PingPong] = [
      _condition_pong, _condition_ping),
     ("mp.Condition       notify -> wait_for", lambda: (ctx.Condition(), ctx.RawValue("i", 0)),
      _condition_pong, _condition_ping),
+    ("procshare Queue    put -> get", lambda: (Queue(), Queue()), _queue_pong, _queue_ping),
+    ("mp.Queue           put -> get", lambda: (ctx.Queue(), ctx.Queue()), _queue_pong,
+     _queue_ping),
     (PIPE, lambda: ctx.Pipe(), _pipe_pong, _pipe_ping),
 ]  # fmt: skip
 

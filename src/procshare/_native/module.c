@@ -7,6 +7,7 @@
 #include "mapping.h"
 #include "mutex.h"
 #include "platform.h"
+#include "ring.h"
 #include "semaphore.h"
 
 static PyObject *itemsize_py(PyObject *module, PyObject *arg)
@@ -56,14 +57,14 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType,
-                             &ps_SemaphoreType};
+                             &ps_SemaphoreType, &ps_RingType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore"};
+    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
@@ -74,7 +75,8 @@ PyMODINIT_FUNC PyInit__core(void)
     }
     if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
-        PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0) {
+        PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0 ||
+        PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

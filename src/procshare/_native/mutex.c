@@ -9,14 +9,6 @@
 #include "platform.h"
 #include "pythread.h"
 
-typedef struct {
-    _Atomic uint32_t word;    /* 0: free; else the owner's pid */
-    _Atomic uint32_t waiters; /* sleepers on word: release wakes one only if non-zero */
-    _Atomic uint32_t count;   /* recursion depth (recursive mutex) */
-    uint32_t spare;
-    _Atomic uint64_t thread; /* owning thread ident (recursive mutex), 0 if none */
-} ps_mutex_layout;
-
 _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 
 #define PID_MASK 0x7fffffffu
@@ -126,7 +118,7 @@ static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, i
 /* Take the word for this process.  timeout_ns < 0 waits without limit.
  * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
  * handler raised).  *died is set when the previous owner was dead. */
-static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
 {
     uint32_t me = ps_self_pid();
     uint32_t w = 0;
@@ -149,7 +141,7 @@ static int mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
 }
 
 /* Free the word; returns 0 if it was already free (and nothing changed). */
-static int mutex_unlock(ps_mutex_layout *m)
+int ps_mutex_unlock(ps_mutex_layout *m)
 {
     /* Sequentially consistent exchange, then load: a sleeper either is
      * counted here or finds the word changed when the futex re-checks it. */
@@ -247,7 +239,7 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
         Py_RETURN_TRUE;
     }
     int died;
-    int r = mutex_lock(self->m, timeout, &died);
+    int r = ps_mutex_lock(self->m, timeout, &died);
     if (r < 0)
         return NULL;
     if (r == 0)
@@ -274,7 +266,7 @@ static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
         atomic_store_explicit(&m->count, 0, memory_order_relaxed);
         atomic_store_explicit(&m->thread, 0, memory_order_relaxed);
     }
-    if (!mutex_unlock(m)) {
+    if (!ps_mutex_unlock(m)) {
         PyErr_SetString(PyExc_ValueError, "lock released while not locked");
         return NULL;
     }
@@ -301,7 +293,7 @@ static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "lock released while not locked");
         return NULL;
     }
-    (void)mutex_unlock(m);
+    (void)ps_mutex_unlock(m);
     return PyLong_FromUnsignedLong(count);
 }
 
@@ -331,7 +323,7 @@ static PyObject *Mutex_acquire_restore(ps_Mutex *self, PyObject *const *args, Py
     if (parse_count(args[0], &count) < 0 || (nargs == 2 && (block = PyObject_IsTrue(args[1])) < 0))
         return NULL;
     int died;
-    int r = mutex_lock(self->m, block ? -1 : 0, &died);
+    int r = ps_mutex_lock(self->m, block ? -1 : 0, &died);
     if (r < 0)
         return NULL;
     if (r == 1)

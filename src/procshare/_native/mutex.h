@@ -14,7 +14,27 @@
 /* Bytes a mutex occupies in a segment (8-byte aligned). */
 #define PS_MUTEX_SIZE 24
 
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct {
+    _Atomic uint32_t word;    /* 0: free; else the owner's pid */
+    _Atomic uint32_t waiters; /* sleepers on word: release wakes one only if non-zero */
+    _Atomic uint32_t count;   /* recursion depth (recursive mutex) */
+    uint32_t spare;
+    _Atomic uint64_t thread; /* owning thread ident (recursive mutex), 0 if none */
+} ps_mutex_layout;
+
 extern PyTypeObject ps_MutexType;
+
+/* Take the lock word for this process (the GIL held; it is released while
+ * waiting).  timeout_ns < 0 waits without limit.  Returns 1 when acquired,
+ * 0 on timeout, -1 with an exception set (a signal handler raised).  *died
+ * is set when the previous owner was dead: what it protected may need repair. */
+int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died);
+
+/* Free the word; returns 0 if it was already free (and nothing changed). */
+int ps_mutex_unlock(ps_mutex_layout *m);
 
 /* Parse acquire(block=True, timeout=None) arguments (threading's "blocking"
  * and timeout=-1 accepted; a timeout with block=False is ignored): the timeout in ns, -1 for none, -2 on error. */

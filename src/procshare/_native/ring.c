@@ -1,0 +1,656 @@
+#include "ring.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mapping.h"
+#include "mutex.h"
+#include "park.h"
+#include "platform.h"
+
+typedef struct {
+    ps_mutex_layout lock;        /* 24 bytes */
+    uint32_t spare;
+    _Atomic uint32_t put_seq;    /* bumped by every put: getters park on it */
+    _Atomic uint32_t get_seq;    /* bumped by every get: putters park on it */
+    _Atomic uint32_t getters;    /* sleepers on put_seq */
+    _Atomic uint32_t putters;    /* sleepers on get_seq */
+    _Atomic uint32_t join_seq;   /* bumped when unfinished reaches 0 */
+    _Atomic uint64_t head;       /* read position (bytes, ever increasing) */
+    _Atomic uint64_t tail;       /* write position */
+    _Atomic uint64_t count;      /* messages between head and tail */
+    _Atomic uint64_t unfinished; /* JoinableQueue: puts not yet task_done() */
+    uint64_t capacity;           /* bytes in the data area, a multiple of 8 */
+    uint64_t maxsize;            /* most messages at once, 0: no limit */
+    uint32_t joiners;            /* sleepers on join_seq */
+} ps_ring_layout;
+
+_Static_assert(sizeof(ps_ring_layout) <= PS_RING_HEADER, "ring header size");
+
+#define RECORD_HEADER 8           /* u32 length, u32 tag */
+#define WRAP 0xffffffffu          /* a length meaning: continue at offset 0 */
+#define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+    ps_ring_layout *r;
+    char *data;
+    uint64_t capacity;
+} ps_Ring;
+
+/* Ring(mapping, offset): the ring whose header is at offset; capacity and
+ * maxsize are read from the header (written by Ring.init) and checked
+ * against the mapping. */
+static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)kwds;
+    PyObject *mapping;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On:Ring", &mapping, &offset))
+        return NULL;
+    char *p = ps_mapping_ptr(mapping, offset, PS_RING_HEADER, 8);
+    if (p == NULL)
+        return NULL;
+    ps_ring_layout *r = (ps_ring_layout *)p;
+    uint64_t cap = r->capacity;
+    if (cap < 64 || cap % 8 != 0 || cap > (uint64_t)PY_SSIZE_T_MAX) {
+        PyErr_Format(PyExc_ValueError, "ring capacity %llu is damaged", (unsigned long long)cap);
+        return NULL;
+    }
+    char *data = ps_mapping_ptr(mapping, offset + PS_RING_HEADER, (Py_ssize_t)cap, 8);
+    if (data == NULL)
+        return NULL;
+    ps_Ring *self = (ps_Ring *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(mapping);
+    self->mapping = mapping;
+    self->r = r;
+    self->data = data;
+    self->capacity = cap;
+    return (PyObject *)self;
+}
+
+static void Ring_dealloc(ps_Ring *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->mapping);
+    tp->tp_free((PyObject *)self);
+}
+
+/* ---- under the lock ----------------------------------------------------- */
+
+static uint64_t record_size(uint64_t len)
+{
+    return RECORD_HEADER + ALIGN8(len);
+}
+
+/* The record at read position pos, following a wrap marker; NULL if the
+ * bytes there are not a valid record (damaged memory). */
+static char *record_at(ps_Ring *self, uint64_t *pos, uint64_t tail, uint32_t *len, uint32_t *tag)
+{
+    for (int hop = 0; hop < 2; hop++) {
+        uint64_t off = *pos % self->capacity;
+        if (tail - *pos < RECORD_HEADER)
+            return NULL;
+        char *rec = self->data + off;
+        uint32_t l;
+        memcpy(&l, rec, 4);
+        if (l == WRAP) {
+            *pos += self->capacity - off;
+            continue;
+        }
+        if (record_size(l) > self->capacity - off || record_size(l) > tail - *pos)
+            return NULL;
+        *len = l;
+        memcpy(tag, rec + 4, 4);
+        return rec;
+    }
+    return NULL;
+}
+
+/* Count the records between head and tail again (after a holder died). */
+static int recount(ps_Ring *self)
+{
+    ps_ring_layout *r = self->r;
+    uint64_t pos = atomic_load(&r->head), tail = atomic_load(&r->tail), n = 0;
+    if (pos > tail) { /* died while restarting an empty ring at offset 0 */
+        atomic_store(&r->tail, pos);
+        atomic_store(&r->count, 0);
+        return 0;
+    }
+    if (tail - pos > self->capacity)
+        return -1;
+    while (pos != tail) {
+        uint32_t len, tag;
+        if (record_at(self, &pos, tail, &len, &tag) == NULL)
+            return pos == tail ? 0 : -1;
+        pos += record_size(len);
+        n++;
+    }
+    atomic_store(&r->count, n);
+    return 0;
+}
+
+/* Lock the ring (robustly); repair the count if the last holder died.
+ * Returns 1, 0 on timeout, -1 with an exception. */
+static int ring_lock(ps_Ring *self, int64_t timeout)
+{
+    int died;
+    int rc = ps_mutex_lock(&self->r->lock, timeout, &died);
+    if (rc == 1 && died && recount(self) < 0) {
+        ps_mutex_unlock(&self->r->lock);
+        PyErr_SetString(PyExc_RuntimeError, "the queue's memory is damaged");
+        return -1;
+    }
+    return rc;
+}
+
+static void ring_unlock(ps_Ring *self)
+{
+    ps_mutex_unlock(&self->r->lock);
+}
+
+/* Append one record if it fits; 1 done, 0 full.  Publishes by storing tail. */
+static int try_put(ps_Ring *self, uint32_t tag, const char *buf, uint32_t len)
+{
+    ps_ring_layout *r = self->r;
+    uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
+    uint64_t need = record_size(len), off = tail % self->capacity;
+    if (head == tail && off != 0) {
+        /* Empty: restart at offset 0, so that any message that fits the ring
+         * fits now.  Head moves first; if we die between the two stores,
+         * recount() sees head > tail and knows the ring was empty. */
+        tail += self->capacity - off;
+        off = 0;
+        atomic_store(&r->head, tail);
+        atomic_store(&r->tail, tail);
+        head = tail;
+    }
+    uint64_t waste = self->capacity - off < need ? self->capacity - off : 0;
+    if (tail + waste + need - head > self->capacity)
+        return 0;
+    if (r->maxsize && atomic_load(&r->count) >= r->maxsize)
+        return 0;
+    if (waste) {
+        uint32_t wrap = WRAP;
+        memcpy(self->data + off, &wrap, 4);
+        off = 0;
+    }
+    memcpy(self->data + off, &len, 4);
+    memcpy(self->data + off + 4, &tag, 4);
+    memcpy(self->data + off + RECORD_HEADER, buf, len);
+    atomic_store(&r->tail, tail + waste + need); /* publish */
+    atomic_fetch_add(&r->count, 1);
+    atomic_fetch_add(&r->put_seq, 1);
+    return 1;
+}
+
+/* Remove the oldest record into a new (tag, bytes) tuple; Py_None if empty,
+ * NULL with an exception on damage or memory error.  Publishes by storing head. */
+static PyObject *try_get(ps_Ring *self)
+{
+    ps_ring_layout *r = self->r;
+    uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
+    if (head == tail)
+        Py_RETURN_NONE;
+    uint32_t len, tag;
+    char *rec = record_at(self, &head, tail, &len, &tag);
+    if (rec == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the queue's memory is damaged");
+        return NULL;
+    }
+    PyObject *payload = PyBytes_FromStringAndSize(rec + RECORD_HEADER, len);
+    if (payload == NULL)
+        return NULL;
+    PyObject *item = Py_BuildValue("(IN)", tag, payload);
+    if (item == NULL)
+        return NULL;
+    atomic_store(&r->head, head + record_size(len)); /* publish */
+    atomic_fetch_sub(&r->count, 1);
+    atomic_fetch_add(&r->get_seq, 1);
+    return item;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* Park on seq while it still holds seen, counted in *sleepers.  Returns 0
+ * when woken or changed, 1 on timeout, -1 with an exception (signal). */
+static int park_on(_Atomic uint32_t *seq, uint32_t seen, _Atomic uint32_t *sleepers,
+                   int64_t deadline)
+{
+    int64_t left = -1;
+    if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
+        return 1;
+    ps_wait_result w;
+    Py_BEGIN_ALLOW_THREADS
+    atomic_fetch_add(sleepers, 1);
+    w = ps_park(seq, seen, left, PS_SPIN_NS);
+    atomic_fetch_sub(sleepers, 1);
+    Py_END_ALLOW_THREADS
+    if (w == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+        return -1;
+    return w == PS_WAIT_TIMEOUT;
+}
+
+static void wake_if(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
+{
+    if (atomic_load(sleepers) != 0)
+        ps_futex_wake(seq, n);
+}
+
+static int64_t deadline_of(int64_t timeout)
+{
+    return timeout < 0 ? -1 : ps_now_ns() + timeout;
+}
+
+/* What is left of a wait until deadline, for ps_mutex_lock: -1 no limit, else >= 0. */
+static int64_t left_until(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - ps_now_ns();
+    return left > 0 ? left : 0;
+}
+
+/* Parse (block, timeout) the way Queue.put/get do: a timeout is ignored when
+ * block is false.  Returns ns (-1: no limit, 0: do not wait) or -2 on error. */
+static int64_t parse_block_timeout(PyObject *block, PyObject *timeout)
+{
+    int b = PyObject_IsTrue(block);
+    if (b < 0)
+        return -2;
+    if (!b)
+        return 0;
+    if (timeout == Py_None)
+        return -1;
+    double t = PyFloat_AsDouble(timeout);
+    if (t == -1.0 && PyErr_Occurred())
+        return -2;
+    if (t < 0) {
+        PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+        return -2;
+    }
+    return ps_timeout_ns(timeout);
+}
+
+/* Put every (tag, bytes) item of the list in order, as many per lock as fit;
+ * returns how many were put before the deadline.  ValueError, before
+ * anything is put, for a message larger than the whole ring. */
+static PyObject *Ring_put_many_impl(ps_Ring *self, PyObject *items, int64_t timeout)
+{
+    /* items: a list of (tag, bytes); puts as many as possible per lock. */
+    Py_ssize_t n = PyList_GET_SIZE(items), done = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(it, 1))) {
+            PyErr_SetString(PyExc_TypeError, "items must be (tag, bytes) pairs");
+            return NULL;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 1));
+        if ((uint64_t)len > UINT32_MAX - 8 || record_size((uint64_t)len) > self->capacity) {
+            PyErr_Format(PyExc_ValueError,
+                         "a message of %zd bytes does not fit in this queue's %llu-byte buffer",
+                         len, (unsigned long long)self->capacity);
+            return NULL;
+        }
+    }
+    int64_t deadline = deadline_of(timeout);
+    ps_ring_layout *r = self->r;
+    while (done < n) {
+        int rc = ring_lock(self, left_until(deadline));
+        if (rc < 0)
+            return NULL;
+        if (rc == 0)
+            break;
+        Py_ssize_t before = done;
+        while (done < n) {
+            PyObject *it = PyList_GET_ITEM(items, done);
+            unsigned long tag = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
+            if (tag == (unsigned long)-1 && PyErr_Occurred()) {
+                ring_unlock(self);
+                return NULL;
+            }
+            PyObject *data = PyTuple_GET_ITEM(it, 1);
+            if (!try_put(self, (uint32_t)tag, PyBytes_AS_STRING(data),
+                         (uint32_t)PyBytes_GET_SIZE(data)))
+                break;
+            done++;
+        }
+        uint32_t seen = atomic_load(&r->get_seq);
+        ring_unlock(self);
+        if (done > before)
+            wake_if(&r->put_seq, &r->getters, (int)(done - before));
+        if (done == n || timeout == 0)
+            break;
+        int p = park_on(&r->get_seq, seen, &r->putters, deadline);
+        if (p < 0)
+            return NULL;
+        if (p == 1)
+            break;
+    }
+    return PyLong_FromSsize_t(done);
+}
+
+static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "put_many(items: list, block, timeout) -> int");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    return Ring_put_many_impl(self, args[0], timeout);
+}
+
+/* put(tag, data, block, timeout) -> bool: False when still full at the deadline. */
+static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "put(tag: int, data: bytes, block, timeout) -> bool");
+        return NULL;
+    }
+    unsigned long tag = PyLong_AsUnsignedLong(args[0]);
+    if (tag == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t len = PyBytes_GET_SIZE(args[1]);
+    if ((uint64_t)len > UINT32_MAX - 8 || record_size((uint64_t)len) > self->capacity) {
+        PyErr_Format(PyExc_ValueError,
+                     "a message of %zd bytes does not fit in this queue's %llu-byte buffer", len,
+                     (unsigned long long)self->capacity);
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[2], args[3]);
+    if (timeout == -2)
+        return NULL;
+    int64_t deadline = deadline_of(timeout);
+    ps_ring_layout *r = self->r;
+    for (;;) {
+        int rc = ring_lock(self, left_until(deadline));
+        if (rc <= 0)
+            return rc < 0 ? NULL : Py_NewRef(Py_False);
+        int done = try_put(self, (uint32_t)tag, PyBytes_AS_STRING(args[1]), (uint32_t)len);
+        uint32_t seen = atomic_load(&r->get_seq);
+        ring_unlock(self);
+        if (done) {
+            wake_if(&r->put_seq, &r->getters, 1);
+            Py_RETURN_TRUE;
+        }
+        if (timeout == 0)
+            Py_RETURN_FALSE;
+        int p = park_on(&r->get_seq, seen, &r->putters, deadline);
+        if (p != 0)
+            return p < 0 ? NULL : Py_NewRef(Py_False);
+    }
+}
+
+/* get_many(max, block, timeout) -> list of (tag, bytes): at least one unless
+ * the deadline passed (then empty), at most max. */
+static PyObject *Ring_get_many_impl(ps_Ring *self, Py_ssize_t max, int64_t timeout)
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    int64_t deadline = deadline_of(timeout);
+    ps_ring_layout *r = self->r;
+    for (;;) {
+        int rc = ring_lock(self, left_until(deadline));
+        if (rc <= 0) {
+            if (rc < 0)
+                Py_CLEAR(out);
+            return out;
+        }
+        while (PyList_GET_SIZE(out) < max) {
+            PyObject *item = try_get(self);
+            if (item == NULL) {
+                ring_unlock(self);
+                Py_DECREF(out);
+                return NULL;
+            }
+            if (item == Py_None) {
+                Py_DECREF(item);
+                break;
+            }
+            int e = PyList_Append(out, item);
+            Py_DECREF(item);
+            if (e < 0) {
+                /* Already removed from the ring: keep going so nothing is lost silently. */
+                ring_unlock(self);
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        uint32_t seen = atomic_load(&r->put_seq);
+        ring_unlock(self);
+        Py_ssize_t got = PyList_GET_SIZE(out);
+        if (got > 0) {
+            wake_if(&r->get_seq, &r->putters, (int)got);
+            return out;
+        }
+        if (timeout == 0)
+            return out;
+        int p = park_on(&r->put_seq, seen, &r->getters, deadline);
+        if (p != 0) {
+            if (p < 0)
+                Py_CLEAR(out);
+            return out;
+        }
+    }
+}
+
+static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "get_many(max, block, timeout) -> list");
+        return NULL;
+    }
+    Py_ssize_t max = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (max == -1 && PyErr_Occurred())
+        return NULL;
+    if (max < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_messages must be at least 1");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    return Ring_get_many_impl(self, max, timeout);
+}
+
+/* get(block, timeout) -> (tag, bytes) or None when still empty at the deadline. */
+static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "get(block, timeout) -> (tag, bytes) | None");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[0], args[1]);
+    if (timeout == -2)
+        return NULL;
+    int64_t deadline = deadline_of(timeout);
+    ps_ring_layout *r = self->r;
+    for (;;) {
+        int rc = ring_lock(self, left_until(deadline));
+        if (rc <= 0)
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
+        PyObject *item = try_get(self);
+        uint32_t seen = atomic_load(&r->put_seq);
+        ring_unlock(self);
+        if (item != Py_None) {
+            if (item != NULL)
+                wake_if(&r->get_seq, &r->putters, 1);
+            return item;
+        }
+        Py_DECREF(item);
+        if (timeout == 0)
+            Py_RETURN_NONE;
+        int p = park_on(&r->put_seq, seen, &r->getters, deadline);
+        if (p != 0)
+            return p < 0 ? NULL : Py_NewRef(Py_None);
+    }
+}
+
+/* ---- park entry points for asyncio (wait without taking anything) ----- */
+
+/* _park_items(seen, timeout) / _park_space(seen, timeout) -> bool: wait until
+ * the put (or get) sequence differs from seen, as read by seqs() before the
+ * caller's last non-blocking attempt; False on timeout. */
+static PyObject *park_py(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, int for_space)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_park(seen, timeout) -> bool");
+        return NULL;
+    }
+    unsigned long seen = PyLong_AsUnsignedLong(args[0]);
+    if (seen == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    int64_t timeout = ps_timeout_ns(args[1]);
+    if (timeout == -2)
+        return NULL;
+    ps_ring_layout *r = self->r;
+    _Atomic uint32_t *seq = for_space ? &r->get_seq : &r->put_seq;
+    _Atomic uint32_t *sleepers = for_space ? &r->putters : &r->getters;
+    int p = park_on(seq, (uint32_t)seen, sleepers, deadline_of(timeout));
+    return p < 0 ? NULL : PyBool_FromLong(p == 0);
+}
+
+static PyObject *Ring_park_space(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return park_py(self, args, nargs, 1);
+}
+
+static PyObject *Ring_park_items(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return park_py(self, args, nargs, 0);
+}
+
+/* seqs() -> (put_seq, get_seq) */
+static PyObject *Ring_seqs(ps_Ring *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_BuildValue("(II)", atomic_load(&self->r->put_seq), atomic_load(&self->r->get_seq));
+}
+
+/* ---- JoinableQueue counters ---------------------------------------------- */
+
+static PyObject *Ring_add_unfinished(ps_Ring *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    ps_ring_layout *r = self->r;
+    if (n >= 0) {
+        atomic_fetch_add(&r->unfinished, (uint64_t)n);
+        Py_RETURN_NONE;
+    }
+    uint64_t cur = atomic_load(&r->unfinished);
+    do {
+        if (cur < (uint64_t)(-n)) {
+            PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+            return NULL;
+        }
+    } while (!atomic_compare_exchange_weak(&r->unfinished, &cur, cur - (uint64_t)(-n)));
+    if (cur == (uint64_t)(-n)) {
+        atomic_fetch_add(&r->join_seq, 1);
+        ps_futex_wake(&r->join_seq, -1);
+    }
+    Py_RETURN_NONE;
+}
+
+/* join_wait(timeout) -> bool: True once no task is unfinished. */
+static PyObject *Ring_join_wait(ps_Ring *self, PyObject *arg)
+{
+    int64_t timeout = ps_timeout_ns(arg);
+    if (timeout == -2)
+        return NULL;
+    ps_ring_layout *r = self->r;
+    int64_t deadline = deadline_of(timeout);
+    for (;;) {
+        uint32_t seen = atomic_load(&r->join_seq);
+        if (atomic_load(&r->unfinished) == 0)
+            Py_RETURN_TRUE;
+        int64_t left = -1;
+        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
+            Py_RETURN_FALSE;
+        ps_wait_result w;
+        Py_BEGIN_ALLOW_THREADS
+        w = ps_futex_wait(&r->join_seq, seen, left < 0 || left > 100000000 ? 100000000 : left);
+        Py_END_ALLOW_THREADS
+        if (w == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+}
+
+static PyObject *Ring_stats(ps_Ring *self, PyObject *unused)
+{
+    (void)unused;
+    ps_ring_layout *r = self->r;
+    uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
+    return Py_BuildValue("(KKKK)", (unsigned long long)atomic_load(&r->count),
+                         (unsigned long long)(tail - head), (unsigned long long)self->capacity,
+                         (unsigned long long)atomic_load(&r->unfinished));
+}
+
+/* init(mapping, offset, capacity, maxsize): write a new ring's header (the
+ * segment is fresh and zero-filled). */
+static PyObject *Ring_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, capacity, maxsize)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    unsigned long long cap = PyLong_AsUnsignedLongLong(args[2]);
+    unsigned long long maxsize = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (cap < 64 || cap % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "capacity must be a multiple of 8, at least 64");
+        return NULL;
+    }
+    if (ps_mapping_ptr(args[0], offset + PS_RING_HEADER, (Py_ssize_t)cap, 8) == NULL)
+        return NULL;
+    ps_ring_layout *r = (ps_ring_layout *)ps_mapping_ptr(args[0], offset, PS_RING_HEADER, 8);
+    if (r == NULL)
+        return NULL;
+    r->capacity = cap;
+    r->maxsize = maxsize;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Ring_methods[] = {
+    {"init", (PyCFunction)(void (*)(void))Ring_init, METH_FASTCALL | METH_CLASS,
+     "init(mapping, offset, capacity, maxsize): lay out a new ring."},
+    {"put", (PyCFunction)(void (*)(void))Ring_put, METH_FASTCALL,
+     "put(tag, data, block, timeout) -> bool"},
+    {"put_many", (PyCFunction)(void (*)(void))Ring_put_many, METH_FASTCALL,
+     "put_many(items, block, timeout) -> int: how many (tag, bytes) items were put."},
+    {"get", (PyCFunction)(void (*)(void))Ring_get, METH_FASTCALL,
+     "get(block, timeout) -> (tag, bytes) | None"},
+    {"get_many", (PyCFunction)(void (*)(void))Ring_get_many, METH_FASTCALL,
+     "get_many(max, block, timeout) -> list of (tag, bytes)"},
+    {"_park_space", (PyCFunction)(void (*)(void))Ring_park_space, METH_FASTCALL, NULL},
+    {"_park_items", (PyCFunction)(void (*)(void))Ring_park_items, METH_FASTCALL, NULL},
+    {"seqs", (PyCFunction)Ring_seqs, METH_NOARGS, "seqs() -> (put sequence, get sequence)"},
+    {"add_unfinished", (PyCFunction)Ring_add_unfinished, METH_O,
+     "add_unfinished(n): JoinableQueue's count; ValueError below zero."},
+    {"join_wait", (PyCFunction)Ring_join_wait, METH_O, "join_wait(timeout) -> bool"},
+    {"stats", (PyCFunction)Ring_stats, METH_NOARGS,
+     "stats() -> (messages, bytes used, capacity, unfinished tasks)"},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject ps_RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Ring",
+    .tp_basicsize = sizeof(ps_Ring),
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Ring(mapping, offset): a multi-producer, multi-consumer message ring.",
+    .tp_methods = Ring_methods,
+    .tp_new = Ring_new,
+};

@@ -1,0 +1,233 @@
+"""Queue, SimpleQueue, JoinableQueue: queue.Queue's contract, many producers and consumers,
+crashes, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import queue
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procshare import Counter, JoinableQueue, Lock, Queue, SimpleQueue
+
+import workers
+from conftest import run_all
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.one_of(st.binary(max_size=50), st.integers(), st.text())),
+        st.tuples(st.just("get"), st.none()),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(maxsize=st.integers(0, 5), sequence=ops)
+def test_matches_queue_queue(maxsize: int, sequence: list[tuple[str, Any]]) -> None:
+    q, model = Queue(maxsize), queue.Queue(maxsize)
+    for op, arg in sequence:
+        if op == "put":
+            try:
+                model.put_nowait(arg)
+            except queue.Full:
+                with pytest.raises(queue.Full):
+                    q.put_nowait(arg)
+            else:
+                q.put_nowait(arg)
+        else:
+            try:
+                expected = model.get_nowait()
+            except queue.Empty:
+                with pytest.raises(queue.Empty):
+                    q.get_nowait()
+            else:
+                assert q.get_nowait() == expected
+        assert q.qsize() == model.qsize() and q.empty() == model.empty()
+        assert q.full() == model.full()
+
+
+def test_bytes_and_objects_round_trip_in_order() -> None:
+    q = Queue()
+    items = [b"raw", bytearray(b"ba"), {"a": [1, 2]}, None, 3.5, b"", "text", (1, b"x")]
+    for item in items:
+        q.put(item)
+    assert [q.get(timeout=1) for _ in items] == items
+    q.put_many(items)
+    assert q.get_many(100) == items
+    assert type(items[1]) is bytearray
+
+
+def test_timeouts() -> None:
+    q = Queue(maxsize=1)
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.1)
+    assert time.monotonic() - t0 >= 0.09
+    q.put(1)
+    t0 = time.monotonic()
+    with pytest.raises(queue.Full):
+        q.put(2, timeout=0.1)
+    assert time.monotonic() - t0 >= 0.09
+    with pytest.raises(queue.Full):
+        q.put(2, False, 10)  # non-blocking: the timeout is ignored
+    with pytest.raises(queue.Empty):
+        Queue().get_many(5, timeout=0.05)
+    with pytest.raises(ValueError):
+        q.get(timeout=-1)
+
+
+def test_oversized_and_unpicklable_messages_change_nothing() -> None:
+    q = Queue(capacity=256)
+    q.put(b"keep")
+    with pytest.raises(ValueError, match="does not fit"):
+        q.put(b"x" * 300)
+    with pytest.raises(Exception, match="pickle"):
+        q.put(lambda: None)
+    with pytest.raises(Exception, match="pickle"):
+        q.put_many([1, threading.Lock()])
+    assert q.qsize() == 1 and q.get() == b"keep"
+    # a message that fits the ring passes even when the ring's free space wraps around
+    for size in (10, 150, 200, 30, 210):
+        q.put(b"y" * size)
+        assert q.get(timeout=1) == b"y" * size
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        Queue(capacity=10)
+    with pytest.raises(TypeError):
+        Queue("3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Queue().get_many(0)
+    q = Queue()
+    q.close()
+    with pytest.raises(ValueError, match="closed"):
+        q.put(1)
+    q.join_thread()
+    q.cancel_join_thread()
+
+
+def test_many_producers_and_consumers_deliver_exactly_once(ctx: Any) -> None:
+    q, n = Queue(maxsize=50, capacity=8192), 3_000
+    count, checksum, bad = Counter(), Counter(), Counter()
+    consumers = [ctx.Process(target=workers.consume, args=(q, count, checksum, bad))
+                 for _ in range(2)]  # fmt: skip
+    for c in consumers:
+        c.start()
+    run_all(ctx, workers.produce, [(q, p, n) for p in range(3)], timeout=120)
+    for _ in consumers:
+        q.put(None)
+    for c in consumers:
+        c.join(60)
+        assert c.exitcode == 0
+    assert count.value == 3 * n and checksum.value == 3 * n * (n - 1) // 2
+    assert bad.value == 0 and q.empty()
+
+
+def test_killed_producer_leaves_whole_messages() -> None:
+    ctx = mp.get_context("fork")
+    for _ in range(3):
+        q, ready = Queue(capacity=4096), ctx.Event()
+        victim = ctx.Process(target=workers.produce_bytes_forever, args=(q, ready))
+        victim.start()
+        assert ready.wait(30)
+        received = []
+        deadline = time.monotonic() + random.uniform(0.05, 0.2)
+        while time.monotonic() < deadline:
+            received.extend(q.get_many(100, timeout=5))
+        victim.kill()
+        victim.join(10)
+        received.extend(q.get_many(10_000, timeout=0.1) if not q.empty() else [])
+        for seq, msg in enumerate(received):  # in order, none torn, none twice
+            assert msg == f"{seq}:".encode() + b"x" * (seq % 300)
+        q.put(b"after")  # the ring still works for everyone else
+        assert q.get(timeout=1) == b"after"
+
+
+def test_killed_consumer_does_not_block_the_others() -> None:
+    ctx = mp.get_context("fork")
+    q, taken = Queue(capacity=4096), Counter()
+    victim = ctx.Process(target=workers.consume_until_killed, args=(q, taken))
+    victim.start()
+    for i in range(2_000):
+        q.put(i)
+    victim.kill()
+    victim.join(10)
+    rest = []
+    while not q.empty():
+        rest.extend(q.get_many(1_000, timeout=1))
+    # the victim counted what it fully took; at most one message died with it
+    assert 2_000 - 1 <= taken.value + len(rest) <= 2_000
+    assert rest == sorted(rest)
+
+
+def test_named_queue_from_a_child(ctx: Any, name: str) -> None:
+    q = Queue(name=name)
+    run_all(ctx, workers.put_by_name, [(name, 100)])
+    assert [q.get(timeout=5) for _ in range(100)] == list(range(100))
+    with pytest.raises(TypeError):
+        JoinableQueue(name=name)
+    with pytest.raises(TypeError):
+        Lock(name=name)
+
+
+def test_joinable_queue(ctx: Any) -> None:
+    q, total = JoinableQueue(), Counter()
+    consumer = ctx.Process(target=workers.joinable_worker, args=(q, total))
+    consumer.start()
+    q.put_many(range(100))
+    assert q.join(30)
+    assert total.value == sum(range(100))
+    q.put(None)
+    assert q.join(30)
+    consumer.join(30)
+    assert consumer.exitcode == 0
+    with pytest.raises(ValueError):
+        q.task_done()
+    assert JoinableQueue().join(0) is not False
+
+
+def test_simple_queue() -> None:
+    q = SimpleQueue()
+    assert q.empty()
+    q.put([1])
+    assert not q.empty() and q.get() == [1]
+    q.close()
+
+
+def test_asyncio_put_get_and_cancel() -> None:
+    async def main() -> None:
+        q = Queue(maxsize=1)
+        getter = asyncio.ensure_future(q.get_async(10))
+        await asyncio.sleep(0.05)
+        await q.put_async("hello")
+        assert await getter == "hello"
+        await q.put_async(1)
+        with pytest.raises(queue.Full):
+            await q.put_async(2, timeout=0.05)
+        blocked = asyncio.ensure_future(q.put_async(3))
+        await asyncio.sleep(0.05)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        assert q.qsize() == 1 and await q.get_async(1) == 1
+        with pytest.raises(queue.Empty):
+            await q.get_async(0.05)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_a_queue_passes_through_a_queue() -> None:
+    outer, inner = Queue(), Queue()
+    outer.put(inner)  # pickled as a handle, like any procshare object
+    got = outer.get(timeout=5)
+    got.put(b"through")
+    assert inner.get(timeout=5) == b"through"
