@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from . import _core, _parking
-from ._lock import LOCK_SPACE, Lock, RLock, lock_of, lock_param
+from ._lock import LOCK_SPACE, Lock, RLock, Synchronized, lock_of, lock_param
 from ._parking import Waiting
 from ._segment import Kind, Segment
 from ._sync_base import SyncObject
@@ -32,7 +32,7 @@ _N_WAITING, _NEXT_TICKET, _SLOTS = 0, 8, 64  # byte offsets in the condition's l
 SIZE = _SLOTS + 16 * MAX_WAITERS
 
 
-class Condition(SyncObject):
+class Condition(Synchronized, SyncObject):
     """``Condition(lock=None, *, name=None)``, multiprocessing.Condition's semantics.
 
     ``wait(timeout=None)``, ``wait_for(predicate, timeout=None)``,
@@ -76,26 +76,6 @@ class Condition(SyncObject):
         self._pids = _core.CellArray(m, offset + _SLOTS + 4 * MAX_WAITERS, "I", MAX_WAITERS)
         self._tickets = _core.CellArray(m, offset + _SLOTS + 8 * MAX_WAITERS, "Q", MAX_WAITERS)
         return self
-
-    # -- the lock ---------------------------------------------------------
-
-    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
-        return self._lock.acquire(block, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-    async def __aenter__(self) -> bool:
-        return await self._lock.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()
 
     # -- slots (all changed only while holding the lock) --------------------
 

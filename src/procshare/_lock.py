@@ -13,10 +13,10 @@ from typing import Any
 from . import _core, _parking
 from ._parking import Waiting
 from ._segment import Kind, Segment
-from ._sync_base import SyncObject
+from ._sync_base import AsyncAcquire, SyncObject
 
 
-class _LockBase(SyncObject, _core.Mutex):
+class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
     __slots__ = ("_offset", "_seg")
     _recursive: bool
 
@@ -42,16 +42,6 @@ class _LockBase(SyncObject, _core.Mutex):
             if not woke and self._takeover_if_dead(count or 1):
                 return True
         return True
-
-    async def acquire_async(self, timeout: float | None = None) -> bool:
-        """Acquire without blocking the event loop; False if timeout passed first."""
-        return await _parking.run_async(self._acquire_steps(timeout))
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         state = "locked" if self.locked() else "unlocked"
@@ -114,7 +104,8 @@ def lock_of(seg: Segment, own: type[_LockBase] = RLock) -> Any:
 
 
 class Synchronized:
-    """multiprocessing's synchronised-wrapper API over an object's lock (attribute _lock)."""
+    """The API of an object guarded by a lock (attribute _lock): multiprocessing's
+    synchronised wrapper (get_lock, acquire, release, with) plus ``async with``."""
 
     __slots__ = ()
     _lock: Lock | RLock
@@ -133,4 +124,10 @@ class Synchronized:
         return self._lock.acquire()
 
     def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> bool:
+        return await self._lock.acquire_async()
+
+    async def __aexit__(self, *exc: object) -> None:
         self._lock.release()

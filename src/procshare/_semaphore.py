@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 from . import _core, _parking
 from ._parking import Waiting
 from ._segment import Kind, Segment
-from ._sync_base import SyncObject
+from ._sync_base import AsyncAcquire, SyncObject
 
 _VALUE, _MAXIMUM = 0, 8  # byte offsets inside the semaphore's layout
 
 
-class Semaphore(SyncObject, _core.Semaphore):
+class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
     """``Semaphore(value=1, *, name=None)``, multiprocessing.Semaphore's semantics.
 
     ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()``,
@@ -56,16 +56,6 @@ class Semaphore(SyncObject, _core.Semaphore):
                 return False
             yield self._park, left
         return True
-
-    async def acquire_async(self, timeout: float | None = None) -> bool:
-        """Acquire without blocking the event loop; False if timeout passed first."""
-        return await _parking.run_async(self._acquire_steps(timeout))
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         return f"<procshare.{type(self).__name__}(value={self.get_value()}) {self._seg.name!r}>"

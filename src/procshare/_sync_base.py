@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from . import _parking
+from ._parking import Waiting
 from ._segment import Kind, Segment
 from ._shared import Shared
 
@@ -30,3 +32,22 @@ class SyncObject(Shared):
 
     def _handle_args(self) -> tuple[Any, ...]:
         return (self._offset,)
+
+
+class AsyncAcquire:
+    """``acquire_async`` and ``async with`` for a type that writes its acquire as a wait."""
+
+    __slots__ = ()
+
+    def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:
+        raise NotImplementedError
+
+    async def acquire_async(self, timeout: float | None = None) -> bool:
+        """Acquire without blocking the event loop; False if timeout passed first."""
+        return await _parking.run_async(self._acquire_steps(timeout))
+
+    async def __aenter__(self) -> bool:
+        return await self.acquire_async()
+
+    async def __aexit__(self, *exc: object) -> None:
+        cast(Any, self).release()  # the concrete type's release (its signature varies)

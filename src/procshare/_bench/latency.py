@@ -16,7 +16,16 @@ from ._runner import ctx
 PIPE = "mp.Pipe            send / recv"
 
 # Each ping-pong: make() builds shared state; the child runs `pong(state, n + 1)`, the parent
-# `ping(state, n + 1)`; the first exchange (child start-up) is not timed.
+# `ping(state, n + 1)`, which times all exchanges but the first (the child's start-up).
+
+
+def _timed(n: int, exchange: Callable[[], object]) -> float:
+    """Seconds taken by exchanges 2 to n."""
+    exchange()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        exchange()
+    return time.perf_counter() - t0
 
 
 def _event_pong(state: Any, n: int) -> None:
@@ -29,14 +38,13 @@ def _event_pong(state: Any, n: int) -> None:
 
 def _event_ping(state: Any, n: int) -> float:
     e1, e2 = state
-    t0 = 0.0
-    for i in range(n):
-        if i == 1:
-            t0 = time.perf_counter()
+
+    def exchange() -> None:
         e1.set()
         e2.wait()
         e2.clear()
-    return time.perf_counter() - t0
+
+    return _timed(n, exchange)
 
 
 def _condition_pong(state: Any, n: int) -> None:
@@ -50,15 +58,14 @@ def _condition_pong(state: Any, n: int) -> None:
 
 def _condition_ping(state: Any, n: int) -> float:
     cond, turn = state
-    t0 = 0.0
+
+    def exchange() -> None:
+        turn.value = 1
+        cond.notify()
+        cond.wait_for(lambda: turn.value == 0)
+
     with cond:
-        for i in range(n):
-            if i == 1:
-                t0 = time.perf_counter()
-            turn.value = 1
-            cond.notify()
-            cond.wait_for(lambda: turn.value == 0)
-    return time.perf_counter() - t0
+        return _timed(n, exchange)
 
 
 def _queue_pong(state: Any, n: int) -> None:
@@ -69,13 +76,7 @@ def _queue_pong(state: Any, n: int) -> None:
 
 def _queue_ping(state: Any, n: int) -> float:
     q1, q2 = state
-    t0 = 0.0
-    for i in range(n):
-        if i == 1:
-            t0 = time.perf_counter()
-        q1.put(b"x")
-        q2.get()
-    return time.perf_counter() - t0
+    return _timed(n, lambda: (q1.put(b"x"), q2.get()))
 
 
 def _pipe_pong(state: Any, n: int) -> None:
@@ -86,13 +87,7 @@ def _pipe_pong(state: Any, n: int) -> None:
 
 def _pipe_ping(state: Any, n: int) -> float:
     a, _ = state
-    t0 = 0.0
-    for i in range(n):
-        if i == 1:
-            t0 = time.perf_counter()
-        a.send(b"x")
-        a.recv()
-    return time.perf_counter() - t0
+    return _timed(n, lambda: (a.send(b"x"), a.recv()))
 
 
 PingPong = tuple[str, Callable[[], Any], Callable[[Any, int], None], Callable[[Any, int], float]]

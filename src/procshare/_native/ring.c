@@ -276,64 +276,134 @@ static int64_t parse_block_timeout(PyObject *block, PyObject *timeout)
     return ps_timeout_ns(timeout);
 }
 
-/* Put every (tag, bytes) item of the list in order, as many per lock as fit;
- * returns how many were put before the deadline.  ValueError, before
- * anything is put, for a message larger than the whole ring. */
-static PyObject *Ring_put_many_impl(ps_Ring *self, PyObject *items, int64_t timeout)
+/* ---- put and get: one driver for every blocking operation ------------- */
+
+/* A step of put or get, run holding the lock: moves what it can, adds to
+ * *moved how many messages it moved, and returns 1 when the operation is
+ * complete, 0 when it must wait for the other side, -1 on error. */
+typedef int (*ring_step)(ps_Ring *self, void *op, Py_ssize_t *moved);
+
+/* Run step under the lock until it completes, waiting (for space when
+ * putting, for messages when getting) up to timeout ns (-1: no limit, 0: not
+ * at all).  Returns 1 complete, 0 timed out, -1 with an exception.  Wakes
+ * sleepers of the other side for every message moved. */
+static int ring_run(ps_Ring *self, int64_t timeout, int putting, ring_step step, void *op)
 {
-    /* items: a list of (tag, bytes); puts as many as possible per lock. */
-    Py_ssize_t n = PyList_GET_SIZE(items), done = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(it, 1))) {
-            PyErr_SetString(PyExc_TypeError, "items must be (tag, bytes) pairs");
-            return NULL;
-        }
-        Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 1));
-        if ((uint64_t)len > UINT32_MAX - 8 || record_size((uint64_t)len) > self->capacity) {
-            PyErr_Format(PyExc_ValueError,
-                         "a message of %zd bytes does not fit in this queue's %llu-byte buffer",
-                         len, (unsigned long long)self->capacity);
-            return NULL;
-        }
-    }
-    int64_t deadline = deadline_of(timeout);
     ps_ring_layout *r = self->r;
-    while (done < n) {
+    _Atomic uint32_t *wait_seq = putting ? &r->get_seq : &r->put_seq;
+    _Atomic uint32_t *wait_sleepers = putting ? &r->putters : &r->getters;
+    _Atomic uint32_t *wake_seq = putting ? &r->put_seq : &r->get_seq;
+    _Atomic uint32_t *wake_sleepers = putting ? &r->getters : &r->putters;
+    int64_t deadline = deadline_of(timeout);
+    for (;;) {
         int rc = ring_lock(self, left_until(deadline));
-        if (rc < 0)
-            return NULL;
-        if (rc == 0)
-            break;
-        Py_ssize_t before = done;
-        while (done < n) {
-            PyObject *it = PyList_GET_ITEM(items, done);
-            unsigned long tag = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
-            if (tag == (unsigned long)-1 && PyErr_Occurred()) {
-                ring_unlock(self);
-                return NULL;
-            }
-            PyObject *data = PyTuple_GET_ITEM(it, 1);
-            if (!try_put(self, (uint32_t)tag, PyBytes_AS_STRING(data),
-                         (uint32_t)PyBytes_GET_SIZE(data)))
-                break;
-            done++;
-        }
-        uint32_t seen = atomic_load(&r->get_seq);
+        if (rc <= 0)
+            return rc;
+        Py_ssize_t moved = 0;
+        int done = step(self, op, &moved);
+        uint32_t seen = atomic_load(wait_seq);
         ring_unlock(self);
-        if (done > before)
-            wake_if(&r->put_seq, &r->getters, (int)(done - before));
-        if (done == n || timeout == 0)
-            break;
-        int p = park_on(&r->get_seq, seen, &r->putters, deadline);
-        if (p < 0)
-            return NULL;
-        if (p == 1)
-            break;
+        if (moved > 0)
+            wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
+        if (done != 0)
+            return done;
+        if (timeout == 0)
+            return 0;
+        int p = park_on(wait_seq, seen, wait_sleepers, deadline);
+        if (p != 0)
+            return p < 0 ? -1 : 0;
     }
-    return PyLong_FromSsize_t(done);
 }
 
+/* Check that a message of len bytes can ever fit. */
+static int check_fits(ps_Ring *self, Py_ssize_t len)
+{
+    if ((uint64_t)len <= UINT32_MAX - 8 && record_size((uint64_t)len) <= self->capacity)
+        return 0;
+    PyErr_Format(PyExc_ValueError,
+                 "a message of %zd bytes does not fit in this queue's %llu-byte buffer", len,
+                 (unsigned long long)self->capacity);
+    return -1;
+}
+
+typedef struct {
+    PyObject *items; /* list of (tag, bytes), validated; NULL: the one message below */
+    PyObject *data;
+    uint32_t tag;
+    Py_ssize_t done;
+} put_op;
+
+static int put_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
+{
+    put_op *op = opaque;
+    Py_ssize_t n = op->items == NULL ? 1 : PyList_GET_SIZE(op->items);
+    while (op->done < n) {
+        PyObject *data = op->data;
+        uint32_t tag = op->tag;
+        if (op->items != NULL) {
+            PyObject *it = PyList_GET_ITEM(op->items, op->done);
+            data = PyTuple_GET_ITEM(it, 1);
+            tag = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
+        }
+        if (!try_put(self, tag, PyBytes_AS_STRING(data), (uint32_t)PyBytes_GET_SIZE(data)))
+            return 0;
+        op->done++;
+        (*moved)++;
+    }
+    return 1;
+}
+
+typedef struct {
+    PyObject *out; /* list receiving (tag, bytes) */
+    Py_ssize_t max;
+} get_op;
+
+static int get_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
+{
+    get_op *op = opaque;
+    while (PyList_GET_SIZE(op->out) < op->max) {
+        PyObject *item = try_get(self);
+        if (item == NULL)
+            return -1;
+        if (item == Py_None) {
+            Py_DECREF(item);
+            break;
+        }
+        int e = PyList_Append(op->out, item);
+        Py_DECREF(item);
+        (*moved)++;
+        if (e < 0)
+            return -1;
+    }
+    return PyList_GET_SIZE(op->out) > 0;
+}
+
+/* Validate put_many's items: (int tag, bytes) pairs that each fit the ring. */
+static int check_items(ps_Ring *self, PyObject *items)
+{
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
+            !PyLong_Check(PyTuple_GET_ITEM(it, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(it, 1))) {
+            PyErr_SetString(PyExc_TypeError, "items must be (int, bytes) pairs");
+            return -1;
+        }
+        unsigned long tag = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
+        if ((tag == (unsigned long)-1 && PyErr_Occurred()) || tag > UINT32_MAX) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "a message tag must fit in 32 bits");
+            return -1;
+        }
+        if (check_fits(self, PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 1))) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* put_many(items, block, timeout) -> int: put every (tag, bytes) item in
+ * order, as many per lock as fit; returns how many were put before the
+ * deadline.  Bad items raise before anything is put. */
 static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyList_Check(args[0])) {
@@ -341,9 +411,12 @@ static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2)
+    if (timeout == -2 || check_items(self, args[0]) < 0)
         return NULL;
-    return Ring_put_many_impl(self, args[0], timeout);
+    put_op op = {args[0], NULL, 0, 0};
+    if (ring_run(self, timeout, 1, put_step, &op) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(op.done);
 }
 
 /* put(tag, data, block, timeout) -> bool: False when still full at the deadline. */
@@ -354,93 +427,21 @@ static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     unsigned long tag = PyLong_AsUnsignedLong(args[0]);
-    if (tag == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t len = PyBytes_GET_SIZE(args[1]);
-    if ((uint64_t)len > UINT32_MAX - 8 || record_size((uint64_t)len) > self->capacity) {
-        PyErr_Format(PyExc_ValueError,
-                     "a message of %zd bytes does not fit in this queue's %llu-byte buffer", len,
-                     (unsigned long long)self->capacity);
+    if ((tag == (unsigned long)-1 && PyErr_Occurred()) || tag > UINT32_MAX) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "a message tag must fit in 32 bits");
         return NULL;
     }
     int64_t timeout = parse_block_timeout(args[2], args[3]);
-    if (timeout == -2)
+    if (timeout == -2 || check_fits(self, PyBytes_GET_SIZE(args[1])) < 0)
         return NULL;
-    int64_t deadline = deadline_of(timeout);
-    ps_ring_layout *r = self->r;
-    for (;;) {
-        int rc = ring_lock(self, left_until(deadline));
-        if (rc <= 0)
-            return rc < 0 ? NULL : Py_NewRef(Py_False);
-        int done = try_put(self, (uint32_t)tag, PyBytes_AS_STRING(args[1]), (uint32_t)len);
-        uint32_t seen = atomic_load(&r->get_seq);
-        ring_unlock(self);
-        if (done) {
-            wake_if(&r->put_seq, &r->getters, 1);
-            Py_RETURN_TRUE;
-        }
-        if (timeout == 0)
-            Py_RETURN_FALSE;
-        int p = park_on(&r->get_seq, seen, &r->putters, deadline);
-        if (p != 0)
-            return p < 0 ? NULL : Py_NewRef(Py_False);
-    }
+    put_op op = {NULL, args[1], (uint32_t)tag, 0};
+    int rc = ring_run(self, timeout, 1, put_step, &op);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 /* get_many(max, block, timeout) -> list of (tag, bytes): at least one unless
  * the deadline passed (then empty), at most max. */
-static PyObject *Ring_get_many_impl(ps_Ring *self, Py_ssize_t max, int64_t timeout)
-{
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    int64_t deadline = deadline_of(timeout);
-    ps_ring_layout *r = self->r;
-    for (;;) {
-        int rc = ring_lock(self, left_until(deadline));
-        if (rc <= 0) {
-            if (rc < 0)
-                Py_CLEAR(out);
-            return out;
-        }
-        while (PyList_GET_SIZE(out) < max) {
-            PyObject *item = try_get(self);
-            if (item == NULL) {
-                ring_unlock(self);
-                Py_DECREF(out);
-                return NULL;
-            }
-            if (item == Py_None) {
-                Py_DECREF(item);
-                break;
-            }
-            int e = PyList_Append(out, item);
-            Py_DECREF(item);
-            if (e < 0) {
-                /* Already removed from the ring: keep going so nothing is lost silently. */
-                ring_unlock(self);
-                Py_DECREF(out);
-                return NULL;
-            }
-        }
-        uint32_t seen = atomic_load(&r->put_seq);
-        ring_unlock(self);
-        Py_ssize_t got = PyList_GET_SIZE(out);
-        if (got > 0) {
-            wake_if(&r->get_seq, &r->putters, (int)got);
-            return out;
-        }
-        if (timeout == 0)
-            return out;
-        int p = park_on(&r->put_seq, seen, &r->getters, deadline);
-        if (p != 0) {
-            if (p < 0)
-                Py_CLEAR(out);
-            return out;
-        }
-    }
-}
-
 static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
@@ -457,7 +458,12 @@ static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
     int64_t timeout = parse_block_timeout(args[1], args[2]);
     if (timeout == -2)
         return NULL;
-    return Ring_get_many_impl(self, max, timeout);
+    get_op op = {PyList_New(0), max};
+    if (op.out == NULL)
+        return NULL;
+    if (ring_run(self, timeout, 0, get_step, &op) < 0)
+        Py_CLEAR(op.out);
+    return op.out;
 }
 
 /* get(block, timeout) -> (tag, bytes) or None when still empty at the deadline. */
@@ -470,27 +476,15 @@ static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
     int64_t timeout = parse_block_timeout(args[0], args[1]);
     if (timeout == -2)
         return NULL;
-    int64_t deadline = deadline_of(timeout);
-    ps_ring_layout *r = self->r;
-    for (;;) {
-        int rc = ring_lock(self, left_until(deadline));
-        if (rc <= 0)
-            return rc < 0 ? NULL : Py_NewRef(Py_None);
-        PyObject *item = try_get(self);
-        uint32_t seen = atomic_load(&r->put_seq);
-        ring_unlock(self);
-        if (item != Py_None) {
-            if (item != NULL)
-                wake_if(&r->get_seq, &r->putters, 1);
-            return item;
-        }
-        Py_DECREF(item);
-        if (timeout == 0)
-            Py_RETURN_NONE;
-        int p = park_on(&r->put_seq, seen, &r->getters, deadline);
-        if (p != 0)
-            return p < 0 ? NULL : Py_NewRef(Py_None);
-    }
+    get_op op = {PyList_New(0), 1};
+    if (op.out == NULL)
+        return NULL;
+    int rc = ring_run(self, timeout, 0, get_step, &op);
+    PyObject *item = rc < 0 ? NULL
+                   : rc == 0 ? Py_NewRef(Py_None)
+                             : Py_NewRef(PyList_GET_ITEM(op.out, 0));
+    Py_DECREF(op.out);
+    return item;
 }
 
 /* ---- park entry points for asyncio (wait without taking anything) ----- */
