@@ -379,15 +379,19 @@ static PyObject *Mutex_enter(ps_Mutex *self, PyObject *unused)
     return Mutex_acquire(self, NULL, 0, NULL);
 }
 
+PyObject *ps_exit_result(PyObject *released)
+{
+    if (released == NULL)
+        return NULL;
+    Py_DECREF(released);
+    Py_RETURN_FALSE;
+}
+
 static PyObject *Mutex_exit(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)args;
     (void)nargs;
-    PyObject *r = Mutex_release(self, NULL);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-    Py_RETURN_FALSE;
+    return ps_exit_result(Mutex_release(self, NULL));
 }
 
 static PyObject *Mutex_locked(ps_Mutex *self, PyObject *unused)

@@ -36,6 +36,10 @@ int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died);
 /* Free the word; returns 0 if it was already free (and nothing changed). */
 int ps_mutex_unlock(ps_mutex_layout *m);
 
+/* What __exit__ returns once release() returned released: NULL (an error)
+ * or False (exceptions are not swallowed).  Steals the reference. */
+PyObject *ps_exit_result(PyObject *released);
+
 /* Parse acquire(block=True, timeout=None) arguments (threading's "blocking"
  * and timeout=-1 accepted; a timeout with block=False is ignored): the timeout in ns, -1 for none, -2 on error. */
 int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

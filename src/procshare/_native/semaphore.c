@@ -155,11 +155,7 @@ static PyObject *Semaphore_exit(ps_Semaphore *self, PyObject *const *args, Py_ss
 {
     (void)args;
     (void)nargs;
-    PyObject *r = Semaphore_release(self, NULL, 0);
-    if (r == NULL)
-        return NULL;
-    Py_DECREF(r);
-    Py_RETURN_FALSE;
+    return ps_exit_result(Semaphore_release(self, NULL, 0));
 }
 
 static PyObject *Semaphore_get_value(ps_Semaphore *self, PyObject *unused)
