@@ -191,3 +191,47 @@ def put_by_name(name: str, n: int) -> None:
     q = procshare.Queue(name=name)
     for i in range(n):
         q.put(i)
+
+
+def dict_incr(d: Any, key: Any, n: int) -> None:
+    for _ in range(n):
+        d.incr(key)
+
+
+def dict_fill(d: Any, prefix: str, n: int) -> None:
+    """d[(prefix, i)] = (prefix, i, i * i) for i in range(n)."""
+    for i in range(n):
+        d[(prefix, i)] = (prefix, i, i * i)
+
+
+def dict_check_reads(d: Any, prefix: str, n: int, bad: Any, stop: Any) -> None:
+    """Read (prefix, i) keys while others write: each value is absent or exactly right."""
+    while not stop.is_set():
+        for i in range(0, n, 7):
+            v = d.get((prefix, i))
+            if v is not None and v != (prefix, i, i * i):
+                bad += 1
+        for k, v in list(d.items())[:50]:
+            if v != (k[0], k[1], k[1] * k[1]):
+                bad += 1
+
+
+def dict_write_forever(d: Any, ready: Any) -> None:
+    ready.set()
+    i = 0
+    while True:
+        d[("w", i % 5000)] = ("w", i % 5000, i)
+        i += 1
+
+
+def dict_nested_append(d: Any) -> None:
+    counter = d["counter"]
+    counter += 7
+    d["inner"]["child"] = "was here"
+
+
+def dict_keys_from_spawn(d: Any) -> None:
+    """Store under keys whose pickles or str hashes differ between processes."""
+    d[frozenset({"alpha", "beta", "gamma"})] = "fs"
+    d[("t", 1.0, None)] = "tuple"
+    d["h\u00e9"] = "text"

@@ -19,6 +19,7 @@ from ._array import Array, RawArray
 from ._barrier import Barrier, BrokenBarrierError
 from ._condition import Condition
 from ._counter import Counter
+from ._dict import Dict
 from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
 from ._event import Event
 from ._lock import Lock, RLock
@@ -34,6 +35,7 @@ __all__ = [
     "Condition",
     "CorruptSegmentError",
     "Counter",
+    "Dict",
     "Event",
     "JoinableQueue",
     "KindError",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import _core, _names
 from ._errors import NotFoundError, ProcshareError
+from ._lock import LOCK_SPACE
 from ._segment import Segment, start_time
 
 SHM_DIR = "/dev/shm"
@@ -58,12 +59,30 @@ def remove(name: str) -> None:
 
 
 def leftovers() -> list[Entry]:
-    """Anonymous segments whose creator is gone, and segments with damaged headers."""
-    return [
-        e
-        for e in entries()
-        if e.kind.startswith("damaged") or (e.anonymous and not e.creator_alive)
-    ]
+    """Anonymous segments whose creator is gone, a Dict's tables that are no longer its
+    current generation, and segments with damaged headers."""
+    found = entries()
+    names = {e.name for e in found}
+    left = []
+    for e in found:
+        if e.kind == "dict_table":
+            root, _, gen = e.name.rpartition(".g")
+            if root not in names or _current_generation(root) != int(gen):
+                left.append(e)
+        elif e.kind.startswith("damaged") or (e.anonymous and not e.creator_alive):
+            left.append(e)
+    gone = {e.name for e in left}
+    left += [e for e in found if e.name not in gone and e.name.rpartition(".g")[0] in gone]
+    return left
+
+
+def _current_generation(root: str) -> int:
+    """The table generation a Dict's root points at (-1 if the root is unreadable)."""
+    try:
+        seg = Segment.attach(root, wait=0)
+    except (ProcshareError, OSError):
+        return -1
+    return int(_core.Cell(seg.mapping, seg.data_offset + LOCK_SPACE, "Q").load())
 
 
 def main_ls() -> int:

@@ -65,6 +65,8 @@ class Kind(enum.IntEnum):
     QUEUE = 11
     SIMPLE_QUEUE = 12
     JOINABLE_QUEUE = 13
+    DICT = 14
+    DICT_TABLE = 15
 
 
 def start_time(pid: int) -> int:
@@ -115,18 +117,30 @@ class Segment:
         segment; if it raises, the segment is removed and nothing changes.
         Returns the segment and whether it was created.
         """
-        anonymous = name is None
-        seg_name = _names.anonymous() if name is None else _names.validate(name)
+        if name is None:
+            seg = cls.create(_names.anonymous(), kind, params, data_size, init)
+            _lifetimes.adopt(seg)
+            return seg, True
+        try:
+            return cls.create(_names.validate(name), kind, params, data_size, init), True
+        except FileExistsError:
+            return cls.attach(name, kind), False
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        kind: Kind,
+        params: dict[str, Any],
+        data_size: int,
+        init: Callable[[_core.Mapping, int], None],
+    ) -> Segment:
+        """Create the segment name exclusively (FileExistsError if it exists)."""
         blob = json.dumps(params, separators=(",", ":"), sort_keys=True).encode()
         if _FIXED.size + len(blob) > _PARAMS_END:
             raise ValueError("object parameters are too long")
-        path = _names.shm_path(seg_name)
-        try:
-            fd = _core.shm_open(path, True, 0o600)
-        except FileExistsError:
-            if anonymous:
-                raise
-            return cls.attach(seg_name, kind), False
+        path = _names.shm_path(name)
+        fd = _core.shm_open(path, True, 0o600)
         try:
             size = -(-(HEADER_SIZE + data_size) // PAGE) * PAGE
             os.ftruncate(fd, size)
@@ -153,10 +167,7 @@ class Segment:
             _core.shm_unlink(path)
             raise
         _core.Cell(mapping, _STATE, "I").store(_STATE_READY)
-        seg = cls(seg_name, kind, mapping, params, HEADER_SIZE, data_size)
-        if anonymous:
-            _lifetimes.adopt(seg)
-        return seg, True
+        return cls(name, kind, mapping, params, HEADER_SIZE, data_size)
 
     @classmethod
     def attach(cls, name: str, kind: Kind | None = None, wait: float | None = None) -> Segment:
@@ -231,6 +242,8 @@ class Segment:
         """Remove the name: no new process can attach, mapped ones keep working."""
         _core.shm_unlink(_names.shm_path(self.name))
         _lifetimes.forget(self.name)
+        for companion in companions.pop(self.name, lambda: [])():
+            _unlink_quietly(companion)
 
     def creator(self) -> tuple[int, int]:
         """The creating process: (pid, start time), from the header."""
@@ -260,6 +273,7 @@ class _Lifetimes:
         os.register_at_fork(after_in_child=self.pending.clear)
 
     def adopt(self, seg: Segment) -> None:
+        """Unlink seg when this process is done with it (see the module docstring)."""
         pid = os.getpid()
         if self.pid != pid:
             # Run after multiprocessing has joined this process's children.
@@ -276,14 +290,25 @@ class _Lifetimes:
         if _core.Cell(mapping, _FLAGS, "I").load() & FLAG_ESCAPED:
             return
         self.forget(name)
-        _unlink_quietly(name)
+        self.unlink(name)
 
     def forget(self, name: str) -> None:
         self.pending.discard(name)
 
     def unlink_all(self) -> None:
         while self.pending:
-            _unlink_quietly(self.pending.pop())
+            self.unlink(self.pending.pop())
+
+    def unlink(self, name: str) -> None:
+        """Unlink name and whatever its object keeps in further segments."""
+        _unlink_quietly(name)
+        for companion in companions.pop(name, lambda: [])():
+            _unlink_quietly(companion)
+
+
+#: For objects spread over several segments (Dict's tables): the root's name ->
+#: a function naming the other segments to unlink along with it.
+companions: dict[str, Callable[[], list[str]]] = {}
 
 
 def _unlink_quietly(name: str) -> None:

@@ -9,6 +9,7 @@
 #include "platform.h"
 #include "ring.h"
 #include "semaphore.h"
+#include "table.h"
 
 static PyObject *itemsize_py(PyObject *module, PyObject *arg)
 {
@@ -37,6 +38,8 @@ static PyMethodDef module_methods[] = {
      "shm_open(name, create, mode) -> fd: open or exclusively create a shared-memory object."},
     {"shm_unlink", (PyCFunction)ps_shm_unlink_py, METH_O, "shm_unlink(name): remove the name."},
     {"itemsize", (PyCFunction)itemsize_py, METH_O, "itemsize(typecode) -> bytes per element."},
+    {"hash_bytes", (PyCFunction)ps_hash_bytes_py, METH_O,
+     "hash_bytes(data) -> int: a 64-bit hash, the same in every process and run."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,
      "pid_alive(pid) -> bool: the process exists and is not a zombie."},
     {NULL, NULL, 0, NULL},
@@ -57,14 +60,14 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType,
-                             &ps_SemaphoreType, &ps_RingType};
+                             &ps_SemaphoreType, &ps_RingType, &ps_TableType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring"};
+    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring", "Table"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
@@ -76,7 +79,8 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0 ||
-        PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0) {
+        PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0 ||
+        PyModule_AddIntConstant(m, "TABLE_HEADER", PS_TABLE_HEADER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

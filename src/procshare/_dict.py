@@ -1,0 +1,372 @@
+"""Dict: a hash table in shared memory, read without locks, written under a robust lock.
+
+A small root segment (the Dict's name) holds the writers' robust lock and
+the current generation; the entries live in a table segment named
+``<name>.g<generation>``.  Readers never lock: they load the generation (one
+atomic read), re-attach if it changed, look the key up (entries are
+immutable, slots are published with one atomic store) and check that the
+generation is still the same.  Writers take the lock; when the table's slots
+or heap run out, the writer builds the next generation, copies the live
+entries, publishes it with one store and unlinks the old table.  A writer
+killed at any point leaks heap space at worst; the next writer repairs the
+counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any, ClassVar
+
+from . import _core, _names
+from ._errors import CorruptSegmentError, NotFoundError
+from ._keys import canonical, decode_value, encode_value, restore, stored
+from ._lock import LOCK_SPACE, RLock
+from ._segment import Kind, Segment, companions
+from ._shared import Shared
+
+_GEN = LOCK_SPACE  # offset of the generation counter in the root's data
+_MISSING: Any = object()
+
+
+class _ReprGuard(threading.local):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+
+_repr_running = _ReprGuard()
+
+
+class Dict(Shared, MutableMapping[Any, Any]):
+    """``Dict(mapping_or_iterable=(), /, *, name=None, **kwargs)``: a dict shared by processes.
+
+    The full dict API; keys and values are any picklable objects (see
+    procshare._keys for which keys meet across processes).  Atomic helpers:
+    ``incr``, ``compare_and_set``, ``setdefault``, ``pop``; compound updates
+    go under ``with d.lock:``.  Values that are procshare objects are stored
+    by reference.  With ``name=`` an existing Dict is attached and the
+    initial contents are ignored.
+    """
+
+    __slots__ = ("_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
+    _kind: ClassVar[Kind] = Kind.DICT
+    _gen: int
+    _gen_cell: _core.Cell
+    _lock: RLock
+    _table: _core.Table
+    _table_seg: Segment
+
+    def __new__(
+        cls, mapping_or_iterable: object = (), /, *, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
+        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
+        seg, created = Segment.open(name, Kind.DICT, {}, LOCK_SPACE + 8, lambda m, o: None)
+        self = cls._from_segment(seg)
+        if created:
+            with self._lock:
+                self._insert_all(encoded)
+        return self
+
+    @classmethod
+    def fromkeys(
+        cls, iterable: Iterable[Any], value: Any = None, *, name: str | None = None
+    ) -> Any:
+        return cls({key: value for key in iterable}, name=name)
+
+    @classmethod
+    def _from_segment(cls, seg: Segment) -> Any:
+        self = object.__new__(cls)
+        self._seg = seg
+        self._lock = RLock._at(seg, seg.data_offset)
+        self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
+        self._gen = 0
+        companions[seg.name] = partial_table_names(seg.name, self._gen_cell)
+        return self
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        return cls._from_segment(Segment.attach(name, Kind.DICT))
+
+    # -- generations -----------------------------------------------------------
+
+    def _current(self) -> _core.Table:
+        """The current table, re-attached if another process grew it."""
+        gen = self._gen_cell.load()
+        if gen != self._gen:
+            self._follow(gen)
+        return self._table
+
+    def _follow(self, gen: int) -> None:
+        while True:
+            if gen == 0:
+                raise CorruptSegmentError(f"Dict {self._seg.name!r} was never completed")
+            try:
+                seg = Segment.attach(_table_name(self._seg.name, gen), Kind.DICT_TABLE)
+            except NotFoundError:
+                newer = self._gen_cell.load()
+                if newer == gen:
+                    raise CorruptSegmentError(
+                        f"Dict {self._seg.name!r} lost its table (generation {gen})"
+                    ) from None
+                gen = newer  # grown again meanwhile: follow the newer one
+                continue
+            self._table_seg, self._table = seg, _core.Table(seg.mapping, seg.data_offset)
+            self._gen = gen
+            return
+
+    def _read(self, canon: bytes) -> tuple[int, bytes] | None:
+        while True:
+            gen = self._gen_cell.load()
+            if gen != self._gen:
+                self._follow(gen)
+            found = self._table.get(canon)
+            if self._gen_cell.load() == gen:
+                return found
+
+    def _snapshot(self) -> list[tuple[int, bytes, bytes, int, bytes]]:
+        """Live entries in insertion order: a consistent view of one generation."""
+        while True:
+            gen = self._gen_cell.load()
+            if gen != self._gen:
+                self._follow(gen)
+            entries = self._table.entries()
+            if self._gen_cell.load() == gen:
+                entries.sort()
+                return entries
+
+    # -- writing (holding the lock) ----------------------------------------------
+
+    @property
+    def lock(self) -> RLock:
+        """The writers' (recursive) lock: hold it for compound updates (``with d.lock: ...``)."""
+        return self._lock
+
+    def _writable(self) -> _core.Table:
+        if self._lock.owner_died:  # a writer died holding the lock: repair the counters
+            self._current().recount()
+        return self._current()
+
+    def _put(self, canon: bytes, blob: bytes, tag: int, data: bytes) -> int:
+        table = self._writable()
+        while (done := table.put(canon, blob, tag, data)) < 0:
+            table = self._grow(len(canon) + len(blob) + len(data))
+        return done
+
+    def _insert_all(self, encoded: list[tuple[bytes, bytes, int, bytes]]) -> None:
+        if self._gen_cell.load() == 0:
+            self._grow(sum(len(c) + len(b) + len(d) for c, b, _, d in encoded), len(encoded))
+        for item in encoded:
+            self._put(*item)
+
+    def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
+        """Build the next generation, big enough for the live entries and the extra."""
+        old = self._gen_cell.load()
+        entries = self._snapshot() if old else []
+        live = sum(40 + len(c) + len(k) + len(v) for _, c, k, _, v in entries)
+        nslots = 8
+        while nslots * 3 < (len(entries) + extra_keys) * 4 * 2:
+            nslots *= 2
+        heap = max(4096, 2 * (live + extra_bytes + 48 * extra_keys))
+        heap = -(-heap // 8) * 8
+        name = _table_name(self._seg.name, old + 1)
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Table.init(mapping, offset, nslots, heap, 0)
+            table = _core.Table(mapping, offset)
+            for _, canon, blob, tag, data in entries:
+                table.put(canon, blob, tag, data)
+
+        size = _core.TABLE_HEADER + 8 * nslots + heap
+        try:
+            seg = Segment.create(name, Kind.DICT_TABLE, {}, size, init)
+        except FileExistsError:  # left by a writer that died while growing
+            _core.shm_unlink(_names.shm_path(name))
+            seg = Segment.create(name, Kind.DICT_TABLE, {}, size, init)
+        self._gen_cell.store(old + 1)  # publish
+        if old:
+            with contextlib.suppress(FileNotFoundError):
+                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, old)))
+        self._table_seg, self._table, self._gen = (
+            seg,
+            _core.Table(seg.mapping, seg.data_offset),
+            old + 1,
+        )
+        return self._table
+
+    # -- the mapping protocol ------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Any:
+        found = self._read(canonical(key))
+        if found is None:
+            raise KeyError(key)
+        return decode_value(*found)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        found = self._read(canonical(key))
+        return default if found is None else decode_value(*found)
+
+    def __contains__(self, key: object) -> bool:
+        return self._read(canonical(key)) is not None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+        with self._lock:
+            self._put(*item)
+
+    def __delitem__(self, key: Any) -> None:
+        canon = canonical(key)
+        with self._lock:
+            if self._writable().delete(canon) is None:
+                raise KeyError(key)
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __iter__(self) -> Iterator[Any]:
+        for _, canon, blob, _, _ in self._snapshot():
+            yield restore(canon, blob)
+
+    def keys(self) -> KeysView[Any]:
+        return _Keys(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _Values(self)
+
+    def items(self) -> ItemsView[Any, Any]:
+        return _Items(self)
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Remove key and return its value, in one step."""
+        canon = canonical(key)
+        with self._lock:
+            found = self._writable().delete(canon)
+        if found is not None:
+            return decode_value(*found)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the most recently inserted item (LIFO, as dict)."""
+        with self._lock:
+            entries = self._snapshot()
+            if not entries:
+                raise KeyError("popitem(): dictionary is empty")
+            _, canon, blob, tag, data = entries[-1]
+            self._writable().delete(canon)
+        return restore(canon, blob), decode_value(tag, data)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """d[key] if present, else set it to default and return that, in one step."""
+        item = (canonical(key), stored(key), *encode_value(default))
+        with self._lock:
+            found = self._writable().get(item[0])
+            if found is not None:
+                return decode_value(*found)
+            self._put(*item)
+        return default
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Insert every item, all under the lock (atomic to other writers)."""
+        # as dict.update: anything with keys() is a mapping, else an iterable of pairs
+        keys = getattr(other, "keys", None)
+        pairs = [(k, other[k]) for k in keys()] if keys is not None else list(other)
+        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in pairs]
+        encoded += [(canonical(k), stored(k), *encode_value(v)) for k, v in kwargs.items()]
+        with self._lock:
+            for item in encoded:
+                self._put(*item)
+
+    def clear(self) -> None:
+        with self._lock:
+            for _, canon, _, _, _ in self._snapshot():
+                self._writable().delete(canon)
+
+    def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
+        """d[key] = d.get(key, default) + n in one step; return the new value."""
+        canon, blob = canonical(key), stored(key)
+        with self._lock:
+            found = self._writable().get(canon)
+            new = (default if found is None else decode_value(*found)) + n
+            self._put(canon, blob, *encode_value(new))
+        return new
+
+    def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
+        """Set d[key] = new if it currently equals expected (_MISSING-safe), in one step."""
+        canon, item = canonical(key), (stored(key), *encode_value(new))
+        with self._lock:
+            found = self._writable().get(canon)
+            if found is None or decode_value(*found) != expected:
+                return False
+            self._put(canon, *item)
+        return True
+
+    def copy(self) -> dict[Any, Any]:
+        """A plain dict with the current contents."""
+        return {restore(c, b): decode_value(t, d) for _, c, b, t, d in self._snapshot()}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Dict | dict | Mapping):
+            return self.copy() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self.copy() | dict(other)
+
+    def __ror__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(other) | self.copy()
+
+    def __ior__(self, other: Any) -> Dict:
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        # Guarded by name, not identity: a Dict stored in itself comes back as a new object.
+        if self._seg.name in _repr_running.names:
+            return f"{type(self).__name__}({{...}})"
+        _repr_running.names.add(self._seg.name)
+        try:
+            return f"{type(self).__name__}({self.copy()!r})"
+        finally:
+            _repr_running.names.discard(self._seg.name)
+
+
+class _Keys(KeysView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._mapping))  # type: ignore[attr-defined]
+
+
+class _Values(ValuesView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._mapping.copy().values())  # type: ignore[attr-defined]
+
+
+class _Items(ItemsView[Any, Any]):
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self._mapping.copy().items())  # type: ignore[attr-defined]
+
+
+def _table_name(root: str, gen: int) -> str:
+    return f"{root}.g{gen}"
+
+
+def partial_table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:
+    """The table segment(s) to unlink along with the root named root."""
+    return lambda: [_table_name(root, gen_cell.load())] if gen_cell.load() else []

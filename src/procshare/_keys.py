@@ -1,0 +1,90 @@
+"""Canonical bytes for dict keys, so that equal keys meet in every process.
+
+Pickles are not canonical (``1``, ``1.0`` and ``True`` are equal keys with
+different pickles; a frozenset of str pickles in an order that depends on the
+process's hash seed), and ``hash()`` of str differs between processes.  Keys
+of the common types are encoded canonically: None, bool, int, float and
+complex (equal numbers encode alike), str, bytes, and tuples and frozensets
+of these.  Any other hashable key is encoded by its pickle, so such keys meet
+only when they pickle identically.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def canonical(key: object) -> bytes:
+    """Bytes equal for equal keys of the supported types; TypeError if unhashable."""
+    if isinstance(key, str):
+        return b"s" + key.encode("utf-8", "surrogatepass")
+    if isinstance(key, bytes):
+        return b"b" + key
+    if isinstance(key, int):  # bool included: True == 1
+        return b"i%d" % key
+    if key is None:
+        return b"n"
+    if isinstance(key, float):
+        if key.is_integer():
+            return b"i%d" % int(key)
+        return b"f" + struct.pack("<d", key)
+    if isinstance(key, complex) and key.imag == 0:
+        return canonical(key.real)
+    if isinstance(key, tuple):
+        return b"t" + b"".join(_framed(canonical(item)) for item in key)
+    if isinstance(key, frozenset):
+        return b"F" + b"".join(sorted(_framed(canonical(item)) for item in key))
+    hash(key)  # unhashable keys raise TypeError, as with dict
+    return b"p" + pickle.dumps(key, _PROTOCOL)
+
+
+def _framed(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "little") + part
+
+
+def stored(key: object) -> bytes:
+    """What to store to give the key object back: empty when canonical() decodes exactly."""
+    if type(key) in (str, bytes, int):
+        return b""
+    return pickle.dumps(key, _PROTOCOL)
+
+
+def restore(canon: bytes, blob: bytes) -> object:
+    """The key object from its canonical bytes and stored blob."""
+    if blob:
+        return pickle.loads(blob)
+    kind, body = canon[:1], canon[1:]
+    if kind == b"s":
+        return body.decode("utf-8", "surrogatepass")
+    if kind == b"b":
+        return body
+    return int(body)
+
+
+_BYTES, _PICKLED, _STR, _INT = 0, 1, 2, 3
+
+
+def encode_value(value: object) -> tuple[int, bytes]:
+    """A value as (tag, bytes): bytes, str and 64-bit ints without pickling."""
+    kind = type(value)
+    if kind is bytes:
+        return _BYTES, value  # type: ignore[return-value]
+    if kind is str:
+        return _STR, value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+    if kind is int and -(1 << 63) <= value < (1 << 63):  # type: ignore[operator]
+        return _INT, value.to_bytes(8, "little", signed=True)  # type: ignore[attr-defined]
+    return _PICKLED, pickle.dumps(value, _PROTOCOL)
+
+
+def decode_value(tag: int, data: bytes) -> Any:
+    if tag == _STR:
+        return data.decode("utf-8", "surrogatepass")
+    if tag == _INT:
+        return int.from_bytes(data, "little", signed=True)
+    if tag == _BYTES:
+        return data
+    return pickle.loads(data)

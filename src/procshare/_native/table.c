@@ -1,0 +1,423 @@
+#include "table.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mapping.h"
+
+typedef struct {
+    uint64_t nslots;    /* a power of two */
+    uint64_t heap_size; /* bytes */
+    _Atomic uint64_t heap_used;  /* bytes appended so far (bumped before publication) */
+    _Atomic uint64_t count;      /* live entries */
+    _Atomic uint64_t used_slots; /* slots ever filled (live + tombstones) */
+    _Atomic uint64_t garbage;    /* heap bytes of replaced or deleted entries */
+    _Atomic uint64_t next_order; /* insertion order of the next new key */
+    uint64_t spare;
+} ps_table_layout;
+
+_Static_assert(sizeof(ps_table_layout) == PS_TABLE_HEADER, "table header size");
+
+/* An entry in the heap: this header, then canon, key and value bytes, padded to 8. */
+typedef struct {
+    uint32_t canon_len;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint32_t value_tag;
+    uint64_t order;
+    uint64_t hash;
+} ps_entry;
+
+#define EMPTY 0u
+#define TOMB 1u
+#define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
+#define HEAP_START 16 /* entries start at offset 16, so a slot value is never EMPTY or TOMB */
+
+uint64_t ps_hash_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, then a splitmix64 finaliser */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3u;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9u;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebu;
+    h ^= h >> 31;
+    return h;
+}
+
+PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint64_t h = ps_hash_bytes(b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+    ps_table_layout *t;
+    _Atomic uint64_t *slots;
+    char *heap;
+    uint64_t nslots, heap_size;
+} ps_Table;
+
+static int check_geometry(uint64_t nslots, uint64_t heap_size)
+{
+    if (nslots < 8 || (nslots & (nslots - 1)) != 0 || nslots > ((uint64_t)1 << 40) ||
+        heap_size < 64 || heap_size % 8 != 0 || heap_size > ((uint64_t)8 << 32)) {
+        PyErr_SetString(PyExc_ValueError, "table geometry is invalid or damaged");
+        return -1;
+    }
+    return 0;
+}
+
+/* Table(mapping, offset): the table whose header is at offset. */
+static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)kwds;
+    PyObject *mapping;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On:Table", &mapping, &offset))
+        return NULL;
+    ps_table_layout *t = (ps_table_layout *)ps_mapping_ptr(mapping, offset, PS_TABLE_HEADER, 8);
+    if (t == NULL || check_geometry(t->nslots, t->heap_size) < 0)
+        return NULL;
+    Py_ssize_t body = (Py_ssize_t)(t->nslots * 8 + t->heap_size);
+    char *p = ps_mapping_ptr(mapping, offset + PS_TABLE_HEADER, body, 8);
+    if (p == NULL)
+        return NULL;
+    ps_Table *self = (ps_Table *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(mapping);
+    self->mapping = mapping;
+    self->t = t;
+    self->slots = (_Atomic uint64_t *)p;
+    self->heap = p + t->nslots * 8;
+    self->nslots = t->nslots;
+    self->heap_size = t->heap_size;
+    return (PyObject *)self;
+}
+
+static void Table_dealloc(ps_Table *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->mapping);
+    tp->tp_free((PyObject *)self);
+}
+
+/* init(mapping, offset, nslots, heap_size, next_order): lay out an empty table. */
+static PyObject *Table_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, nslots, heap_size, next_order)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    unsigned long long nslots = PyLong_AsUnsignedLongLong(args[2]);
+    unsigned long long heap = PyLong_AsUnsignedLongLong(args[3]);
+    unsigned long long order = PyLong_AsUnsignedLongLong(args[4]);
+    if (PyErr_Occurred() || check_geometry(nslots, heap) < 0)
+        return NULL;
+    if (ps_mapping_ptr(args[0], offset + PS_TABLE_HEADER, (Py_ssize_t)(nslots * 8 + heap), 8) == NULL)
+        return NULL;
+    ps_table_layout *t = (ps_table_layout *)ps_mapping_ptr(args[0], offset, PS_TABLE_HEADER, 8);
+    if (t == NULL)
+        return NULL;
+    t->nslots = nslots;
+    t->heap_size = heap;
+    atomic_store(&t->heap_used, HEAP_START);
+    atomic_store(&t->next_order, order);
+    Py_RETURN_NONE;
+}
+
+/* The entry a slot value points to, or NULL if it points outside the heap. */
+static ps_entry *entry_of(ps_Table *self, uint64_t slot)
+{
+    uint64_t off = (slot & 0xffffffffu) * 8;
+    if (off < HEAP_START || off > self->heap_size - sizeof(ps_entry))
+        return NULL;
+    ps_entry *e = (ps_entry *)(self->heap + off);
+    uint64_t body = (uint64_t)e->canon_len + e->key_len + e->value_len;
+    if (body > self->heap_size - off - sizeof(ps_entry))
+        return NULL;
+    return e;
+}
+
+static uint64_t entry_size(const ps_entry *e)
+{
+    return sizeof(ps_entry) + ALIGN8((uint64_t)e->canon_len + e->key_len + e->value_len);
+}
+
+#define CANON(e) ((const char *)(e) + sizeof(ps_entry))
+#define KEY(e) (CANON(e) + (e)->canon_len)
+#define VALUE(e) (KEY(e) + (e)->key_len)
+
+/* Find canon: returns the slot index holding it, or -1; *free_slot gets the
+ * first tombstone or empty slot seen (-1 if the table is full of others).
+ * Lock-free: every slot is read with one atomic load. */
+static int64_t probe(ps_Table *self, const char *canon, uint32_t len, uint64_t h,
+                     int64_t *free_slot, int *damaged, ps_entry **found)
+{
+    uint64_t mask = self->nslots - 1;
+    uint32_t tag = (uint32_t)(h >> 32);
+    *free_slot = -1;
+    *damaged = 0;
+    for (uint64_t n = 0, i = h & mask; n < self->nslots; n++, i = (i + 1) & mask) {
+        uint64_t s = atomic_load_explicit(&self->slots[i], memory_order_acquire);
+        if (s == EMPTY) {
+            if (*free_slot < 0)
+                *free_slot = (int64_t)i;
+            return -1;
+        }
+        if (s == TOMB) {
+            if (*free_slot < 0)
+                *free_slot = (int64_t)i;
+            continue;
+        }
+        if ((uint32_t)(s >> 32) != tag)
+            continue;
+        ps_entry *e = entry_of(self, s);
+        if (e == NULL) {
+            *damaged = 1;
+            return -1;
+        }
+        if (e->hash == h && e->canon_len == len && memcmp(CANON(e), canon, len) == 0) {
+            *found = e;
+            return (int64_t)i;
+        }
+    }
+    return -1;
+}
+
+static PyObject *damaged_error(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "the dict's memory is damaged");
+    return NULL;
+}
+
+static PyObject *value_of(const ps_entry *e)
+{
+    PyObject *v = PyBytes_FromStringAndSize(VALUE(e), e->value_len);
+    return v == NULL ? NULL : Py_BuildValue("(IN)", e->value_tag, v);
+}
+
+/* get(canon) -> (tag, value bytes) or None.  Lock-free. */
+static PyObject *Table_get(ps_Table *self, PyObject *canon)
+{
+    if (!PyBytes_Check(canon)) {
+        PyErr_SetString(PyExc_TypeError, "get(canon: bytes)");
+        return NULL;
+    }
+    const char *c = PyBytes_AS_STRING(canon);
+    uint32_t len = (uint32_t)PyBytes_GET_SIZE(canon);
+    int64_t free_slot;
+    int damaged;
+    ps_entry *e = NULL;
+    int64_t i = probe(self, c, len, ps_hash_bytes((const unsigned char *)c, len), &free_slot,
+                      &damaged, &e);
+    if (damaged)
+        return damaged_error();
+    if (i < 0)
+        Py_RETURN_NONE;
+    return value_of(e); /* entries never change: this one is whole even if replaced since */
+}
+
+/* put(canon, key, tag, value) -> 1 new key, 0 replaced, -1 full (grow and
+ * retry).  The caller holds the dict's lock. */
+static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) ||
+        !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "put(canon: bytes, key: bytes, tag: int, value: bytes)");
+        return NULL;
+    }
+    unsigned long tag = PyLong_AsUnsignedLong(args[2]);
+    if (tag == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    uint64_t clen = (uint64_t)PyBytes_GET_SIZE(args[0]), klen = (uint64_t)PyBytes_GET_SIZE(args[1]),
+             vlen = (uint64_t)PyBytes_GET_SIZE(args[3]);
+    if (clen > UINT32_MAX || klen > UINT32_MAX || vlen > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "key or value larger than 4 GiB");
+        return NULL;
+    }
+    ps_table_layout *t = self->t;
+    const char *c = PyBytes_AS_STRING(args[0]);
+    uint64_t h = ps_hash_bytes((const unsigned char *)c, clen);
+    int64_t free_slot;
+    int damaged;
+    ps_entry *old = NULL;
+    int64_t i = probe(self, c, (uint32_t)clen, h, &free_slot, &damaged, &old);
+    if (damaged)
+        return damaged_error();
+    uint64_t need = sizeof(ps_entry) + ALIGN8(clen + klen + vlen);
+    uint64_t used = atomic_load(&t->heap_used);
+    if (used + need > self->heap_size || used + need > ((uint64_t)8 << 32))
+        return PyLong_FromLong(-1);
+    uint64_t target;
+    if (i >= 0)
+        target = (uint64_t)i;
+    else {
+        /* Keep the load (live + tombstones) under 3/4 so probes stay short. */
+        int fresh = free_slot < 0 || atomic_load(&self->slots[free_slot]) == EMPTY;
+        if (free_slot < 0 || (fresh && (atomic_load(&t->used_slots) + 1) * 4 > self->nslots * 3))
+            return PyLong_FromLong(-1);
+        target = (uint64_t)free_slot;
+    }
+    ps_entry *e = (ps_entry *)(self->heap + used);
+    e->canon_len = (uint32_t)clen;
+    e->key_len = (uint32_t)klen;
+    e->value_len = (uint32_t)vlen;
+    e->value_tag = (uint32_t)tag;
+    e->order = old ? old->order : atomic_fetch_add(&t->next_order, 1);
+    e->hash = h;
+    memcpy((char *)e + sizeof(ps_entry), c, clen);
+    memcpy((char *)e + sizeof(ps_entry) + clen, PyBytes_AS_STRING(args[1]), klen);
+    memcpy((char *)e + sizeof(ps_entry) + clen + klen, PyBytes_AS_STRING(args[3]), vlen);
+    /* Claim the space before publishing, so a writer killed between the two
+     * leaks the entry instead of letting the next writer overwrite it. */
+    atomic_store(&t->heap_used, used + need);
+    uint64_t was = atomic_load(&self->slots[target]);
+    atomic_store_explicit(&self->slots[target], ((h >> 32) << 32) | ((used / 8) & 0xffffffffu),
+                          memory_order_release);
+    if (old) {
+        atomic_fetch_add(&t->garbage, entry_size(old));
+        return PyLong_FromLong(0);
+    }
+    atomic_fetch_add(&t->count, 1);
+    if (was == EMPTY)
+        atomic_fetch_add(&t->used_slots, 1);
+    return PyLong_FromLong(1);
+}
+
+/* delete(canon) -> (tag, value bytes) of the removed entry, or None. */
+static PyObject *Table_delete(ps_Table *self, PyObject *canon)
+{
+    if (!PyBytes_Check(canon)) {
+        PyErr_SetString(PyExc_TypeError, "delete(canon: bytes)");
+        return NULL;
+    }
+    const char *c = PyBytes_AS_STRING(canon);
+    uint32_t len = (uint32_t)PyBytes_GET_SIZE(canon);
+    int64_t free_slot;
+    int damaged;
+    ps_entry *e = NULL;
+    int64_t i = probe(self, c, len, ps_hash_bytes((const unsigned char *)c, len), &free_slot,
+                      &damaged, &e);
+    if (damaged)
+        return damaged_error();
+    if (i < 0)
+        Py_RETURN_NONE;
+    PyObject *v = value_of(e);
+    if (v == NULL)
+        return NULL;
+    atomic_store(&self->slots[i], TOMB);
+    atomic_fetch_sub(&self->t->count, 1);
+    atomic_fetch_add(&self->t->garbage, entry_size(e));
+    return v;
+}
+
+/* entries() -> list of (order, canon, key, tag, value) for live entries, in
+ * slot order.  Lock-free; a concurrent writer may make it a mix of before and
+ * after, never a torn entry. */
+static PyObject *Table_entries(ps_Table *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < self->nslots; i++) {
+        uint64_t s = atomic_load_explicit(&self->slots[i], memory_order_acquire);
+        if (s == EMPTY || s == TOMB)
+            continue;
+        ps_entry *e = entry_of(self, s);
+        if (e == NULL) {
+            Py_DECREF(out);
+            return damaged_error();
+        }
+        PyObject *item = Py_BuildValue("(Ky#y#Iy#)", (unsigned long long)e->order, CANON(e),
+                                       (Py_ssize_t)e->canon_len, KEY(e), (Py_ssize_t)e->key_len,
+                                       e->value_tag, VALUE(e), (Py_ssize_t)e->value_len);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+}
+
+/* recount(): make count agree with the slots (after a writer died). */
+static PyObject *Table_recount(ps_Table *self, PyObject *unused)
+{
+    (void)unused;
+    uint64_t live = 0, filled = 0;
+    for (uint64_t i = 0; i < self->nslots; i++) {
+        uint64_t s = atomic_load(&self->slots[i]);
+        filled += s != EMPTY;
+        live += s != EMPTY && s != TOMB;
+    }
+    atomic_store(&self->t->count, live);
+    atomic_store(&self->t->used_slots, filled);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Table_stats(ps_Table *self, PyObject *unused)
+{
+    (void)unused;
+    ps_table_layout *t = self->t;
+    return Py_BuildValue("(KKKKKKK)", (unsigned long long)atomic_load(&t->count),
+                         (unsigned long long)self->nslots,
+                         (unsigned long long)atomic_load(&t->used_slots),
+                         (unsigned long long)atomic_load(&t->heap_used),
+                         (unsigned long long)self->heap_size,
+                         (unsigned long long)atomic_load(&t->garbage),
+                         (unsigned long long)atomic_load(&t->next_order));
+}
+
+static Py_ssize_t Table_len(ps_Table *self)
+{
+    return (Py_ssize_t)atomic_load(&self->t->count);
+}
+
+static PyMethodDef Table_methods[] = {
+    {"init", (PyCFunction)(void (*)(void))Table_init, METH_FASTCALL | METH_CLASS,
+     "init(mapping, offset, nslots, heap_size, next_order): lay out an empty table."},
+    {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
+    {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
+     "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
+    {"delete", (PyCFunction)Table_delete, METH_O,
+     "delete(canon) -> (tag, value) | None (caller holds the lock)."},
+    {"entries", (PyCFunction)Table_entries, METH_NOARGS,
+     "entries() -> [(order, canon, key, tag, value)] of live entries."},
+    {"recount", (PyCFunction)Table_recount, METH_NOARGS, "recount(): repair the counters."},
+    {"stats", (PyCFunction)Table_stats, METH_NOARGS,
+     "stats() -> (count, nslots, used slots, heap used, heap size, garbage, next order)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Table_as_sequence = {
+    .sq_length = (lenfunc)Table_len,
+};
+
+PyTypeObject ps_TableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Table",
+    .tp_basicsize = sizeof(ps_Table),
+    .tp_dealloc = (destructor)Table_dealloc,
+    .tp_as_sequence = &Table_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Table(mapping, offset): a hash table of immutable entries inside a mapping.",
+    .tp_methods = Table_methods,
+    .tp_new = Table_new,
+};

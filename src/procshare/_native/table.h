@@ -1,0 +1,27 @@
+/* Table: an open-addressing hash table inside a mapping, for Dict.
+ *
+ * Entries (canonical key bytes, stored key, value) are appended to a heap and
+ * never changed afterwards; a slot holds the entry's offset and part of its
+ * hash and is published with one atomic store.  So readers never lock and
+ * never see a torn entry: they find the old entry or the new one.  Writers
+ * are serialised by the caller (the Dict's robust lock).  A writer killed
+ * mid-way leaks heap space at worst; the slot store is its only visible act.
+ * When slots or heap run out, the caller builds a bigger table (a new
+ * generation) and copies the live entries. */
+#ifndef PROCSHARE_TABLE_H
+#define PROCSHARE_TABLE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* Bytes of the table's header; slots and then the heap follow. */
+#define PS_TABLE_HEADER 64
+
+extern PyTypeObject ps_TableType;
+
+/* 64-bit hash of bytes, the same in every process and run. */
+uint64_t ps_hash_bytes(const unsigned char *p, size_t n);
+
+PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg);
+
+#endif
