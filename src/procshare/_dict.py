@@ -126,12 +126,13 @@ class Dict(Shared, MutableMapping[Any, Any]):
             return
 
     def _read(self, canon: bytes) -> tuple[int, bytes] | None:
+        gen_cell = self._gen_cell
         while True:
-            gen = self._gen_cell.load()
+            gen = gen_cell.load()
             if gen != self._gen:
                 self._follow(gen)
             found = self._table.get(canon)
-            if self._gen_cell.load() == gen:
+            if gen_cell.load() == gen:
                 return found
 
     def _snapshot(self) -> list[tuple[int, bytes, bytes, int, bytes]]:
@@ -170,22 +171,23 @@ class Dict(Shared, MutableMapping[Any, Any]):
             self._put(*item)
 
     def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
-        """Build the next generation, big enough for the live entries and the extra."""
+        """Build the next generation, with room for the live entries and the extra."""
         old = self._gen_cell.load()
-        entries = self._snapshot() if old else []
-        live = sum(40 + len(c) + len(k) + len(v) for _, c, k, _, v in entries)
+        source = self._current() if old else None
+        count, live = 0, 0
+        if source is not None:
+            count, _, _, used, _, garbage, _ = source.stats()
+            live = used - garbage
         nslots = 8
-        while nslots * 3 < (len(entries) + extra_keys) * 4 * 2:
+        while nslots * 3 < (count + extra_keys) * 8:  # at most 3/8 full after growing
             nslots *= 2
-        heap = max(4096, 2 * (live + extra_bytes + 48 * extra_keys))
-        heap = -(-heap // 8) * 8
+        heap = -(-max(4096, 3 * (live + extra_bytes + 48 * extra_keys)) // 8) * 8
         name = _table_name(self._seg.name, old + 1)
 
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Table.init(mapping, offset, nslots, heap, 0)
-            table = _core.Table(mapping, offset)
-            for _, canon, blob, tag, data in entries:
-                table.put(canon, blob, tag, data)
+            if source is not None and not _core.Table(mapping, offset).copy_from(source):
+                raise RuntimeError("the live entries did not fit the next table")
 
         size = _core.TABLE_HEADER + 8 * nslots + heap
         try:
@@ -197,11 +199,8 @@ class Dict(Shared, MutableMapping[Any, Any]):
         if old:
             with contextlib.suppress(FileNotFoundError):
                 _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, old)))
-        self._table_seg, self._table, self._gen = (
-            seg,
-            _core.Table(seg.mapping, seg.data_offset),
-            old + 1,
-        )
+        self._table_seg, self._gen = seg, old + 1
+        self._table = _core.Table(seg.mapping, seg.data_offset)
         return self._table
 
     # -- the mapping protocol ------------------------------------------------------
@@ -220,9 +219,13 @@ class Dict(Shared, MutableMapping[Any, Any]):
         return self._read(canonical(key)) is not None
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+        canon, blob = canonical(key), stored(key)
+        tag, data = encode_value(value)  # errors here change nothing
         with self._lock:
-            self._put(*item)
+            # The common case inlined: current table, healthy lock, room to put.
+            current = not self._lock.owner_died and self._gen_cell.load() == self._gen
+            if not current or self._table.put(canon, blob, tag, data) < 0:
+                self._put(canon, blob, tag, data)
 
     def __delitem__(self, key: Any) -> None:
         canon = canonical(key)

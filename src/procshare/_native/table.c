@@ -2,6 +2,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mapping.h"
@@ -232,6 +233,67 @@ static PyObject *Table_get(ps_Table *self, PyObject *canon)
     return value_of(e); /* entries never change: this one is whole even if replaced since */
 }
 
+/* The bytes of one entry to insert. */
+typedef struct {
+    const char *canon, *key, *value;
+    uint64_t canon_len, key_len, value_len, hash;
+    uint32_t tag;
+} ps_item;
+
+/* Insert or replace item (the caller holds the dict's lock): 1 new key, 0
+ * replaced, -1 no room (slots or heap), -2 damaged memory. */
+static int table_insert(ps_Table *self, const ps_item *it)
+{
+    ps_table_layout *t = self->t;
+    int64_t free_slot;
+    int damaged;
+    ps_entry *old = NULL;
+    int64_t i = probe(self, it->canon, (uint32_t)it->canon_len, it->hash, &free_slot, &damaged,
+                      &old);
+    if (damaged)
+        return -2;
+    uint64_t need = sizeof(ps_entry) + ALIGN8(it->canon_len + it->key_len + it->value_len);
+    uint64_t used = atomic_load(&t->heap_used);
+    if (used + need > self->heap_size || used + need > ((uint64_t)8 << 32))
+        return -1;
+    uint64_t target;
+    if (i >= 0)
+        target = (uint64_t)i;
+    else {
+        /* Keep the load (live + tombstones) under 3/4 so probes stay short. */
+        int fresh = free_slot < 0 || atomic_load(&self->slots[free_slot]) == EMPTY;
+        if (free_slot < 0 || (fresh && (atomic_load(&t->used_slots) + 1) * 4 > self->nslots * 3))
+            return -1;
+        target = (uint64_t)free_slot;
+    }
+    ps_entry *e = (ps_entry *)(self->heap + used);
+    e->canon_len = (uint32_t)it->canon_len;
+    e->key_len = (uint32_t)it->key_len;
+    e->value_len = (uint32_t)it->value_len;
+    e->value_tag = it->tag;
+    e->order = old ? old->order : atomic_fetch_add(&t->next_order, 1);
+    e->hash = it->hash;
+    char *body = (char *)e + sizeof(ps_entry);
+    memcpy(body, it->canon, it->canon_len);
+    memcpy(body + it->canon_len, it->key, it->key_len);
+    memcpy(body + it->canon_len + it->key_len, it->value, it->value_len);
+    /* Claim the space before publishing, so a writer killed between the two
+     * leaks the entry instead of letting the next writer overwrite it. */
+    atomic_store(&t->heap_used, used + need);
+    uint64_t was = atomic_load(&self->slots[target]);
+    atomic_store_explicit(&self->slots[target],
+                          ((it->hash >> 32) << 32) | ((used / 8) & 0xffffffffu),
+                          memory_order_release);
+    if (old) {
+        atomic_fetch_add(&t->garbage, entry_size(old));
+        return 0;
+    }
+    atomic_fetch_add(&t->count, 1);
+    if (was == EMPTY)
+        atomic_fetch_add(&t->used_slots, 1);
+    return 1;
+}
+
 /* put(canon, key, tag, value) -> 1 new key, 0 replaced, -1 full (grow and
  * retry).  The caller holds the dict's lock. */
 static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
@@ -244,59 +306,61 @@ static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nar
     unsigned long tag = PyLong_AsUnsignedLong(args[2]);
     if (tag == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
-    uint64_t clen = (uint64_t)PyBytes_GET_SIZE(args[0]), klen = (uint64_t)PyBytes_GET_SIZE(args[1]),
-             vlen = (uint64_t)PyBytes_GET_SIZE(args[3]);
-    if (clen > UINT32_MAX || klen > UINT32_MAX || vlen > UINT32_MAX) {
+    ps_item it = {PyBytes_AS_STRING(args[0]), PyBytes_AS_STRING(args[1]),
+                  PyBytes_AS_STRING(args[3]), (uint64_t)PyBytes_GET_SIZE(args[0]),
+                  (uint64_t)PyBytes_GET_SIZE(args[1]), (uint64_t)PyBytes_GET_SIZE(args[3]), 0,
+                  (uint32_t)tag};
+    if (it.canon_len > UINT32_MAX || it.key_len > UINT32_MAX || it.value_len > UINT32_MAX ||
+        tag > UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "key or value larger than 4 GiB");
         return NULL;
     }
-    ps_table_layout *t = self->t;
-    const char *c = PyBytes_AS_STRING(args[0]);
-    uint64_t h = ps_hash_bytes((const unsigned char *)c, clen);
-    int64_t free_slot;
-    int damaged;
-    ps_entry *old = NULL;
-    int64_t i = probe(self, c, (uint32_t)clen, h, &free_slot, &damaged, &old);
-    if (damaged)
+    it.hash = ps_hash_bytes((const unsigned char *)it.canon, it.canon_len);
+    int r = table_insert(self, &it);
+    return r == -2 ? damaged_error() : PyLong_FromLong(r);
+}
+
+static int by_order(const void *a, const void *b)
+{
+    uint64_t x = (*(ps_entry *const *)a)->order, y = (*(ps_entry *const *)b)->order;
+    return x < y ? -1 : x > y;
+}
+
+/* copy_from(source) -> bool: insert every live entry of source (another
+ * table), in insertion order; False if they do not fit. */
+static PyObject *Table_copy_from(ps_Table *self, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &ps_TableType)) {
+        PyErr_SetString(PyExc_TypeError, "copy_from(source: Table)");
+        return NULL;
+    }
+    ps_Table *src = (ps_Table *)arg;
+    ps_entry **live = PyMem_Malloc(sizeof(ps_entry *) * (size_t)(src->nslots ? src->nslots : 1));
+    if (live == NULL)
+        return PyErr_NoMemory();
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < src->nslots; i++) {
+        uint64_t s = atomic_load(&src->slots[i]);
+        if (s == EMPTY || s == TOMB)
+            continue;
+        if ((live[n] = entry_of(src, s)) == NULL) {
+            PyMem_Free(live);
+            return damaged_error();
+        }
+        n++;
+    }
+    qsort(live, (size_t)n, sizeof(ps_entry *), by_order);
+    int r = 1;
+    for (uint64_t j = 0; j < n && r >= 0; j++) {
+        ps_entry *e = live[j];
+        ps_item it = {CANON(e), KEY(e), VALUE(e), e->canon_len, e->key_len, e->value_len,
+                      e->hash, e->value_tag};
+        r = table_insert(self, &it);
+    }
+    PyMem_Free(live);
+    if (r == -2)
         return damaged_error();
-    uint64_t need = sizeof(ps_entry) + ALIGN8(clen + klen + vlen);
-    uint64_t used = atomic_load(&t->heap_used);
-    if (used + need > self->heap_size || used + need > ((uint64_t)8 << 32))
-        return PyLong_FromLong(-1);
-    uint64_t target;
-    if (i >= 0)
-        target = (uint64_t)i;
-    else {
-        /* Keep the load (live + tombstones) under 3/4 so probes stay short. */
-        int fresh = free_slot < 0 || atomic_load(&self->slots[free_slot]) == EMPTY;
-        if (free_slot < 0 || (fresh && (atomic_load(&t->used_slots) + 1) * 4 > self->nslots * 3))
-            return PyLong_FromLong(-1);
-        target = (uint64_t)free_slot;
-    }
-    ps_entry *e = (ps_entry *)(self->heap + used);
-    e->canon_len = (uint32_t)clen;
-    e->key_len = (uint32_t)klen;
-    e->value_len = (uint32_t)vlen;
-    e->value_tag = (uint32_t)tag;
-    e->order = old ? old->order : atomic_fetch_add(&t->next_order, 1);
-    e->hash = h;
-    memcpy((char *)e + sizeof(ps_entry), c, clen);
-    memcpy((char *)e + sizeof(ps_entry) + clen, PyBytes_AS_STRING(args[1]), klen);
-    memcpy((char *)e + sizeof(ps_entry) + clen + klen, PyBytes_AS_STRING(args[3]), vlen);
-    /* Claim the space before publishing, so a writer killed between the two
-     * leaks the entry instead of letting the next writer overwrite it. */
-    atomic_store(&t->heap_used, used + need);
-    uint64_t was = atomic_load(&self->slots[target]);
-    atomic_store_explicit(&self->slots[target], ((h >> 32) << 32) | ((used / 8) & 0xffffffffu),
-                          memory_order_release);
-    if (old) {
-        atomic_fetch_add(&t->garbage, entry_size(old));
-        return PyLong_FromLong(0);
-    }
-    atomic_fetch_add(&t->count, 1);
-    if (was == EMPTY)
-        atomic_fetch_add(&t->used_slots, 1);
-    return PyLong_FromLong(1);
+    return PyBool_FromLong(r >= 0);
 }
 
 /* delete(canon) -> (tag, value bytes) of the removed entry, or None. */
@@ -396,6 +460,8 @@ static PyMethodDef Table_methods[] = {
     {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
+    {"copy_from", (PyCFunction)Table_copy_from, METH_O,
+     "copy_from(source) -> bool: insert source's live entries in order; False if full."},
     {"delete", (PyCFunction)Table_delete, METH_O,
      "delete(canon) -> (tag, value) | None (caller holds the lock)."},
     {"entries", (PyCFunction)Table_entries, METH_NOARGS,
