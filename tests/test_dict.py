@@ -99,7 +99,7 @@ def test_dict_protocol_details() -> None:
     assert ("a", 1) in d.items() and "a" in d.keys() and 2 in d.values()  # noqa: SIM118
     assert type(d.copy()) is dict and repr(d) == "Dict({'a': 1, 'b': 2, 'c': 3})"
     d["self"] = d  # stored by reference: repr does not recurse forever
-    assert repr(d).endswith("'self': Dict({...})})")
+    assert repr(d).endswith("'self': Dict(...)})")
     assert d.compare_and_set("a", 1, 10) and not d.compare_and_set("a", 1, 11) and d["a"] == 10
     assert not d.compare_and_set("missing", None, 1)
     with d.lock:

@@ -235,3 +235,16 @@ def dict_keys_from_spawn(d: Any) -> None:
     d[frozenset({"alpha", "beta", "gamma"})] = "fs"
     d[("t", 1.0, None)] = "tuple"
     d["h\u00e9"] = "text"
+
+
+def list_append(items: Any, value: Any, n: int) -> None:
+    for i in range(n):
+        items.append((value, i))
+
+
+def global_append(value: int) -> None:
+    """The article's mistake: append to a module-level list in a child process."""
+    GLOBAL_LIST.append(value)
+
+
+GLOBAL_LIST: list[int] = []

@@ -22,6 +22,7 @@ from ._counter import Counter
 from ._dict import Dict
 from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
 from ._event import Event
+from ._list import List
 from ._lock import Lock, RLock
 from ._queue import JoinableQueue, Queue, SimpleQueue
 from ._semaphore import BoundedSemaphore, Semaphore
@@ -39,6 +40,7 @@ __all__ = [
     "Event",
     "JoinableQueue",
     "KindError",
+    "List",
     "Lock",
     "NotFoundError",
     "Pool",

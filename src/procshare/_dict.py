@@ -14,10 +14,7 @@ counters.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import (
-    Callable,
     ItemsView,
     Iterable,
     Iterator,
@@ -28,26 +25,15 @@ from collections.abc import (
 )
 from typing import Any, ClassVar
 
-from . import _core, _names
-from ._errors import CorruptSegmentError, NotFoundError
+from . import _core
+from ._generations import Generational, guarded_repr
 from ._keys import canonical, decode_value, encode_value, restore, stored
-from ._lock import LOCK_SPACE, RLock
-from ._segment import Kind, Segment, companions
-from ._shared import Shared
+from ._segment import Kind
 
-_GEN = LOCK_SPACE  # offset of the generation counter in the root's data
 _MISSING: Any = object()
 
 
-class _ReprGuard(threading.local):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-
-_repr_running = _ReprGuard()
-
-
-class Dict(Shared, MutableMapping[Any, Any]):
+class Dict(Generational, MutableMapping[Any, Any]):
     """``Dict(mapping_or_iterable=(), /, *, name=None, **kwargs)``: a dict shared by processes.
 
     The full dict API; keys and values are any picklable objects (see
@@ -58,21 +44,18 @@ class Dict(Shared, MutableMapping[Any, Any]):
     initial contents are ignored.
     """
 
-    __slots__ = ("_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
+    __slots__ = ()
     _kind: ClassVar[Kind] = Kind.DICT
-    _gen: int
-    _gen_cell: _core.Cell
-    _lock: RLock
+    _table_kind: ClassVar[Kind] = Kind.DICT_TABLE
+    _table_type = _core.Table
     _table: _core.Table
-    _table_seg: Segment
 
     def __new__(
         cls, mapping_or_iterable: object = (), /, *, name: str | None = None, **kwargs: Any
     ) -> Any:
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
-        seg, created = Segment.open(name, Kind.DICT, {}, LOCK_SPACE + 8, lambda m, o: None)
-        self = cls._from_segment(seg)
+        self, created = cls._open_root(name)
         if created:
             with self._lock:
                 self._insert_all(encoded)
@@ -84,82 +67,19 @@ class Dict(Shared, MutableMapping[Any, Any]):
     ) -> Any:
         return cls({key: value for key in iterable}, name=name)
 
-    @classmethod
-    def _from_segment(cls, seg: Segment) -> Any:
-        self = object.__new__(cls)
-        self._seg = seg
-        self._lock = RLock._at(seg, seg.data_offset)
-        self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
-        self._gen = 0
-        companions[seg.name] = partial_table_names(seg.name, self._gen_cell)
-        return self
-
-    @classmethod
-    def _attach(cls, name: str, *args: Any) -> Any:
-        return cls._from_segment(Segment.attach(name, Kind.DICT))
-
-    # -- generations -----------------------------------------------------------
-
-    def _current(self) -> _core.Table:
-        """The current table, re-attached if another process grew it."""
-        gen = self._gen_cell.load()
-        if gen != self._gen:
-            self._follow(gen)
-        return self._table
-
-    def _follow(self, gen: int) -> None:
-        while True:
-            if gen == 0:
-                raise CorruptSegmentError(f"Dict {self._seg.name!r} was never completed")
-            try:
-                seg = Segment.attach(_table_name(self._seg.name, gen), Kind.DICT_TABLE)
-            except NotFoundError:
-                newer = self._gen_cell.load()
-                if newer == gen:
-                    raise CorruptSegmentError(
-                        f"Dict {self._seg.name!r} lost its table (generation {gen})"
-                    ) from None
-                gen = newer  # grown again meanwhile: follow the newer one
-                continue
-            self._table_seg, self._table = seg, _core.Table(seg.mapping, seg.data_offset)
-            self._gen = gen
-            return
-
     def _read(self, canon: bytes) -> tuple[int, bytes] | None:
-        gen_cell = self._gen_cell
-        while True:
-            gen = gen_cell.load()
-            if gen != self._gen:
-                self._follow(gen)
-            found = self._table.get(canon)
-            if gen_cell.load() == gen:
-                return found
+        return self._stable(_core.Table.get, canon)
 
     def _snapshot(self) -> list[tuple[int, bytes, bytes, int, bytes]]:
         """Live entries in insertion order: a consistent view of one generation."""
-        while True:
-            gen = self._gen_cell.load()
-            if gen != self._gen:
-                self._follow(gen)
-            entries = self._table.entries()
-            if self._gen_cell.load() == gen:
-                entries.sort()
-                return entries
+        entries = self._stable(_entries)
+        entries.sort()
+        return entries
 
     # -- writing (holding the lock) ----------------------------------------------
 
-    @property
-    def lock(self) -> RLock:
-        """The writers' (recursive) lock: hold it for compound updates (``with d.lock: ...``)."""
-        return self._lock
-
-    def _writable(self) -> _core.Table:
-        if self._lock.owner_died:  # a writer died holding the lock: repair the counters
-            self._current().recount()
-        return self._current()
-
     def _put(self, canon: bytes, blob: bytes, tag: int, data: bytes) -> int:
-        table = self._writable()
+        table: _core.Table = self._writable()
         while (done := table.put(canon, blob, tag, data)) < 0:
             table = self._grow(len(canon) + len(blob) + len(data))
         return done
@@ -172,8 +92,7 @@ class Dict(Shared, MutableMapping[Any, Any]):
 
     def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
         """Build the next generation, with room for the live entries and the extra."""
-        old = self._gen_cell.load()
-        source = self._current() if old else None
+        source = self._current() if self._gen_cell.load() else None
         count, live = 0, 0
         if source is not None:
             count, _, _, used, _, garbage, _ = source.stats()
@@ -182,26 +101,14 @@ class Dict(Shared, MutableMapping[Any, Any]):
         while nslots * 3 < (count + extra_keys) * 8:  # at most 3/8 full after growing
             nslots *= 2
         heap = -(-max(4096, 3 * (live + extra_bytes + 48 * extra_keys)) // 8) * 8
-        name = _table_name(self._seg.name, old + 1)
 
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Table.init(mapping, offset, nslots, heap, 0)
             if source is not None and not _core.Table(mapping, offset).copy_from(source):
                 raise RuntimeError("the live entries did not fit the next table")
 
-        size = _core.TABLE_HEADER + 8 * nslots + heap
-        try:
-            seg = Segment.create(name, Kind.DICT_TABLE, {}, size, init)
-        except FileExistsError:  # left by a writer that died while growing
-            _core.shm_unlink(_names.shm_path(name))
-            seg = Segment.create(name, Kind.DICT_TABLE, {}, size, init)
-        self._gen_cell.store(old + 1)  # publish
-        if old:
-            with contextlib.suppress(FileNotFoundError):
-                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, old)))
-        self._table_seg, self._gen = seg, old + 1
-        self._table = _core.Table(seg.mapping, seg.data_offset)
-        return self._table
+        table: _core.Table = self._replace(_core.TABLE_HEADER + 8 * nslots + heap, init)
+        return table
 
     # -- the mapping protocol ------------------------------------------------------
 
@@ -341,14 +248,7 @@ class Dict(Shared, MutableMapping[Any, Any]):
         return self
 
     def __repr__(self) -> str:
-        # Guarded by name, not identity: a Dict stored in itself comes back as a new object.
-        if self._seg.name in _repr_running.names:
-            return f"{type(self).__name__}({{...}})"
-        _repr_running.names.add(self._seg.name)
-        try:
-            return f"{type(self).__name__}({self.copy()!r})"
-        finally:
-            _repr_running.names.discard(self._seg.name)
+        return guarded_repr(self, lambda: repr(self.copy()))
 
 
 class _Keys(KeysView[Any]):
@@ -366,10 +266,5 @@ class _Items(ItemsView[Any, Any]):
         return iter(self._mapping.copy().items())  # type: ignore[attr-defined]
 
 
-def _table_name(root: str, gen: int) -> str:
-    return f"{root}.g{gen}"
-
-
-def partial_table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:
-    """The table segment(s) to unlink along with the root named root."""
-    return lambda: [_table_name(root, gen_cell.load())] if gen_cell.load() else []
+def _entries(table: _core.Table, _: object) -> list[tuple[int, bytes, bytes, int, bytes]]:
+    return table.entries()

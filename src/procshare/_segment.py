@@ -67,6 +67,8 @@ class Kind(enum.IntEnum):
     JOINABLE_QUEUE = 13
     DICT = 14
     DICT_TABLE = 15
+    LIST = 16
+    LIST_TABLE = 17
 
 
 def start_time(pid: int) -> int:

@@ -10,6 +10,7 @@
 #include "ring.h"
 #include "semaphore.h"
 #include "table.h"
+#include "vector.h"
 
 static PyObject *itemsize_py(PyObject *module, PyObject *arg)
 {
@@ -60,14 +61,15 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType,
-                             &ps_SemaphoreType, &ps_RingType, &ps_TableType};
+                             &ps_SemaphoreType, &ps_RingType, &ps_TableType,
+                             &ps_VectorType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring", "Table"};
+    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring", "Table", "Vector"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
@@ -80,7 +82,8 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0 ||
         PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0 ||
-        PyModule_AddIntConstant(m, "TABLE_HEADER", PS_TABLE_HEADER) < 0) {
+        PyModule_AddIntConstant(m, "TABLE_HEADER", PS_TABLE_HEADER) < 0 ||
+        PyModule_AddIntConstant(m, "VECTOR_HEADER", PS_VECTOR_HEADER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,0 +1,161 @@
+"""Objects that outgrow their segment: a fixed root, and generations of a table segment.
+
+The root segment (the object's name) holds the writers' recursive robust
+lock and the current generation number; the data lives in a table segment
+named ``<name>.g<generation>``.  Readers never lock: they load the
+generation (one atomic read), re-attach if it changed, read, and check that
+the generation did not change meanwhile.  A writer that needs a bigger (or
+rearranged) table builds the next generation, publishes it with one store
+and unlinks the old one; processes still mapping the old table keep a valid,
+stale view until their next operation.  A writer killed while building
+leaves an unpublished segment, replaced by the next build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from . import _core, _names
+from ._errors import CorruptSegmentError, NotFoundError
+from ._lock import LOCK_SPACE, RLock
+from ._segment import Kind, Segment, companions
+from ._shared import Shared
+
+T = TypeVar("T")
+
+_GEN = LOCK_SPACE  # offset of the generation counter in the root's data
+ROOT_SIZE = LOCK_SPACE + 8
+
+
+class Generational(Shared):
+    """Base of Dict and List: the root, the current table, and how to replace it."""
+
+    __slots__ = ("_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
+    _kind: ClassVar[Kind]
+    _table_kind: ClassVar[Kind]
+    _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset)
+    _gen: int
+    _gen_cell: _core.Cell
+    _lock: RLock
+    _table: Any
+    _table_seg: Segment
+
+    @classmethod
+    def _open_root(cls, name: str | None) -> tuple[Any, bool]:
+        seg, created = Segment.open(name, cls._kind, {}, ROOT_SIZE, lambda m, o: None)
+        return cls._from_segment(seg), created
+
+    @classmethod
+    def _from_segment(cls, seg: Segment) -> Any:
+        self = object.__new__(cls)
+        self._seg = seg
+        self._lock = RLock._at(seg, seg.data_offset)
+        self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
+        self._gen = 0
+        companions[seg.name] = _table_names(seg.name, self._gen_cell)
+        return self
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        return cls._from_segment(Segment.attach(name, cls._kind))
+
+    @property
+    def lock(self) -> RLock:
+        """The writers' recursive lock: hold it for compound updates (``with obj.lock:``)."""
+        return self._lock
+
+    def _current(self) -> Any:
+        """The current table, re-attached if another process replaced it."""
+        gen = self._gen_cell.load()
+        if gen != self._gen:
+            self._follow(gen)
+        return self._table
+
+    def _follow(self, gen: int) -> None:
+        while True:
+            if gen == 0:
+                raise CorruptSegmentError(f"{self._seg.name!r} was never completed")
+            try:
+                seg = Segment.attach(_table_name(self._seg.name, gen), self._table_kind)
+            except NotFoundError:
+                newer = self._gen_cell.load()
+                if newer == gen:
+                    raise CorruptSegmentError(
+                        f"{self._seg.name!r} lost its table (generation {gen})"
+                    ) from None
+                gen = newer  # replaced again meanwhile: follow the newer one
+                continue
+            self._table_seg, self._gen = seg, gen
+            self._table = type(self)._table_type(seg.mapping, seg.data_offset)
+            return
+
+    def _stable(self, read: Callable[[Any, Any], T], arg: Any = None) -> T:
+        """read(table, arg) on one generation that stayed current throughout."""
+        gen_cell = self._gen_cell
+        while True:
+            gen = gen_cell.load()
+            if gen != self._gen:
+                self._follow(gen)
+            result = read(self._table, arg)
+            if gen_cell.load() == gen:
+                return result
+
+    def _writable(self) -> Any:
+        """The current table, for a writer holding the lock; repaired if a writer died."""
+        table = self._current()
+        if self._lock.owner_died:
+            table.recount()
+        return table
+
+    def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
+        """Build the next generation (size bytes, filled by init), publish it, drop the old."""
+        old = self._gen_cell.load()
+        name = _table_name(self._seg.name, old + 1)
+        try:
+            seg = Segment.create(name, self._table_kind, {}, size, init)
+        except FileExistsError:  # left by a writer that died while building it
+            _core.shm_unlink(_names.shm_path(name))
+            seg = Segment.create(name, self._table_kind, {}, size, init)
+        self._gen_cell.store(old + 1)  # publish
+        if old:
+            with contextlib.suppress(FileNotFoundError):
+                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, old)))
+        self._table_seg, self._gen = seg, old + 1
+        self._table = type(self)._table_type(seg.mapping, seg.data_offset)
+        return self._table
+
+
+def _table_name(root: str, gen: int) -> str:
+    return f"{root}.g{gen}"
+
+
+def _table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:
+    """The table segment to unlink along with the root named root."""
+    return lambda: [_table_name(root, gen_cell.load())] if gen_cell.load() else []
+
+
+class _ReprGuard(threading.local):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+
+_repr_running = _ReprGuard()
+
+
+def guarded_repr(obj: Generational, render: Callable[[], str]) -> str:
+    """``Type(render())``, or ``Type(...)`` when obj is already being shown.
+
+    Guarded by name, not identity: an object stored in itself comes back as a
+    new Python object that is the same shared object.
+    """
+    name, kind = obj._seg.name, type(obj).__name__
+    if name in _repr_running.names:
+        return f"{kind}(...)"
+    _repr_running.names.add(name)
+    try:
+        return f"{kind}({render()})"
+    finally:
+        _repr_running.names.discard(name)

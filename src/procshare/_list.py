@@ -1,0 +1,268 @@
+"""List: a list shared by processes, read without locks, written under a robust lock.
+
+Elements are immutable (tag, bytes) entries in a heap; a slot array points
+at them and the length is published last, so lock-free readers see each
+element whole.  ``l[i] = x``, ``append`` and ``pop()`` change one slot or the
+length in place; everything that moves elements (insert, delete, slices,
+sort, reverse, growth) builds the next generation and publishes it with one
+store (see procshare._generations), so readers never see a half-shifted list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableSequence
+from typing import Any, ClassVar, SupportsIndex, overload
+
+from . import _core
+from ._generations import Generational, guarded_repr
+from ._keys import decode_value, encode_value
+from ._segment import Kind
+
+Item = tuple[int, bytes]
+
+
+class List(Generational, MutableSequence[Any]):
+    """``List(iterable=(), /, *, name=None)``: a list shared by processes.
+
+    The full list API, comparisons with lists and Lists, ``+``, ``*``,
+    ``copy()`` (a plain list).  Values are any picklable objects; procshare
+    objects are stored by reference.  ``with l.lock:`` makes compound updates
+    atomic.  With ``name=`` an existing List is attached and the initial
+    contents are ignored.
+    """
+
+    __slots__ = ()
+    _kind: ClassVar[Kind] = Kind.LIST
+    _table_kind: ClassVar[Kind] = Kind.LIST_TABLE
+    _table_type = _core.Vector
+    _table: _core.Vector
+
+    def __new__(cls, iterable: Iterable[Any] = (), /, *, name: str | None = None) -> Any:
+        items = [encode_value(v) for v in iterable]  # errors here change nothing
+        self, created = cls._open_root(name)
+        if created:
+            with self._lock:
+                self._rebuild(items)
+        return self
+
+    # -- storage ------------------------------------------------------------------
+
+    def _items(self) -> list[Item]:
+        items: list[Item] = self._stable(_all)
+        return items
+
+    def _values(self) -> list[Any]:
+        return [decode_value(t, d) for t, d in self._items()]
+
+    def _rebuild(self, items: list[Item], room: int = 0) -> _core.Vector:
+        """Publish a new generation holding exactly items, with room to grow."""
+        capacity = max(8, 2 * (len(items) + room))
+        heap = -(-max(4096, 3 * sum(16 + len(d) for _, d in items) + 64 * (room + 8)) // 8) * 8
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Vector.init(mapping, offset, capacity, heap)
+            if _core.Vector(mapping, offset).extend(items) != len(items):
+                raise RuntimeError("the elements did not fit the next table")
+
+        table: _core.Vector = self._replace(_core.VECTOR_HEADER + 8 * capacity + heap, init)
+        return table
+
+    def _index(self, i: SupportsIndex, length: int) -> int:
+        n = i.__index__()
+        if n < 0:
+            n += length
+        if not 0 <= n < length:
+            raise IndexError("list index out of range")
+        return n
+
+    # -- reading --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: SupportsIndex | slice) -> Any:
+        if isinstance(i, slice):
+            return self._values()[i]
+        found = self._stable(_get, i)
+        if found is None:
+            raise IndexError("list index out of range")
+        return decode_value(*found)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return iter(self._values()[::-1])
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def index(self, value: Any, start: SupportsIndex = 0, stop: SupportsIndex | None = None) -> int:
+        values = self._values()
+        return values.index(value, start, len(values) if stop is None else stop)
+
+    def count(self, value: Any) -> int:
+        return self._values().count(value)
+
+    def copy(self) -> list[Any]:
+        """A plain list with the current contents."""
+        return self._values()
+
+    # -- writing: in place ------------------------------------------------------------
+
+    def append(self, value: Any) -> None:
+        tag, data = encode_value(value)
+        with self._lock:
+            if not self._writable().append(tag, data):
+                self._rebuild([*self._items(), (tag, data)], room=len(self))
+
+    def extend(self, values: Iterable[Any]) -> None:
+        items = [encode_value(v) for v in values]
+        with self._lock:
+            done = self._writable().extend(items)
+            if done < len(items):
+                self._rebuild(self._items() + items[done:], room=len(self) + len(items))
+
+    def __iadd__(self, values: Iterable[Any]) -> List:  # type: ignore[misc]
+        self.extend(values)
+        return self
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        with self._lock:
+            table = self._writable()
+            n = self._index(index, len(table))
+            if n == len(table) - 1:
+                found = table.pop_last()
+                assert found is not None
+                return decode_value(*found)
+            items = self._items()
+            found = items.pop(n)
+            self._rebuild(items)
+        return decode_value(*found)
+
+    @overload
+    def __setitem__(self, i: SupportsIndex, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, i: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, i: SupportsIndex | slice, value: Any) -> None:
+        if isinstance(i, slice):
+            new = [encode_value(v) for v in value]
+            with self._lock:
+                items = self._items()
+                items[i] = new
+                self._rebuild(items)
+            return
+        tag, data = encode_value(value)
+        with self._lock:
+            table = self._writable()
+            n = self._index(i, len(table))
+            if not table.set(n, tag, data):
+                items = self._items()
+                items[n] = (tag, data)
+                self._rebuild(items)
+
+    # -- writing: rearranging (a new generation) -----------------------------------
+
+    def __delitem__(self, i: SupportsIndex | slice) -> None:
+        with self._lock:
+            items = self._items()
+            if isinstance(i, slice):
+                del items[i]
+            else:
+                del items[self._index(i, len(items))]
+            self._rebuild(items)
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        item = encode_value(value)
+        with self._lock:
+            items = self._items()
+            items.insert(index, item)
+            self._rebuild(items)
+
+    def remove(self, value: Any) -> None:
+        with self._lock:
+            values = self._values()
+            n = values.index(value)  # ValueError if absent, as list
+            items = self._items()
+            del items[n]
+            self._rebuild(items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rebuild([])
+
+    def reverse(self) -> None:
+        with self._lock:
+            self._rebuild(self._items()[::-1])
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        with self._lock:
+            values = self._values()
+            values.sort(key=key, reverse=reverse)
+            self._rebuild([encode_value(v) for v in values])
+
+    def __imul__(self, n: int) -> List:
+        with self._lock:
+            self._rebuild(self._items() * n)
+        return self
+
+    # -- behaving like list -------------------------------------------------------
+
+    def _plain(self, other: object) -> list[Any] | None:
+        if isinstance(other, List):
+            return other._values()
+        return other if isinstance(other, list) else None
+
+    def __eq__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() == plain
+
+    def __lt__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() < plain
+
+    def __le__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() <= plain
+
+    def __gt__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() > plain
+
+    def __ge__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() >= plain
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: object) -> list[Any]:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() + plain
+
+    def __radd__(self, other: object) -> list[Any]:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else plain + self._values()
+
+    def __mul__(self, n: int) -> list[Any]:
+        return self._values() * n
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return guarded_repr(self, lambda: repr(self._values()))
+
+
+def _get(table: _core.Vector, i: SupportsIndex) -> Item | None:
+    """Element i of table (negative counts from the end), or None if out of range."""
+    n = i.__index__()
+    if n < 0:
+        n += len(table)
+    return table.get(n) if n >= 0 else None
+
+
+def _all(table: _core.Vector, _: object) -> list[Item]:
+    return table.items()

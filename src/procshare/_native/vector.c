@@ -1,0 +1,333 @@
+#include "vector.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mapping.h"
+
+typedef struct {
+    uint64_t capacity;  /* slots */
+    uint64_t heap_size; /* bytes */
+    _Atomic uint64_t length;
+    _Atomic uint64_t heap_used;
+    _Atomic uint64_t garbage;
+    uint64_t spare[3];
+} ps_vector_layout;
+
+_Static_assert(sizeof(ps_vector_layout) == PS_VECTOR_HEADER, "vector header size");
+
+typedef struct {
+    uint32_t len;
+    uint32_t tag;
+} ps_velem;
+
+#define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
+#define HEAP_START 8
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+    ps_vector_layout *v;
+    _Atomic uint64_t *slots;
+    char *heap;
+    uint64_t capacity, heap_size;
+} ps_Vector;
+
+static int check_geometry(uint64_t capacity, uint64_t heap_size)
+{
+    if (capacity < 1 || capacity > ((uint64_t)1 << 40) || heap_size < 64 || heap_size % 8 != 0 ||
+        heap_size > ((uint64_t)1 << 46)) {
+        PyErr_SetString(PyExc_ValueError, "vector geometry is invalid or damaged");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)kwds;
+    PyObject *mapping;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On:Vector", &mapping, &offset))
+        return NULL;
+    ps_vector_layout *v = (ps_vector_layout *)ps_mapping_ptr(mapping, offset, PS_VECTOR_HEADER, 8);
+    if (v == NULL || check_geometry(v->capacity, v->heap_size) < 0)
+        return NULL;
+    char *p = ps_mapping_ptr(mapping, offset + PS_VECTOR_HEADER,
+                             (Py_ssize_t)(v->capacity * 8 + v->heap_size), 8);
+    if (p == NULL)
+        return NULL;
+    ps_Vector *self = (ps_Vector *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(mapping);
+    self->mapping = mapping;
+    self->v = v;
+    self->slots = (_Atomic uint64_t *)p;
+    self->heap = p + v->capacity * 8;
+    self->capacity = v->capacity;
+    self->heap_size = v->heap_size;
+    return (PyObject *)self;
+}
+
+static void Vector_dealloc(ps_Vector *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->mapping);
+    tp->tp_free((PyObject *)self);
+}
+
+/* init(mapping, offset, capacity, heap_size): lay out an empty vector. */
+static PyObject *Vector_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, capacity, heap_size)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    unsigned long long capacity = PyLong_AsUnsignedLongLong(args[2]);
+    unsigned long long heap = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred() || check_geometry(capacity, heap) < 0)
+        return NULL;
+    if (ps_mapping_ptr(args[0], offset + PS_VECTOR_HEADER, (Py_ssize_t)(capacity * 8 + heap), 8) ==
+        NULL)
+        return NULL;
+    ps_vector_layout *v = (ps_vector_layout *)ps_mapping_ptr(args[0], offset, PS_VECTOR_HEADER, 8);
+    if (v == NULL)
+        return NULL;
+    v->capacity = capacity;
+    v->heap_size = heap;
+    atomic_store(&v->heap_used, HEAP_START);
+    Py_RETURN_NONE;
+}
+
+/* The (tag, bytes) of the element at heap offset off, or NULL (damaged). */
+static PyObject *element_at(ps_Vector *self, uint64_t off)
+{
+    if (off < HEAP_START || off > self->heap_size - sizeof(ps_velem))
+        goto damaged;
+    ps_velem *e = (ps_velem *)(self->heap + off);
+    if (e->len > self->heap_size - off - sizeof(ps_velem))
+        goto damaged;
+    PyObject *data = PyBytes_FromStringAndSize((char *)e + sizeof(ps_velem), e->len);
+    return data == NULL ? NULL : Py_BuildValue("(IN)", e->tag, data);
+damaged:
+    PyErr_SetString(PyExc_RuntimeError, "the list's memory is damaged");
+    return NULL;
+}
+
+/* get(i) -> (tag, bytes), or None if i is not below the current length. */
+static PyObject *Vector_get(ps_Vector *self, PyObject *arg)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t len = atomic_load(&self->v->length);
+    if (i < 0 || (uint64_t)i >= len || (uint64_t)i >= self->capacity)
+        Py_RETURN_NONE;
+    return element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+}
+
+/* Append the element's bytes to the heap; its offset, or 0 when the heap is full. */
+static uint64_t heap_add(ps_Vector *self, uint32_t tag, const char *data, uint64_t len)
+{
+    uint64_t used = atomic_load(&self->v->heap_used);
+    uint64_t need = sizeof(ps_velem) + ALIGN8(len);
+    if (len > UINT32_MAX || used + need > self->heap_size)
+        return 0;
+    ps_velem *e = (ps_velem *)(self->heap + used);
+    e->len = (uint32_t)len;
+    e->tag = tag;
+    memcpy((char *)e + sizeof(ps_velem), data, len);
+    atomic_store(&self->v->heap_used, used + need); /* claim before publishing */
+    return used;
+}
+
+static int parse_item(PyObject *tag_obj, PyObject *data, uint32_t *tag)
+{
+    unsigned long t = PyLong_AsUnsignedLong(tag_obj);
+    if ((t == (unsigned long)-1 && PyErr_Occurred()) || t > UINT32_MAX || !PyBytes_Check(data)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "an element is (tag: int, data: bytes)");
+        return -1;
+    }
+    *tag = (uint32_t)t;
+    return 0;
+}
+
+/* extend(items) -> int: append (tag, bytes) items in order while they fit;
+ * how many were appended.  The caller holds the list's lock. */
+static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
+{
+    PyObject *seq = PySequence_Fast(items, "extend(items: list of (tag, bytes))");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), done = 0;
+    uint64_t len = atomic_load(&self->v->length);
+    for (; done < n && len < self->capacity; done++, len++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, done);
+        uint32_t tag;
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
+            parse_item(PyTuple_GET_ITEM(it, 0), PyTuple_GET_ITEM(it, 1), &tag) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "an element is (tag: int, data: bytes)");
+            Py_DECREF(seq);
+            return NULL;
+        }
+        PyObject *data = PyTuple_GET_ITEM(it, 1);
+        uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+        if (off == 0)
+            break;
+        atomic_store_explicit(&self->slots[len], off, memory_order_release);
+        atomic_store(&self->v->length, len + 1); /* publish */
+    }
+    Py_DECREF(seq);
+    return PyLong_FromSsize_t(done);
+}
+
+/* append(tag, data) -> bool: False when full (the caller grows and retries). */
+static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t tag;
+    if (nargs != 2 || parse_item(args[0], args[1], &tag) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "append(tag: int, data: bytes)");
+        return NULL;
+    }
+    uint64_t len = atomic_load(&self->v->length);
+    if (len >= self->capacity)
+        Py_RETURN_FALSE;
+    uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[1]), (uint64_t)PyBytes_GET_SIZE(args[1]));
+    if (off == 0)
+        Py_RETURN_FALSE;
+    atomic_store_explicit(&self->slots[len], off, memory_order_release);
+    atomic_store(&self->v->length, len + 1); /* publish */
+    Py_RETURN_TRUE;
+}
+
+/* set(i, tag, data) -> bool: replace element i (0 <= i < length); False when
+ * the heap is full.  IndexError outside the list. */
+static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t tag;
+    if (nargs != 3 || parse_item(args[1], args[2], &tag) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "set(i, tag: int, data: bytes)");
+        return NULL;
+    }
+    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0 || (uint64_t)i >= atomic_load(&self->v->length)) {
+        PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
+        return NULL;
+    }
+    uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[2]), (uint64_t)PyBytes_GET_SIZE(args[2]));
+    if (off == 0)
+        Py_RETURN_FALSE;
+    uint64_t was = atomic_exchange(&self->slots[i], off);
+    if (was >= HEAP_START && was <= self->heap_size - sizeof(ps_velem)) {
+        ps_velem *old = (ps_velem *)(self->heap + was);
+        atomic_fetch_add(&self->v->garbage, sizeof(ps_velem) + ALIGN8(old->len));
+    }
+    Py_RETURN_TRUE;
+}
+
+/* pop_last() -> (tag, bytes) of the removed last element, or None if empty. */
+static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    uint64_t len = atomic_load(&self->v->length);
+    if (len == 0)
+        Py_RETURN_NONE;
+    PyObject *item = element_at(self, atomic_load(&self->slots[len - 1]));
+    if (item == NULL)
+        return NULL;
+    atomic_store(&self->v->length, len - 1); /* publish */
+    Py_ssize_t size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1));
+    atomic_fetch_add(&self->v->garbage, sizeof(ps_velem) + ALIGN8((uint64_t)size));
+    return item;
+}
+
+/* items() -> list of (tag, bytes): the elements, read lock-free. */
+static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    uint64_t len = atomic_load(&self->v->length);
+    if (len > self->capacity)
+        len = self->capacity;
+    PyObject *out = PyList_New((Py_ssize_t)len);
+    if (out == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < len; i++) {
+        PyObject *item = element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, item);
+    }
+    return out;
+}
+
+/* recount(): after a writer died; the length is published last, so only a
+ * damaged length needs clamping. */
+static PyObject *Vector_recount(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    if (atomic_load(&self->v->length) > self->capacity)
+        atomic_store(&self->v->length, self->capacity);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Vector_stats(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    ps_vector_layout *v = self->v;
+    return Py_BuildValue("(KKKKK)", (unsigned long long)atomic_load(&v->length),
+                         (unsigned long long)self->capacity,
+                         (unsigned long long)atomic_load(&v->heap_used),
+                         (unsigned long long)self->heap_size,
+                         (unsigned long long)atomic_load(&v->garbage));
+}
+
+static Py_ssize_t Vector_len(ps_Vector *self)
+{
+    uint64_t len = atomic_load(&self->v->length);
+    return (Py_ssize_t)(len < self->capacity ? len : self->capacity);
+}
+
+static PyMethodDef Vector_methods[] = {
+    {"init", (PyCFunction)(void (*)(void))Vector_init, METH_FASTCALL | METH_CLASS,
+     "init(mapping, offset, capacity, heap_size): lay out an empty vector."},
+    {"get", (PyCFunction)Vector_get, METH_O, "get(i) -> (tag, bytes) | None, lock-free."},
+    {"append", (PyCFunction)(void (*)(void))Vector_append, METH_FASTCALL,
+     "append(tag, data) -> bool (False: full)."},
+    {"extend", (PyCFunction)Vector_extend, METH_O, "extend(items) -> how many were appended."},
+    {"set", (PyCFunction)(void (*)(void))Vector_set, METH_FASTCALL,
+     "set(i, tag, data) -> bool (False: heap full)."},
+    {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
+    {"items", (PyCFunction)Vector_items, METH_NOARGS, "items() -> [(tag, bytes)], lock-free."},
+    {"recount", (PyCFunction)Vector_recount, METH_NOARGS, "recount(): repair after a death."},
+    {"stats", (PyCFunction)Vector_stats, METH_NOARGS,
+     "stats() -> (length, capacity, heap used, heap size, garbage)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Vector_as_sequence = {
+    .sq_length = (lenfunc)Vector_len,
+};
+
+PyTypeObject ps_VectorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Vector",
+    .tp_basicsize = sizeof(ps_Vector),
+    .tp_dealloc = (destructor)Vector_dealloc,
+    .tp_as_sequence = &Vector_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Vector(mapping, offset): List's slots and heap inside a mapping.",
+    .tp_methods = Vector_methods,
+    .tp_new = Vector_new,
+};
