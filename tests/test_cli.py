@@ -22,18 +22,26 @@ def test_demo_counts_exactly_with_procshare() -> None:
         cells = rows[label]
         assert cells[-6:-3] == ["1200", "1200", "0"], cells  # expected, got, lost
     assert "procshare rows exact: yes" in r.stdout
+    assert "plain global list" in r.stdout and "parent sees []" in r.stdout
+    assert "procshare List" in r.stdout and "parent sees [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in r.stdout
 
 
 def test_bench_quick_prints_every_section_with_ratios() -> None:
     r = procshare("bench", "--quick")
     assert r.returncode == 0, r.stderr
-    rows = [ln for ln in r.stdout.splitlines() if "x  " in ln]
-    assert len(rows) == 14 + 14  # counters: 7 cases x 2; locks: 8 at 1 process, 6 at 2
-    assert all("exact" in ln for ln in rows if "procshare" in ln and "+=" in ln)
-    latency = [ln for ln in r.stdout.splitlines() if " us " in ln]
+    out = r.stdout
+    for title in ("Increments", "Lock acquire", "Messages through a queue", "Shared dict",
+                  "Wake-up latency"):  # fmt: skip
+        assert title in out
+    rows = [ln for ln in out.splitlines() if "x  " in ln]  # throughput rows: ratio, then updates
+    assert len(rows) == 14 + 14 + 2  # counters 7 x 2; locks 8 + 6; Dict incr at 1 and 2
+    assert all("exact" in ln for ln in rows if "procshare" in ln and ("+=" in ln or "incr" in ln))
+    latency = [ln for ln in out.splitlines() if " us " in ln]
     assert len(latency) == 7 and any(ln.startswith("mp.Pipe") for ln in latency)
-    queues = [ln for ln in r.stdout.splitlines() if "->" in ln and ln.rstrip().endswith("x")]
+    queues = [ln for ln in out.splitlines() if "->" in ln and ln.rstrip().endswith("x")]
     assert len(queues) >= 6  # procshare (single, batched) and mp.Queue, at 1->1 and 2->2
+    dicts = [ln for ln in out.splitlines() if ln.startswith(("procshare Dict", "procshare List"))]
+    assert len(dicts) >= 8
 
 
 def test_bench_one_section() -> None:

@@ -22,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--iterations", type=int, default=1_000_000)
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
-    bench.add_argument("--only", choices=["counters", "locks", "queues", "latency"], default=None)
+    bench.add_argument(
+        "--only", choices=["counters", "locks", "queues", "dicts", "latency"], default=None
+    )
 
     sub.add_parser("ls", help="list procshare segments on this machine")
     rm = sub.add_parser("rm", help="remove segments by name")

@@ -1,5 +1,9 @@
 """The article's scenarios, replayed with real processes.
 
+The list: ten processes append to a plain global list (the parent still
+sees ``[]``: each child appended to its own copy), to a Manager list, and to
+a procshare List.
+
 The counter: N processes each add 1 to a shared count M times.  A Manager
 Value updated with ``v.value += 1`` loses updates (read and write are two
 round trips); a Manager Lock fixes it slowly; procshare's ``v += 1`` and
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._counter import Counter
+from ._list import List
 from ._queue import Queue
 from ._value import Value
 
@@ -187,12 +192,56 @@ def format_messages(rows: list[MessageRow]) -> str:
     return "\n".join(lines)
 
 
+_GLOBAL: list[int] = []
+
+
+def _append_global(i: int) -> None:
+    _GLOBAL.append(i)
+
+
+def _append_shared(items: Any, i: int) -> None:
+    items.append(i)
+
+
+def list_rows(n: int, start_method: str | None) -> list[tuple[str, list[Any], float]]:
+    """n processes each append their number; (implementation, what the parent sees, seconds)."""
+    ctx: Any = mp.get_context(start_method)
+    rows = []
+    with ctx.Manager() as manager:
+        cases: list[tuple[str, Any]] = [
+            ("plain global list", None),
+            ("multiprocessing Manager list", manager.list()),
+            ("procshare List", List()),
+        ]
+        for label, shared in cases:
+            t0 = time.perf_counter()
+            procs = [
+                ctx.Process(target=_append_global, args=(i,)) if shared is None
+                else ctx.Process(target=_append_shared, args=(shared, i))
+                for i in range(n)
+            ]  # fmt: skip
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            seen = sorted(_GLOBAL if shared is None else list(shared))
+            rows.append((label, seen, time.perf_counter() - t0))
+    return rows
+
+
 def main(procs: int, incs: int, start_method: str | None, messages: int = 20_000) -> int:
+    print("The article's list: 10 processes each append their number.\n")
+    lists = list_rows(10, start_method)
+    width = max(len(label) for label, _, _ in lists)
+    for label, seen, seconds in lists:
+        print(f"{label:{width}}  {seconds:6.3f} s  parent sees {seen}")
+    ok = lists[-1][1] == list(range(10))
+    print()
     print(f"The article's counter: {procs} processes each add 1, {incs} time(s).\n")
     rows = counter_rows(procs, incs, start_method)
     print(format_rows(rows))
     exact = [r for r in rows if r.implementation.startswith("procshare")]
-    ok = all(r.lost == 0 for r in exact)
+    ok = ok and all(r.lost == 0 for r in exact)
     print("\nprocshare rows exact:", "yes" if ok else "NO")
     producers = 4
     print(f"\nMessages instead of shared state: {producers} producers each send {messages} "

@@ -1,10 +1,11 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Four sections: increments of a shared count (ratio to procshare Counter),
+Five sections: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
-installed), and wake-up latency between two processes (ratio to a
-multiprocessing Pipe round trip).  Every
+installed), shared dict and list operations (against Manager proxies, and
+UltraDict and LMDB when installed), and wake-up latency between two
+processes (ratio to a multiprocessing Pipe round trip).  Every
 figure is a median of repeats; peers run in the same process tree.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _runner, counters, latency, locks, queues
+from . import _runner, counters, dicts, latency, locks, queues
 from .queues import BATCH
 
-SECTIONS = ("counters", "locks", "queues", "latency")
+SECTIONS = ("counters", "locks", "queues", "dicts", "latency")
 
 
 def main(iterations: int, repeats: int, only: str | None = None) -> int:
@@ -40,6 +41,12 @@ def main(iterations: int, repeats: int, only: str | None = None) -> int:
         n = max(BATCH, iterations // 10 // BATCH * BATCH)
         print(f"\nMessages through a queue: {n:,} per producer\n")
         print(queues.format_results(*queues.run(n, repeats)))
+    if only in (None, "dicts"):
+        n = max(1_000, iterations // 10)
+        print(f"\nShared dict and list: {n:,} operations (Manager proxies 1/50 of that)\n")
+        print(dicts.format_results(*dicts.run(n, repeats)))
+        results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
+        print("\n" + _runner.format_results(results, results[0].case))
     if only in (None, "latency"):
         n = max(10, iterations // 500)
         print(f"\nWake-up latency: {n} round trips between two processes\n")

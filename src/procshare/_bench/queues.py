@@ -25,7 +25,7 @@ class QueueCase:
 
 def _faster_fifo() -> Any | None:
     try:
-        import faster_fifo  # type: ignore[import-not-found]
+        import faster_fifo  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         return None
     return faster_fifo
