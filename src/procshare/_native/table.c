@@ -212,22 +212,34 @@ static PyObject *value_of(const ps_entry *e)
     return v == NULL ? NULL : Py_BuildValue("(IN)", e->value_tag, v);
 }
 
-/* get(canon) -> (tag, value bytes) or None.  Lock-free. */
-static PyObject *Table_get(ps_Table *self, PyObject *canon)
+/* Find the entry for canon (a bytes object): its slot index (-1: absent, -2:
+ * error set) and the entry in *found. */
+static int64_t find(ps_Table *self, PyObject *canon, const char *what, ps_entry **found)
 {
     if (!PyBytes_Check(canon)) {
-        PyErr_SetString(PyExc_TypeError, "get(canon: bytes)");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s(canon: bytes)", what);
+        return -2;
     }
     const char *c = PyBytes_AS_STRING(canon);
     uint32_t len = (uint32_t)PyBytes_GET_SIZE(canon);
     int64_t free_slot;
     int damaged;
-    ps_entry *e = NULL;
     int64_t i = probe(self, c, len, ps_hash_bytes((const unsigned char *)c, len), &free_slot,
-                      &damaged, &e);
-    if (damaged)
-        return damaged_error();
+                      &damaged, found);
+    if (damaged) {
+        damaged_error();
+        return -2;
+    }
+    return i;
+}
+
+/* get(canon) -> (tag, value bytes) or None.  Lock-free. */
+static PyObject *Table_get(ps_Table *self, PyObject *canon)
+{
+    ps_entry *e = NULL;
+    int64_t i = find(self, canon, "get", &e);
+    if (i == -2)
+        return NULL;
     if (i < 0)
         Py_RETURN_NONE;
     return value_of(e); /* entries never change: this one is whole even if replaced since */
@@ -366,19 +378,10 @@ static PyObject *Table_copy_from(ps_Table *self, PyObject *arg)
 /* delete(canon) -> (tag, value bytes) of the removed entry, or None. */
 static PyObject *Table_delete(ps_Table *self, PyObject *canon)
 {
-    if (!PyBytes_Check(canon)) {
-        PyErr_SetString(PyExc_TypeError, "delete(canon: bytes)");
-        return NULL;
-    }
-    const char *c = PyBytes_AS_STRING(canon);
-    uint32_t len = (uint32_t)PyBytes_GET_SIZE(canon);
-    int64_t free_slot;
-    int damaged;
     ps_entry *e = NULL;
-    int64_t i = probe(self, c, len, ps_hash_bytes((const unsigned char *)c, len), &free_slot,
-                      &damaged, &e);
-    if (damaged)
-        return damaged_error();
+    int64_t i = find(self, canon, "delete", &e);
+    if (i == -2)
+        return NULL;
     if (i < 0)
         Py_RETURN_NONE;
     PyObject *v = value_of(e);
