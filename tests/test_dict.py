@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from procshare import Counter, Dict, KindError, Lock
+from procshare import Counter, Dict, KindError, Lock, _inventory
 
 import workers
 from conftest import run_all
@@ -232,3 +232,27 @@ def test_nested_objects_are_shared_by_reference(ctx: Any) -> None:
     d["inner"] = Dict()
     run_all(ctx, workers.dict_nested_append, [(d,)])
     assert d["counter"].value == 8 and d["inner"]["child"] == "was here"
+
+
+def test_writer_killed_while_growing_leaves_no_damage() -> None:
+    ctx = mp.get_context("fork")
+    for _ in range(4):
+        d, ready = Dict(), ctx.Event()
+        victim = ctx.Process(target=workers.dict_grow_forever, args=(d, ready))
+        victim.start()
+        assert ready.wait(30)
+        time.sleep(random.uniform(0.05, 0.4))
+        victim.kill()
+        victim.join(10)
+        items = d.copy()  # every key the victim published, none torn, none missing
+        n = len(items)
+        assert items == {i: "x" * (i % 50) for i in range(n)}
+        for i in range(n, n + 3000):  # forces further growth past whatever was left half-done
+            d[i] = "x" * (i % 50)
+        assert len(d) == n + 3000 and d[n + 2999] == "x" * ((n + 2999) % 50)
+        stale = [e.name for e in _inventory.leftovers() if e.name.startswith(d.name + ".g")]
+        current = f"{d.name}.g{d._gen}"
+        assert current not in stale
+        for name in stale:
+            _inventory.remove(name)
+        assert d[n] == "x" * (n % 50)  # still readable after removing the stale tables

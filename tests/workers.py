@@ -248,3 +248,12 @@ def global_append(value: int) -> None:
 
 
 GLOBAL_LIST: list[int] = []
+
+
+def dict_grow_forever(d: Any, ready: Any) -> None:
+    """Insert new keys until killed, so the dict keeps growing."""
+    ready.set()
+    i = 0
+    while True:
+        d[i] = "x" * (i % 50)
+        i += 1
