@@ -11,11 +11,12 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from procshare import Counter, Dict, KindError, Lock, _inventory
+from procshare import Counter, Dict, KindError, Lock, _core, _inventory
+from procshare._keys import canonical, canonical_general, decode_value, encode_value
 
 import workers
 from conftest import run_all
@@ -256,3 +257,16 @@ def test_writer_killed_while_growing_leaves_no_damage() -> None:
         for name in stale:
             _inventory.remove(name)
         assert d[n] == "x" * (n % 50)  # still readable after removing the stale tables
+
+
+@given(st.one_of(st.text(), st.binary(), st.integers(), st.integers(2**63, 2**80)))
+def test_fast_canonical_encoding_agrees_with_the_general_one(key: Any) -> None:
+    assert _core.canonical_fast(key) in (None, canonical_general(key))
+    assert canonical(key) == canonical_general(key)
+
+
+@given(st.one_of(st.text(), st.binary(), st.integers(), st.floats(allow_nan=False),
+                 st.lists(st.integers()), st.none()))  # fmt: skip
+def test_values_round_trip(value: Any) -> None:
+    assert decode_value(*encode_value(value)) == value
+    assert type(decode_value(*encode_value(value))) is type(value)

@@ -31,6 +31,7 @@ from ._keys import canonical, decode_value, encode_value, restore, stored
 from ._segment import Kind
 
 _MISSING: Any = object()
+_SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding
 
 
 class Dict(Generational, MutableMapping[Any, Any]):
@@ -112,18 +113,29 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     # -- the mapping protocol ------------------------------------------------------
 
-    def __getitem__(self, key: Any) -> Any:
+    def _lookup(self, key: Any, missing: Any) -> Any:
+        """d.get(key, missing): one C call when the generation is current and the key is
+        an exact str, bytes or int; the general path otherwise."""
+        gen_cell = self._gen_cell
+        gen = gen_cell.load()
+        if gen == self._gen:
+            value = self._table.lookup(key, missing, _SLOW)
+            if value is not _SLOW and gen_cell.load() == gen:
+                return value
         found = self._read(canonical(key))
-        if found is None:
+        return missing if found is None else decode_value(*found)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._lookup(key, _MISSING)
+        if value is _MISSING:
             raise KeyError(key)
-        return decode_value(*found)
+        return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        found = self._read(canonical(key))
-        return default if found is None else decode_value(*found)
+        return self._lookup(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return self._read(canonical(key)) is not None
+        return self._lookup(key, _MISSING) is not _MISSING
 
     def __setitem__(self, key: Any, value: Any) -> None:
         canon, blob = canonical(key), stored(key)

@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Callable
 from typing import Any
+
+from . import _core
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 def canonical(key: object) -> bytes:
     """Bytes equal for equal keys of the supported types; TypeError if unhashable."""
+    fast = _core.canonical_fast(key)  # exact str, bytes and int, in C
+    return fast if fast is not None else canonical_general(key)
+
+
+def canonical_general(key: object) -> bytes:
+    """canonical() for every type (the C fast path must agree with this)."""
     if isinstance(key, str):
         return b"s" + key.encode("utf-8", "surrogatepass")
     if isinstance(key, bytes):
@@ -80,11 +89,5 @@ def encode_value(value: object) -> tuple[int, bytes]:
     return _PICKLED, pickle.dumps(value, _PROTOCOL)
 
 
-def decode_value(tag: int, data: bytes) -> Any:
-    if tag == _STR:
-        return data.decode("utf-8", "surrogatepass")
-    if tag == _INT:
-        return int.from_bytes(data, "little", signed=True)
-    if tag == _BYTES:
-        return data
-    return pickle.loads(data)
+#: The value stored as (tag, bytes): one implementation, in C, shared with Dict's reads.
+decode_value: Callable[[int, bytes], Any] = _core.decode_value

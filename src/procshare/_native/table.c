@@ -61,6 +61,132 @@ PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg)
     return PyLong_FromUnsignedLongLong(h);
 }
 
+/* ---- the encodings shared with procshare._keys ------------------------- */
+
+/* Value tags (procshare._keys): bytes, pickled, UTF-8 str, 64-bit int. */
+enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
+
+static PyObject *pickle_loads; /* set at first use */
+
+/* The value stored as (tag, bytes). */
+static PyObject *decode_value(uint32_t tag, const char *data, uint64_t len)
+{
+    switch (tag) {
+    case TAG_BYTES:
+        return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    case TAG_STR:
+        return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
+    case TAG_INT: {
+        if (len != 8)
+            break;
+        uint64_t u = 0;
+        for (int i = 7; i >= 0; i--)
+            u = (u << 8) | (unsigned char)data[i];
+        return PyLong_FromLongLong((long long)u);
+    }
+    case TAG_PICKLED: {
+        if (pickle_loads == NULL) {
+            PyObject *pickle = PyImport_ImportModule("pickle");
+            if (pickle == NULL)
+                return NULL;
+            pickle_loads = PyObject_GetAttrString(pickle, "loads");
+            Py_DECREF(pickle);
+            if (pickle_loads == NULL)
+                return NULL;
+        }
+        PyObject *blob = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+        if (blob == NULL)
+            return NULL;
+        PyObject *v = PyObject_CallOneArg(pickle_loads, blob);
+        Py_DECREF(blob);
+        return v;
+    }
+    default:
+        break;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown stored value (tag %u, %llu bytes)", tag,
+                 (unsigned long long)len);
+    return NULL;
+}
+
+PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decode_value(tag: int, data: bytes)");
+        return NULL;
+    }
+    unsigned long tag = PyLong_AsUnsignedLong(args[0]);
+    if (tag == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    return decode_value((uint32_t)tag, PyBytes_AS_STRING(args[1]),
+                        (uint64_t)PyBytes_GET_SIZE(args[1]));
+}
+
+/* The canonical bytes of an exact str, bytes or int key (procshare._keys),
+ * written to buf (cap bytes) or a PyMem block in *heap_copy.  Returns the
+ * length, or -1 when the key needs the general encoder (no error set), or
+ * -2 with an exception. */
+static Py_ssize_t canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy)
+{
+    const char *body;
+    Py_ssize_t n;
+    char prefix, digits[32];
+    *heap_copy = NULL;
+    if (PyUnicode_CheckExact(key)) {
+        body = PyUnicode_AsUTF8AndSize(key, &n);
+        if (body == NULL) { /* lone surrogates: the general encoder handles them */
+            PyErr_Clear();
+            return -1;
+        }
+        prefix = 's';
+    }
+    else if (PyBytes_CheckExact(key)) {
+        body = PyBytes_AS_STRING(key);
+        n = PyBytes_GET_SIZE(key);
+        prefix = 'b';
+    }
+    else if (PyLong_CheckExact(key)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(key, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        n = snprintf(digits, sizeof digits, "%lld", v);
+        body = digits;
+        prefix = 'i';
+    }
+    else
+        return -1;
+    char *dst = buf;
+    if (n + 1 > cap) {
+        if ((*heap_copy = PyMem_Malloc((size_t)n + 1)) == NULL) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        dst = *heap_copy;
+    }
+    dst[0] = prefix;
+    memcpy(dst + 1, body, (size_t)n);
+    *out = dst;
+    return n + 1;
+}
+
+PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)
+{
+    (void)module;
+    char buf[256], *out, *heap_copy;
+    Py_ssize_t n = canon_fast(key, buf, sizeof buf, &out, &heap_copy);
+    if (n == -2)
+        return NULL;
+    if (n == -1)
+        Py_RETURN_NONE;
+    PyObject *r = PyBytes_FromStringAndSize(out, n);
+    PyMem_Free(heap_copy);
+    return r;
+}
+
 typedef struct {
     PyObject_HEAD
     PyObject *mapping;
@@ -243,6 +369,34 @@ static PyObject *Table_get(ps_Table *self, PyObject *canon)
     if (i < 0)
         Py_RETURN_NONE;
     return value_of(e); /* entries never change: this one is whole even if replaced since */
+}
+
+/* lookup(key, missing, slow) -> the decoded value, missing when absent, or
+ * slow when the key is not an exact str, bytes or int (then use get() with
+ * the general encoding).  Lock-free: one call for the common read. */
+static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "lookup(key, missing, slow)");
+        return NULL;
+    }
+    char buf[256], *canon, *heap_copy;
+    Py_ssize_t n = canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
+    if (n == -2)
+        return NULL;
+    if (n == -1)
+        return Py_NewRef(args[2]);
+    int64_t free_slot;
+    int damaged;
+    ps_entry *e = NULL;
+    int64_t i = probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
+                      &free_slot, &damaged, &e);
+    PyMem_Free(heap_copy);
+    if (damaged)
+        return damaged_error();
+    if (i < 0)
+        return Py_NewRef(args[1]);
+    return decode_value(e->value_tag, VALUE(e), e->value_len);
 }
 
 /* The bytes of one entry to insert. */
@@ -461,6 +615,8 @@ static PyMethodDef Table_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Table_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, nslots, heap_size, next_order): lay out an empty table."},
     {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
+    {"lookup", (PyCFunction)(void (*)(void))Table_lookup, METH_FASTCALL,
+     "lookup(key, missing, slow) -> value | missing | slow (key type needs get()), lock-free."},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
     {"copy_from", (PyCFunction)Table_copy_from, METH_O,
