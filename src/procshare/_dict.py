@@ -138,13 +138,15 @@ class Dict(Generational, MutableMapping[Any, Any]):
         return self._lookup(key, _MISSING) is not _MISSING
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        canon, blob = canonical(key), stored(key)
-        tag, data = encode_value(value)  # errors here change nothing
         with self._lock:
-            # The common case inlined: current table, healthy lock, room to put.
-            current = not self._lock.owner_died and self._gen_cell.load() == self._gen
-            if not current or self._table.put(canon, blob, tag, data) < 0:
-                self._put(canon, blob, tag, data)
+            # The common case in one C call: current table, healthy lock, simple key and
+            # value, room to put.  store() changes nothing unless it succeeds.
+            if not self._lock.owner_died and self._gen_cell.load() == self._gen:
+                done = self._table.store(key, value, _SLOW)
+                if done is not _SLOW and done >= 0:
+                    return
+            item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+            self._put(*item)
 
     def __delitem__(self, key: Any) -> None:
         canon = canonical(key)

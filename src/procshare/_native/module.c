@@ -41,6 +41,8 @@ static PyMethodDef module_methods[] = {
     {"itemsize", (PyCFunction)itemsize_py, METH_O, "itemsize(typecode) -> bytes per element."},
     {"decode_value", (PyCFunction)(void (*)(void))ps_decode_value_py, METH_FASTCALL,
      "decode_value(tag, data) -> the value a Dict or List stored as (tag, data)."},
+    {"encode_value_fast", (PyCFunction)ps_encode_value_fast_py, METH_O,
+     "encode_value_fast(value) -> (tag, data) for exact bytes, str and 64-bit int, else None."},
     {"canonical_fast", (PyCFunction)ps_canonical_fast_py, METH_O,
      "canonical_fast(key) -> canonical bytes of an exact str, bytes or int key, else None."},
     {"hash_bytes", (PyCFunction)ps_hash_bytes_py, METH_O,

@@ -173,6 +173,57 @@ static Py_ssize_t canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **ou
     return n + 1;
 }
 
+/* A value of an exact bytes, str or 64-bit int type as (tag, pointer, length):
+ * 1 done (an int is written to int_buf), 0 when it must be pickled (no error). */
+static int encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
+                       char int_buf[8])
+{
+    if (PyBytes_CheckExact(value)) {
+        *tag = TAG_BYTES;
+        *data = PyBytes_AS_STRING(value);
+        *len = PyBytes_GET_SIZE(value);
+        return 1;
+    }
+    if (PyUnicode_CheckExact(value)) {
+        *data = PyUnicode_AsUTF8AndSize(value, len);
+        if (*data == NULL) { /* lone surrogates: pickled instead */
+            PyErr_Clear();
+            return 0;
+        }
+        *tag = TAG_STR;
+        return 1;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        uint64_t u = (uint64_t)v;
+        for (int i = 0; i < 8; i++, u >>= 8)
+            int_buf[i] = (char)(u & 0xff);
+        *tag = TAG_INT;
+        *data = int_buf;
+        *len = 8;
+        return 1;
+    }
+    return 0;
+}
+
+PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value)
+{
+    (void)module;
+    uint32_t tag;
+    const char *data;
+    Py_ssize_t len;
+    char int_buf[8];
+    if (!encode_fast(value, &tag, &data, &len, int_buf))
+        Py_RETURN_NONE;
+    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
+    return bytes == NULL ? NULL : Py_BuildValue("(IN)", tag, bytes);
+}
+
 PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)
 {
     (void)module;
@@ -486,6 +537,39 @@ static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nar
     return r == -2 ? damaged_error() : PyLong_FromLong(r);
 }
 
+/* store(key, value, slow) -> 1 new key, 0 replaced, -1 full (grow, then use
+ * put), or slow when key or value needs the general encoding.  The caller
+ * holds the dict's lock.  One call for the common write. */
+static PyObject *Table_store(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "store(key, value, slow)");
+        return NULL;
+    }
+    char buf[256], *canon, *heap_copy, int_buf[8];
+    ps_item it = {0};
+    Py_ssize_t vlen;
+    if (!encode_fast(args[1], &it.tag, &it.value, &vlen, int_buf))
+        return Py_NewRef(args[2]);
+    Py_ssize_t n = canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
+    if (n == -2)
+        return NULL;
+    if (n == -1)
+        return Py_NewRef(args[2]);
+    it.canon = canon;
+    it.canon_len = (uint64_t)n;
+    it.key = "";
+    it.value_len = (uint64_t)vlen;
+    it.hash = ps_hash_bytes((const unsigned char *)canon, (size_t)n);
+    int r = it.canon_len > UINT32_MAX || it.value_len > UINT32_MAX ? -3 : table_insert(self, &it);
+    PyMem_Free(heap_copy);
+    if (r == -3) {
+        PyErr_SetString(PyExc_OverflowError, "key or value larger than 4 GiB");
+        return NULL;
+    }
+    return r == -2 ? damaged_error() : PyLong_FromLong(r);
+}
+
 static int by_order(const void *a, const void *b)
 {
     uint64_t x = (*(ps_entry *const *)a)->order, y = (*(ps_entry *const *)b)->order;
@@ -617,6 +701,8 @@ static PyMethodDef Table_methods[] = {
     {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
     {"lookup", (PyCFunction)(void (*)(void))Table_lookup, METH_FASTCALL,
      "lookup(key, missing, slow) -> value | missing | slow (key type needs get()), lock-free."},
+    {"store", (PyCFunction)(void (*)(void))Table_store, METH_FASTCALL,
+     "store(key, value, slow) -> 1 new, 0 replaced, -1 full, or slow (caller holds the lock)."},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
     {"copy_from", (PyCFunction)Table_copy_from, METH_O,
