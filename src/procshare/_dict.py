@@ -161,6 +161,10 @@ class Dict(Generational, MutableMapping[Any, Any]):
         for _, canon, blob, _, _ in self._snapshot():
             yield restore(canon, blob)
 
+    def __reversed__(self) -> Iterator[Any]:
+        for _, canon, blob, _, _ in reversed(self._snapshot()):
+            yield restore(canon, blob)
+
     def keys(self) -> KeysView[Any]:
         return _Keys(self)
 
