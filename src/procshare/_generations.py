@@ -46,6 +46,10 @@ class Generational(Shared):
     @classmethod
     def _open_root(cls, name: str | None) -> tuple[Any, bool]:
         seg, created = Segment.open(name, cls._kind, {}, ROOT_SIZE, lambda m, o: None)
+        if name is None:
+            # Forked children may grow the table after this process drops the object:
+            # keep the name until this process exits rather than until it drops it.
+            seg.handle()
         return cls._from_segment(seg), created
 
     @classmethod
@@ -120,9 +124,10 @@ class Generational(Shared):
             _core.shm_unlink(_names.shm_path(name))
             seg = Segment.create(name, self._table_kind, {}, size, init)
         self._gen_cell.store(old + 1)  # publish
-        if old:
+        # Drop the old table, and the one before it in case a writer died before dropping it.
+        for gone in range(max(1, old - 1), old + 1):
             with contextlib.suppress(FileNotFoundError):
-                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, old)))
+                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, gone)))
         self._table_seg, self._gen = seg, old + 1
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
         return self._table
@@ -133,8 +138,14 @@ def _table_name(root: str, gen: int) -> str:
 
 
 def _table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:
-    """The table segment to unlink along with the root named root."""
-    return lambda: [_table_name(root, gen_cell.load())] if gen_cell.load() else []
+    """The table segments to unlink along with the root named root: the current one, and
+    its neighbours, which a writer killed while replacing the table may have left."""
+
+    def names() -> list[str]:
+        gen = gen_cell.load()
+        return [_table_name(root, g) for g in range(max(1, gen - 1), gen + 2)]
+
+    return names
 
 
 class _ReprGuard(threading.local):
