@@ -19,6 +19,7 @@ from ._keys import decode_value, encode_value
 from ._segment import Kind
 
 Item = tuple[int, bytes]
+_MISSING: Any = object()
 
 
 class List(Generational, MutableSequence[Any]):
@@ -87,10 +88,10 @@ class List(Generational, MutableSequence[Any]):
     def __getitem__(self, i: SupportsIndex | slice) -> Any:
         if isinstance(i, slice):
             return self._values()[i]
-        found = self._stable(_get, i)
-        if found is None:
+        value = self._stable(_value, i)
+        if value is _MISSING:
             raise IndexError("list index out of range")
-        return decode_value(*found)
+        return value
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._values())
@@ -256,12 +257,8 @@ class List(Generational, MutableSequence[Any]):
         return guarded_repr(self, lambda: repr(self._values()))
 
 
-def _get(table: _core.Vector, i: SupportsIndex) -> Item | None:
-    """Element i of table (negative counts from the end), or None if out of range."""
-    n = i.__index__()
-    if n < 0:
-        n += len(table)
-    return table.get(n) if n >= 0 else None
+def _value(table: _core.Vector, i: SupportsIndex) -> Any:
+    return table.value(i, _MISSING)
 
 
 def _all(table: _core.Vector, _: object) -> list[Item]:

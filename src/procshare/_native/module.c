@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include "cell.h"
+#include "codec.h"
 #include "mapping.h"
 #include "mutex.h"
 #include "platform.h"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "mapping.h"
 
 typedef struct {
@@ -59,183 +60,6 @@ PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg)
     uint64_t h = ps_hash_bytes(b.buf, (size_t)b.len);
     PyBuffer_Release(&b);
     return PyLong_FromUnsignedLongLong(h);
-}
-
-/* ---- the encodings shared with procshare._keys ------------------------- */
-
-/* Value tags (procshare._keys): bytes, pickled, UTF-8 str, 64-bit int. */
-enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
-
-static PyObject *pickle_loads; /* set at first use */
-
-/* The value stored as (tag, bytes). */
-static PyObject *decode_value(uint32_t tag, const char *data, uint64_t len)
-{
-    switch (tag) {
-    case TAG_BYTES:
-        return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-    case TAG_STR:
-        return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
-    case TAG_INT: {
-        if (len != 8)
-            break;
-        uint64_t u = 0;
-        for (int i = 7; i >= 0; i--)
-            u = (u << 8) | (unsigned char)data[i];
-        return PyLong_FromLongLong((long long)u);
-    }
-    case TAG_PICKLED: {
-        if (pickle_loads == NULL) {
-            PyObject *pickle = PyImport_ImportModule("pickle");
-            if (pickle == NULL)
-                return NULL;
-            pickle_loads = PyObject_GetAttrString(pickle, "loads");
-            Py_DECREF(pickle);
-            if (pickle_loads == NULL)
-                return NULL;
-        }
-        PyObject *blob = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-        if (blob == NULL)
-            return NULL;
-        PyObject *v = PyObject_CallOneArg(pickle_loads, blob);
-        Py_DECREF(blob);
-        return v;
-    }
-    default:
-        break;
-    }
-    PyErr_Format(PyExc_ValueError, "unknown stored value (tag %u, %llu bytes)", tag,
-                 (unsigned long long)len);
-    return NULL;
-}
-
-PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "decode_value(tag: int, data: bytes)");
-        return NULL;
-    }
-    unsigned long tag = PyLong_AsUnsignedLong(args[0]);
-    if (tag == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    return decode_value((uint32_t)tag, PyBytes_AS_STRING(args[1]),
-                        (uint64_t)PyBytes_GET_SIZE(args[1]));
-}
-
-/* The canonical bytes of an exact str, bytes or int key (procshare._keys),
- * written to buf (cap bytes) or a PyMem block in *heap_copy.  Returns the
- * length, or -1 when the key needs the general encoder (no error set), or
- * -2 with an exception. */
-static Py_ssize_t canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy)
-{
-    const char *body;
-    Py_ssize_t n;
-    char prefix, digits[32];
-    *heap_copy = NULL;
-    if (PyUnicode_CheckExact(key)) {
-        body = PyUnicode_AsUTF8AndSize(key, &n);
-        if (body == NULL) { /* lone surrogates: the general encoder handles them */
-            PyErr_Clear();
-            return -1;
-        }
-        prefix = 's';
-    }
-    else if (PyBytes_CheckExact(key)) {
-        body = PyBytes_AS_STRING(key);
-        n = PyBytes_GET_SIZE(key);
-        prefix = 'b';
-    }
-    else if (PyLong_CheckExact(key)) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(key, &overflow);
-        if (overflow || (v == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return -1;
-        }
-        n = snprintf(digits, sizeof digits, "%lld", v);
-        body = digits;
-        prefix = 'i';
-    }
-    else
-        return -1;
-    char *dst = buf;
-    if (n + 1 > cap) {
-        if ((*heap_copy = PyMem_Malloc((size_t)n + 1)) == NULL) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        dst = *heap_copy;
-    }
-    dst[0] = prefix;
-    memcpy(dst + 1, body, (size_t)n);
-    *out = dst;
-    return n + 1;
-}
-
-/* A value of an exact bytes, str or 64-bit int type as (tag, pointer, length):
- * 1 done (an int is written to int_buf), 0 when it must be pickled (no error). */
-static int encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
-                       char int_buf[8])
-{
-    if (PyBytes_CheckExact(value)) {
-        *tag = TAG_BYTES;
-        *data = PyBytes_AS_STRING(value);
-        *len = PyBytes_GET_SIZE(value);
-        return 1;
-    }
-    if (PyUnicode_CheckExact(value)) {
-        *data = PyUnicode_AsUTF8AndSize(value, len);
-        if (*data == NULL) { /* lone surrogates: pickled instead */
-            PyErr_Clear();
-            return 0;
-        }
-        *tag = TAG_STR;
-        return 1;
-    }
-    if (PyLong_CheckExact(value)) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow || (v == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return 0;
-        }
-        uint64_t u = (uint64_t)v;
-        for (int i = 0; i < 8; i++, u >>= 8)
-            int_buf[i] = (char)(u & 0xff);
-        *tag = TAG_INT;
-        *data = int_buf;
-        *len = 8;
-        return 1;
-    }
-    return 0;
-}
-
-PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value)
-{
-    (void)module;
-    uint32_t tag;
-    const char *data;
-    Py_ssize_t len;
-    char int_buf[8];
-    if (!encode_fast(value, &tag, &data, &len, int_buf))
-        Py_RETURN_NONE;
-    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
-    return bytes == NULL ? NULL : Py_BuildValue("(IN)", tag, bytes);
-}
-
-PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)
-{
-    (void)module;
-    char buf[256], *out, *heap_copy;
-    Py_ssize_t n = canon_fast(key, buf, sizeof buf, &out, &heap_copy);
-    if (n == -2)
-        return NULL;
-    if (n == -1)
-        Py_RETURN_NONE;
-    PyObject *r = PyBytes_FromStringAndSize(out, n);
-    PyMem_Free(heap_copy);
-    return r;
 }
 
 typedef struct {
@@ -432,7 +256,7 @@ static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     char buf[256], *canon, *heap_copy;
-    Py_ssize_t n = canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
+    Py_ssize_t n = ps_canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
     if (n == -2)
         return NULL;
     if (n == -1)
@@ -447,7 +271,7 @@ static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t 
         return damaged_error();
     if (i < 0)
         return Py_NewRef(args[1]);
-    return decode_value(e->value_tag, VALUE(e), e->value_len);
+    return ps_decode_value(e->value_tag, VALUE(e), e->value_len);
 }
 
 /* The bytes of one entry to insert. */
@@ -549,9 +373,9 @@ static PyObject *Table_store(ps_Table *self, PyObject *const *args, Py_ssize_t n
     char buf[256], *canon, *heap_copy, int_buf[8];
     ps_item it = {0};
     Py_ssize_t vlen;
-    if (!encode_fast(args[1], &it.tag, &it.value, &vlen, int_buf))
+    if (!ps_encode_fast(args[1], &it.tag, &it.value, &vlen, int_buf))
         return Py_NewRef(args[2]);
-    Py_ssize_t n = canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
+    Py_ssize_t n = ps_canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
     if (n == -2)
         return NULL;
     if (n == -1)

@@ -24,10 +24,5 @@ uint64_t ps_hash_bytes(const unsigned char *p, size_t n);
 
 PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg);
 
-/* decode_value(tag, data), canonical_fast(key), encode_value_fast(value): the codecs of procshare._keys
- * that have a C implementation, so that Python and C share one of each. */
-PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key);
-PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value);
 
 #endif

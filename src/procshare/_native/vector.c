@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec.h"
 #include "mapping.h"
 
 typedef struct {
@@ -118,16 +119,34 @@ damaged:
     return NULL;
 }
 
-/* get(i) -> (tag, bytes), or None if i is not below the current length. */
-static PyObject *Vector_get(ps_Vector *self, PyObject *arg)
+/* value(i, missing) -> the decoded element i (negative counts from the end),
+ * or missing outside the list.  Lock-free: one call for the common read. */
+static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "value(i, missing)");
+        return NULL;
+    }
+    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
     uint64_t len = atomic_load(&self->v->length);
-    if (i < 0 || (uint64_t)i >= len || (uint64_t)i >= self->capacity)
-        Py_RETURN_NONE;
-    return element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+    if (len > self->capacity)
+        len = self->capacity;
+    if (i < 0)
+        i += (Py_ssize_t)len;
+    if (i < 0 || (uint64_t)i >= len)
+        return Py_NewRef(args[1]);
+    uint64_t off = atomic_load_explicit(&self->slots[i], memory_order_acquire);
+    if (off < HEAP_START || off > self->heap_size - sizeof(ps_velem))
+        goto damaged;
+    ps_velem *e = (ps_velem *)(self->heap + off);
+    if (e->len > self->heap_size - off - sizeof(ps_velem))
+        goto damaged;
+    return ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
+damaged:
+    PyErr_SetString(PyExc_RuntimeError, "the list's memory is damaged");
+    return NULL;
 }
 
 /* Append the element's bytes to the heap; its offset, or 0 when the heap is full. */
@@ -302,7 +321,8 @@ static Py_ssize_t Vector_len(ps_Vector *self)
 static PyMethodDef Vector_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Vector_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, capacity, heap_size): lay out an empty vector."},
-    {"get", (PyCFunction)Vector_get, METH_O, "get(i) -> (tag, bytes) | None, lock-free."},
+    {"value", (PyCFunction)(void (*)(void))Vector_value, METH_FASTCALL,
+     "value(i, missing) -> element i decoded (i < 0 counts from the end) | missing."},
     {"append", (PyCFunction)(void (*)(void))Vector_append, METH_FASTCALL,
      "append(tag, data) -> bool (False: full)."},
     {"extend", (PyCFunction)Vector_extend, METH_O, "extend(items) -> how many were appended."},

@@ -1,0 +1,31 @@
+/* Encodings shared by Dict and List storage and procshare._keys. */
+#ifndef PROCSHARE_CODEC_H
+#define PROCSHARE_CODEC_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* Value tags (procshare._keys): bytes, pickled, UTF-8 str, 64-bit int. */
+enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
+
+/* The value stored as (tag, bytes), or NULL with an exception. */
+PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len);
+
+/* A value of an exact bytes, str or 64-bit int type as (tag, pointer, length):
+ * 1 done (an int is written to int_buf), 0 when it must be pickled (no error). */
+int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
+                   char int_buf[8]);
+
+/* The canonical bytes of an exact str, bytes or int key, written to buf (cap
+ * bytes) or to a PyMem block returned in *heap_copy (free it).  Returns the
+ * length, -1 when the key needs the general encoder (no error set), or -2
+ * with an exception. */
+Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy);
+
+/* Module functions: decode_value(tag, data), canonical_fast(key), encode_value_fast(value). */
+PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key);
+PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value);
+
+#endif
