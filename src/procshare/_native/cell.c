@@ -378,8 +378,7 @@ static int check_nargs(const char *name, Py_ssize_t got, Py_ssize_t want)
 /* ---- Cell --------------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     char *ptr;
     const ps_kind *kind;
 } ps_Cell;
@@ -397,21 +396,12 @@ static PyObject *Cell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char *p = ps_mapping_ptr(mapping, offset, k->width, k->width);
     if (p == NULL)
         return NULL;
-    ps_Cell *self = (ps_Cell *)type->tp_alloc(type, 0);
+    ps_Cell *self = (ps_Cell *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->ptr = p;
     self->kind = k;
     return (PyObject *)self;
-}
-
-static void Cell_dealloc(ps_Cell *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 #define CELL_METHOD(name, op, n)                                                        \
@@ -557,7 +547,7 @@ PyTypeObject ps_CellType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Cell",
     .tp_basicsize = sizeof(ps_Cell),
-    .tp_dealloc = (destructor)Cell_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_as_number = &Cell_as_number,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Cell(mapping, offset, typecode): one atomic scalar inside a mapping.",
@@ -569,8 +559,7 @@ PyTypeObject ps_CellType = {
 /* ---- CellArray ---------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     char *ptr;
     const ps_kind *kind;
     Py_ssize_t length;
@@ -593,22 +582,13 @@ static PyObject *CellArray_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     char *p = ps_mapping_ptr(mapping, offset, length * k->width, k->width);
     if (p == NULL)
         return NULL;
-    ps_CellArray *self = (ps_CellArray *)type->tp_alloc(type, 0);
+    ps_CellArray *self = (ps_CellArray *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->ptr = p;
     self->kind = k;
     self->length = length;
     return (PyObject *)self;
-}
-
-static void CellArray_dealloc(ps_CellArray *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 /* Pointer to element index (negative counts from the end) or NULL + IndexError. */
@@ -851,7 +831,7 @@ PyTypeObject ps_CellArrayType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.CellArray",
     .tp_basicsize = sizeof(ps_CellArray),
-    .tp_dealloc = (destructor)CellArray_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &CellArray_as_sequence,
     .tp_as_mapping = &CellArray_as_mapping,
     .tp_as_buffer = &CellArray_as_buffer,

@@ -43,6 +43,21 @@ int ps_as_int(PyObject *obj)
     return (int)v;
 }
 
+PyObject *ps_view_new(PyTypeObject *type, PyObject *mapping)
+{
+    ps_View *self = (ps_View *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->mapping = Py_NewRef(mapping);
+    return (PyObject *)self;
+}
+
+void ps_view_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(((ps_View *)self)->mapping);
+    tp->tp_free(self);
+}
+
 int64_t ps_timeout_ns(PyObject *timeout)
 {
     if (timeout == Py_None)

@@ -16,6 +16,20 @@ typedef struct {
 
 extern PyTypeObject ps_MappingType;
 
+/* Every type that views memory inside a mapping starts with PS_VIEW_HEAD: the
+ * reference that keeps the mapping (and so the memory) alive. */
+#define PS_VIEW_HEAD PyObject_HEAD PyObject *mapping;
+
+typedef struct {
+    PS_VIEW_HEAD
+} ps_View;
+
+/* A new, zeroed instance of type (a view) holding a reference to mapping. */
+PyObject *ps_view_new(PyTypeObject *type, PyObject *mapping);
+
+/* tp_dealloc of every view type. */
+void ps_view_dealloc(PyObject *self);
+
 /* Pointer to [offset, offset + size) inside m, aligned to align bytes, or NULL
  * with an exception set when the range is outside the mapping or misaligned. */
 char *ps_mapping_ptr(PyObject *m, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t align);

@@ -15,8 +15,7 @@ _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 #define PROBE_NS 20000000 /* how often a sleeper checks that the owner lives */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     ps_mutex_layout *m;
     int recursive;
     int owner_died; /* the last acquisition took over from a dead owner */
@@ -33,21 +32,12 @@ static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char *p = ps_mapping_ptr(mapping, offset, PS_MUTEX_SIZE, 8);
     if (p == NULL)
         return NULL;
-    ps_Mutex *self = (ps_Mutex *)type->tp_alloc(type, 0);
+    ps_Mutex *self = (ps_Mutex *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->m = (ps_mutex_layout *)p;
     self->recursive = recursive;
     return (PyObject *)self;
-}
-
-static void Mutex_dealloc(ps_Mutex *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 /* Sleep on the word while it holds owner w, counted as a waiter so that
@@ -443,7 +433,7 @@ PyTypeObject ps_MutexType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Mutex",
     .tp_basicsize = sizeof(ps_Mutex),
-    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Mutex(mapping, offset, recursive): a robust lock word inside a mapping.",
     .tp_methods = Mutex_methods,

@@ -33,8 +33,7 @@ _Static_assert(sizeof(ps_ring_layout) <= PS_RING_HEADER, "ring header size");
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     ps_ring_layout *r;
     char *data;
     uint64_t capacity;
@@ -62,22 +61,13 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char *data = ps_mapping_ptr(mapping, offset + PS_RING_HEADER, (Py_ssize_t)cap, 8);
     if (data == NULL)
         return NULL;
-    ps_Ring *self = (ps_Ring *)type->tp_alloc(type, 0);
+    ps_Ring *self = (ps_Ring *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->r = r;
     self->data = data;
     self->capacity = cap;
     return (PyObject *)self;
-}
-
-static void Ring_dealloc(ps_Ring *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 /* ---- under the lock ----------------------------------------------------- */
@@ -642,7 +632,7 @@ PyTypeObject ps_RingType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Ring",
     .tp_basicsize = sizeof(ps_Ring),
-    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Ring(mapping, offset): a multi-producer, multi-consumer message ring.",
     .tp_methods = Ring_methods,

@@ -18,8 +18,7 @@ typedef struct {
 _Static_assert(sizeof(ps_sem_layout) == PS_SEMAPHORE_SIZE, "semaphore layout size");
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     ps_sem_layout *s;
 } ps_Semaphore;
 
@@ -33,20 +32,11 @@ static PyObject *Semaphore_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     char *p = ps_mapping_ptr(mapping, offset, PS_SEMAPHORE_SIZE, 4);
     if (p == NULL)
         return NULL;
-    ps_Semaphore *self = (ps_Semaphore *)type->tp_alloc(type, 0);
+    ps_Semaphore *self = (ps_Semaphore *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->s = (ps_sem_layout *)p;
     return (PyObject *)self;
-}
-
-static void Semaphore_dealloc(ps_Semaphore *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 static int sem_take(ps_sem_layout *s)
@@ -205,7 +195,7 @@ PyTypeObject ps_SemaphoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Semaphore",
     .tp_basicsize = sizeof(ps_Semaphore),
-    .tp_dealloc = (destructor)Semaphore_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Semaphore(mapping, offset): a counting semaphore inside a mapping.",
     .tp_methods = Semaphore_methods,

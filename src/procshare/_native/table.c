@@ -63,8 +63,7 @@ PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg)
 }
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     ps_table_layout *t;
     _Atomic uint64_t *slots;
     char *heap;
@@ -96,24 +95,15 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char *p = ps_mapping_ptr(mapping, offset + PS_TABLE_HEADER, body, 8);
     if (p == NULL)
         return NULL;
-    ps_Table *self = (ps_Table *)type->tp_alloc(type, 0);
+    ps_Table *self = (ps_Table *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->t = t;
     self->slots = (_Atomic uint64_t *)p;
     self->heap = p + t->nslots * 8;
     self->nslots = t->nslots;
     self->heap_size = t->heap_size;
     return (PyObject *)self;
-}
-
-static void Table_dealloc(ps_Table *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 /* init(mapping, offset, nslots, heap_size, next_order): lay out an empty table. */
@@ -549,7 +539,7 @@ PyTypeObject ps_TableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Table",
     .tp_basicsize = sizeof(ps_Table),
-    .tp_dealloc = (destructor)Table_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Table_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Table(mapping, offset): a hash table of immutable entries inside a mapping.",

@@ -27,8 +27,7 @@ typedef struct {
 #define HEAP_START 8
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *mapping;
+    PS_VIEW_HEAD
     ps_vector_layout *v;
     _Atomic uint64_t *slots;
     char *heap;
@@ -59,24 +58,15 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                              (Py_ssize_t)(v->capacity * 8 + v->heap_size), 8);
     if (p == NULL)
         return NULL;
-    ps_Vector *self = (ps_Vector *)type->tp_alloc(type, 0);
+    ps_Vector *self = (ps_Vector *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    Py_INCREF(mapping);
-    self->mapping = mapping;
     self->v = v;
     self->slots = (_Atomic uint64_t *)p;
     self->heap = p + v->capacity * 8;
     self->capacity = v->capacity;
     self->heap_size = v->heap_size;
     return (PyObject *)self;
-}
-
-static void Vector_dealloc(ps_Vector *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    Py_CLEAR(self->mapping);
-    tp->tp_free((PyObject *)self);
 }
 
 /* init(mapping, offset, capacity, heap_size): lay out an empty vector. */
@@ -344,7 +334,7 @@ PyTypeObject ps_VectorType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Vector",
     .tp_basicsize = sizeof(ps_Vector),
-    .tp_dealloc = (destructor)Vector_dealloc,
+    .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Vector_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Vector(mapping, offset): List's slots and heap inside a mapping.",
