@@ -20,7 +20,7 @@ def test_demo_counts_exactly_with_procshare() -> None:
     for label in ("procshare Value, v += 1", "procshare Counter, c += 1",
                   "multiprocessing Manager Value + Manager Lock"):  # fmt: skip
         cells = rows[label]
-        assert cells[-6:-3] == ["1200", "1200", "0"], cells  # expected, got, lost
+        assert cells[-5:-2] == ["1200", "1200", "0"], cells  # expected, got, lost
     assert "procshare rows exact: yes" in r.stdout
     assert "plain global list" in r.stdout and "parent sees []" in r.stdout
     assert "procshare List" in r.stdout and "parent sees [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in r.stdout
