@@ -12,6 +12,10 @@ from ._segment import Segment, start_time
 
 SHM_DIR = "/dev/shm"
 
+#: How long a segment may stay incomplete before it counts as damaged: creating one
+#: takes microseconds, so a longer wait means its creator died while creating it.
+_CREATING = 0.5
+
 
 @dataclass
 class Entry:
@@ -39,7 +43,7 @@ def entries() -> list[Entry]:
         name = file[len(_names.PREFIX) :]
         try:
             size = os.stat(os.path.join(SHM_DIR, file)).st_size
-            seg = Segment.attach(name, wait=0)
+            seg = Segment.attach(name, wait=_CREATING)
         except FileNotFoundError:
             continue  # removed meanwhile
         except (ProcshareError, OSError) as e:
