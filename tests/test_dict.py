@@ -4,6 +4,7 @@ exact concurrent updates, readers beside writers, growth, SIGKILL, nested object
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import random
 import threading
@@ -272,3 +273,21 @@ def test_fast_canonical_encoding_agrees_with_the_general_one(key: Any) -> None:
 def test_values_round_trip(value: Any) -> None:
     assert decode_value(*encode_value(value)) == value
     assert type(decode_value(*encode_value(value))) is type(value)
+
+
+def test_creation_with_contents_is_atomic(name: str) -> None:
+    # Whoever attaches while another process creates sees all the initial contents or
+    # waits: never an empty or half-filled Dict.
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=workers.dict_create_named, args=(name, 20_000))
+    p.start()
+    try:
+        path = f"/dev/shm/procshare.{name}"
+        end = time.monotonic() + 30
+        while not os.path.exists(path):
+            assert time.monotonic() < end
+        d = Dict._attach(name)
+        assert len(d) == 20_000 and d[19_999] == 19_999**2
+    finally:
+        p.join(30)
+    Dict._attach(name).unlink()

@@ -257,3 +257,7 @@ def dict_grow_forever(d: Any, ready: Any) -> None:
     while True:
         d[i] = "x" * (i % 50)
         i += 1
+
+
+def dict_create_named(name: str, n: int) -> None:
+    procshare.Dict({i: i * i for i in range(n)}, name=name)

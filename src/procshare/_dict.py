@@ -26,7 +26,7 @@ from collections.abc import (
 from typing import Any, ClassVar
 
 from . import _core
-from ._generations import Generational, guarded_repr
+from ._generations import Generational, Plan, guarded_repr
 from ._keys import canonical, decode_value, encode_value, restore, stored
 from ._segment import Kind
 
@@ -56,10 +56,8 @@ class Dict(Generational, MutableMapping[Any, Any]):
     ) -> Any:
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
-        self, created = cls._open_root(name)
-        if created:
-            with self._lock:
-                self._insert_all(encoded)
+        size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
+        self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded))
         return self
 
     @classmethod
@@ -85,30 +83,12 @@ class Dict(Generational, MutableMapping[Any, Any]):
             table = self._grow(len(canon) + len(blob) + len(data))
         return done
 
-    def _insert_all(self, encoded: list[tuple[bytes, bytes, int, bytes]]) -> None:
-        if self._gen_cell.load() == 0:
-            self._grow(sum(len(c) + len(b) + len(d) for c, b, _, d in encoded), len(encoded))
-        for item in encoded:
-            self._put(*item)
-
     def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
         """Build the next generation, with room for the live entries and the extra."""
-        source = self._current() if self._gen_cell.load() else None
-        count, live = 0, 0
-        if source is not None:
-            count, _, _, used, _, garbage, _ = source.stats()
-            live = used - garbage
-        nslots = 8
-        while nslots * 3 < (count + extra_keys) * 8:  # at most 3/8 full after growing
-            nslots *= 2
-        heap = -(-max(4096, 3 * (live + extra_bytes + 48 * extra_keys)) // 8) * 8
-
-        def init(mapping: _core.Mapping, offset: int) -> None:
-            _core.Table.init(mapping, offset, nslots, heap, 0)
-            if source is not None and not _core.Table(mapping, offset).copy_from(source):
-                raise RuntimeError("the live entries did not fit the next table")
-
-        table: _core.Table = self._replace(_core.TABLE_HEADER + 8 * nslots + heap, init)
+        source = self._current()
+        count, _, _, used, _, garbage, _ = source.stats()
+        size, init = _plan(count + extra_keys, used - garbage + extra_bytes, source=source)
+        table: _core.Table = self._replace(size, init)
         return table
 
     # -- the mapping protocol ------------------------------------------------------
@@ -282,6 +262,31 @@ class _Values(ValuesView[Any]):
 class _Items(ItemsView[Any, Any]):
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         return iter(self._mapping.copy().items())  # type: ignore[attr-defined]
+
+
+def _plan(
+    keys: int,
+    live_bytes: int,
+    source: _core.Table | None = None,
+    items: list[tuple[bytes, bytes, int, bytes]] | None = None,
+) -> Plan:
+    """A table for keys entries of live_bytes in all, with room to grow, filled with the
+    live entries of source and then items."""
+    nslots = 8
+    while nslots * 3 < keys * 8:  # at most 3/8 full
+        nslots *= 2
+    heap = -(-max(4096, 3 * (live_bytes + 48 * keys)) // 8) * 8
+
+    def init(mapping: _core.Mapping, offset: int) -> None:
+        _core.Table.init(mapping, offset, nslots, heap, 0)
+        table = _core.Table(mapping, offset)
+        if source is not None and not table.copy_from(source):
+            raise RuntimeError("the live entries did not fit the next table")
+        for item in items or ():
+            if table.put(*item) < 0:
+                raise RuntimeError("the initial entries did not fit the first table")
+
+    return _core.TABLE_HEADER + 8 * nslots + heap, init
 
 
 def _entries(table: _core.Table, _: object) -> list[tuple[int, bytes, bytes, int, bytes]]:

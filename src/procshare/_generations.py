@@ -44,8 +44,17 @@ class Generational(Shared):
     _table_seg: Segment
 
     @classmethod
-    def _open_root(cls, name: str | None) -> tuple[Any, bool]:
-        seg, created = Segment.open(name, cls._kind, {}, ROOT_SIZE, lambda m, o: None)
+    def _open_root(cls, name: str | None, first: Plan) -> tuple[Any, bool]:
+        """Create the root, or attach it when name exists.  A new root is published
+        only after its first table (built by first: size and init) exists, so no
+        process ever sees a root without a table."""
+        root = _names.anonymous() if name is None else name
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _create_table(_table_name(root, 1), cls._table_kind, *first)
+            _core.Cell(mapping, offset + _GEN, "Q").store(1)
+
+        seg, created = Segment.open(name, cls._kind, {}, ROOT_SIZE, init, fresh_name=root)
         if name is None:
             # Forked children may grow the table after this process drops the object:
             # keep the name until this process exits rather than until it drops it.
@@ -80,8 +89,6 @@ class Generational(Shared):
 
     def _follow(self, gen: int) -> None:
         while True:
-            if gen == 0:
-                raise CorruptSegmentError(f"{self._seg.name!r} was never completed")
             try:
                 seg = Segment.attach(_table_name(self._seg.name, gen), self._table_kind)
             except NotFoundError:
@@ -117,12 +124,7 @@ class Generational(Shared):
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
         old = self._gen_cell.load()
-        name = _table_name(self._seg.name, old + 1)
-        try:
-            seg = Segment.create(name, self._table_kind, {}, size, init)
-        except FileExistsError:  # left by a writer that died while building it
-            _core.shm_unlink(_names.shm_path(name))
-            seg = Segment.create(name, self._table_kind, {}, size, init)
+        seg = _create_table(_table_name(self._seg.name, old + 1), self._table_kind, size, init)
         self._gen_cell.store(old + 1)  # publish
         # Drop the old table, and the one before it in case a writer died before dropping it.
         for gone in range(max(1, old - 1), old + 1):
@@ -131,6 +133,20 @@ class Generational(Shared):
         self._table_seg, self._gen = seg, old + 1
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
         return self._table
+
+
+#: How to build a table: its size in bytes, and init(mapping, offset) to fill it.
+Plan = tuple[int, Callable[[_core.Mapping, int], None]]
+
+
+def _create_table(
+    name: str, kind: Kind, size: int, init: Callable[[_core.Mapping, int], None]
+) -> Segment:
+    try:
+        return Segment.create(name, kind, {}, size, init)
+    except FileExistsError:  # left by a writer that died while building it
+        _core.shm_unlink(_names.shm_path(name))
+        return Segment.create(name, kind, {}, size, init)
 
 
 def _table_name(root: str, gen: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any, ClassVar, SupportsIndex, overload
 
 from . import _core
-from ._generations import Generational, guarded_repr
+from ._generations import Generational, Plan, guarded_repr
 from ._keys import decode_value, encode_value
 from ._segment import Kind
 
@@ -40,10 +40,7 @@ class List(Generational, MutableSequence[Any]):
 
     def __new__(cls, iterable: Iterable[Any] = (), /, *, name: str | None = None) -> Any:
         items = [encode_value(v) for v in iterable]  # errors here change nothing
-        self, created = cls._open_root(name)
-        if created:
-            with self._lock:
-                self._rebuild(items)
+        self, _ = cls._open_root(name, _plan(items))
         return self
 
     # -- storage ------------------------------------------------------------------
@@ -57,15 +54,7 @@ class List(Generational, MutableSequence[Any]):
 
     def _rebuild(self, items: list[Item], room: int = 0) -> _core.Vector:
         """Publish a new generation holding exactly items, with room to grow."""
-        capacity = max(8, 2 * (len(items) + room))
-        heap = -(-max(4096, 3 * sum(16 + len(d) for _, d in items) + 64 * (room + 8)) // 8) * 8
-
-        def init(mapping: _core.Mapping, offset: int) -> None:
-            _core.Vector.init(mapping, offset, capacity, heap)
-            if _core.Vector(mapping, offset).extend(items) != len(items):
-                raise RuntimeError("the elements did not fit the next table")
-
-        table: _core.Vector = self._replace(_core.VECTOR_HEADER + 8 * capacity + heap, init)
+        table: _core.Vector = self._replace(*_plan(items, room))
         return table
 
     def _index(self, i: SupportsIndex, length: int) -> int:
@@ -259,6 +248,19 @@ class List(Generational, MutableSequence[Any]):
 
 def _value(table: _core.Vector, i: SupportsIndex) -> Any:
     return table.value(i, _MISSING)
+
+
+def _plan(items: list[Item], room: int = 0) -> Plan:
+    """A table holding exactly items, with room for more."""
+    capacity = max(8, 2 * (len(items) + room))
+    heap = -(-max(4096, 3 * sum(16 + len(d) for _, d in items) + 64 * (room + 8)) // 8) * 8
+
+    def init(mapping: _core.Mapping, offset: int) -> None:
+        _core.Vector.init(mapping, offset, capacity, heap)
+        if _core.Vector(mapping, offset).extend(items) != len(items):
+            raise RuntimeError("the elements did not fit the next table")
+
+    return _core.VECTOR_HEADER + 8 * capacity + heap, init
 
 
 def _all(table: _core.Vector, _: object) -> list[Item]:

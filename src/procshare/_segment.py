@@ -112,15 +112,18 @@ class Segment:
         params: dict[str, Any],
         data_size: int,
         init: Callable[[_core.Mapping, int], None],
+        *,
+        fresh_name: str | None = None,
     ) -> tuple[Segment, bool]:
         """Create the segment, or attach it when name already exists.
 
         init(mapping, data_offset) writes the initial contents of a new
         segment; if it raises, the segment is removed and nothing changes.
-        Returns the segment and whether it was created.
+        Without a name the segment is anonymous, named fresh_name if given
+        (from names.anonymous()).  Returns the segment and whether it was created.
         """
         if name is None:
-            seg = cls.create(_names.anonymous(), kind, params, data_size, init)
+            seg = cls.create(fresh_name or _names.anonymous(), kind, params, data_size, init)
             _lifetimes.adopt(seg)
             return seg, True
         try:
