@@ -1,8 +1,9 @@
 """procshare: share variables between Python processes, correctly and fast.
 
 Shared objects live in named POSIX shared-memory segments and pass between
-processes as handles.  The names multiprocessing uses for shared state work
-as a drop-in; procshare adds atomic operations, names and Counter.
+processes as handles.  The names multiprocessing uses for shared state
+(Value, Array, the locks, Queue, ...) work as a drop-in; procshare adds
+atomic operations, names, robust locks, asyncio waits, Counter, Dict and List.
 """
 
 from multiprocessing import (
