@@ -46,8 +46,6 @@ static PyMethodDef module_methods[] = {
      "encode_value_fast(value) -> (tag, data) for exact bytes, str and 64-bit int, else None."},
     {"canonical_fast", (PyCFunction)ps_canonical_fast_py, METH_O,
      "canonical_fast(key) -> canonical bytes of an exact str, bytes or int key, else None."},
-    {"hash_bytes", (PyCFunction)ps_hash_bytes_py, METH_O,
-     "hash_bytes(data) -> int: a 64-bit hash, the same in every process and run."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,
      "pid_alive(pid) -> bool: the process exists and is not a zombie."},
     {NULL, NULL, 0, NULL},

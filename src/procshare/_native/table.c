@@ -51,17 +51,6 @@ uint64_t ps_hash_bytes(const unsigned char *p, size_t n)
     return h;
 }
 
-PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg)
-{
-    (void)module;
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint64_t h = ps_hash_bytes(b.buf, (size_t)b.len);
-    PyBuffer_Release(&b);
-    return PyLong_FromUnsignedLongLong(h);
-}
-
 typedef struct {
     PS_VIEW_HEAD
     ps_table_layout *t;

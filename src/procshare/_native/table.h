@@ -22,7 +22,6 @@ extern PyTypeObject ps_TableType;
 /* 64-bit hash of bytes, the same in every process and run. */
 uint64_t ps_hash_bytes(const unsigned char *p, size_t n);
 
-PyObject *ps_hash_bytes_py(PyObject *module, PyObject *arg);
 
 
 #endif

@@ -291,17 +291,6 @@ static PyObject *Vector_recount(ps_Vector *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *Vector_stats(ps_Vector *self, PyObject *unused)
-{
-    (void)unused;
-    ps_vector_layout *v = self->v;
-    return Py_BuildValue("(KKKKK)", (unsigned long long)atomic_load(&v->length),
-                         (unsigned long long)self->capacity,
-                         (unsigned long long)atomic_load(&v->heap_used),
-                         (unsigned long long)self->heap_size,
-                         (unsigned long long)atomic_load(&v->garbage));
-}
-
 static Py_ssize_t Vector_len(ps_Vector *self)
 {
     uint64_t len = atomic_load(&self->v->length);
@@ -321,8 +310,6 @@ static PyMethodDef Vector_methods[] = {
     {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
     {"items", (PyCFunction)Vector_items, METH_NOARGS, "items() -> [(tag, bytes)], lock-free."},
     {"recount", (PyCFunction)Vector_recount, METH_NOARGS, "recount(): repair after a death."},
-    {"stats", (PyCFunction)Vector_stats, METH_NOARGS,
-     "stats() -> (length, capacity, heap used, heap size, garbage)"},
     {NULL, NULL, 0, NULL},
 };
 
