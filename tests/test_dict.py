@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from procshare import Counter, Dict, KindError, Lock, _core, _inventory
-from procshare._keys import canonical, canonical_general, decode_value, encode_value
+from procshare._keys import canonical, canonical_general
+from procshare._values import decode_value, encode_value
 
 import workers
 from conftest import run_all

@@ -27,8 +27,9 @@ from typing import Any, ClassVar
 
 from . import _core
 from ._generations import Generational, Plan, guarded_repr
-from ._keys import canonical, decode_value, encode_value, restore, stored
+from ._keys import canonical, restore, stored
 from ._segment import Kind
+from ._values import decode_value, encode_value
 
 _MISSING: Any = object()
 _SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding

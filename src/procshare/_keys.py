@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-from collections.abc import Callable
-from typing import Any
 
 from . import _core
 
@@ -72,16 +70,3 @@ def restore(canon: bytes, blob: bytes) -> object:
     if kind == b"b":
         return body
     return int(body)
-
-
-_PICKLED = 1  # the tag of a pickled value (C also knows bytes 0, str 2, int 3)
-
-
-def encode_value(value: object) -> tuple[int, bytes]:
-    """A value as (tag, bytes): exact bytes, str and 64-bit ints without pickling (in C)."""
-    fast = _core.encode_value_fast(value)
-    return fast if fast is not None else (_PICKLED, pickle.dumps(value, _PROTOCOL))
-
-
-#: The value stored as (tag, bytes): one implementation, in C, shared with Dict's reads.
-decode_value: Callable[[int, bytes], Any] = _core.decode_value

@@ -15,8 +15,8 @@ from typing import Any, ClassVar, SupportsIndex, overload
 
 from . import _core
 from ._generations import Generational, Plan, guarded_repr
-from ._keys import decode_value, encode_value
 from ._segment import Kind
+from ._values import decode_value, encode_value
 
 Item = tuple[int, bytes]
 _MISSING: Any = object()

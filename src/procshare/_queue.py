@@ -1,6 +1,7 @@
 """Queue, SimpleQueue, JoinableQueue: message rings in shared memory.
 
-Messages are pickled objects; ``bytes`` travel as they are, without pickling.
+Messages are stored as procshare._values describes: ``bytes``, ``str`` and
+64-bit ints as they are, anything else pickled (encoded and decoded in C).
 Every put and get is one call into C that takes the ring's robust lock, copies
 the message in or out and publishes it with one store, so a producer or
 consumer killed at any point leaves the ring whole: each message is delivered
@@ -10,7 +11,6 @@ on futex words; wake-ups cost a syscall only when someone sleeps.
 
 from __future__ import annotations
 
-import pickle
 import queue
 from collections.abc import Iterable
 from functools import partial
@@ -21,22 +21,10 @@ from ._parking import Waiting
 from ._segment import Kind, Segment
 from ._sync_base import SyncObject
 
+_EMPTY: Any = object()  # Ring.get's answer when no message came in time
+
 #: Bytes of message buffer a queue gets unless capacity= says otherwise.
 DEFAULT_CAPACITY = 1 << 20
-
-_BYTES, _PICKLED = 0, 1
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-def _encode(obj: object) -> tuple[int, bytes]:
-    if type(obj) is bytes:
-        return _BYTES, obj
-    return _PICKLED, pickle.dumps(obj, _PROTOCOL)
-
-
-def _decode(item: tuple[int, bytes]) -> Any:
-    tag, data = item
-    return data if tag == _BYTES else pickle.loads(data)
 
 
 class Queue(SyncObject):
@@ -101,11 +89,7 @@ class Queue(SyncObject):
         """Add obj; wait for room (queue.Full after timeout, or at once if not block)."""
         if self._closed:
             self._check_open()
-        if type(obj) is bytes:  # inline _encode: this is the hot path
-            done = self._ring.put(_BYTES, obj, block, timeout)
-        else:
-            done = self._ring.put(_PICKLED, pickle.dumps(obj, _PROTOCOL), block, timeout)
-        if not done:
+        if not self._ring.put(obj, block, timeout):
             raise queue.Full
 
     def put_nowait(self, obj: object) -> None:
@@ -116,11 +100,11 @@ class Queue(SyncObject):
     ) -> None:
         """Add every object in order, taking the lock once per batch that fits.
 
-        Everything is pickled first, so an unpicklable object raises before
+        Everything is encoded first, so an unpicklable object raises before
         any is put.  queue.Full (after timeout) says how many were put.
         """
         self._check_open()
-        items = [_encode(obj) for obj in objs]
+        items = list(objs)
         done = self._ring.put_many(items, block, timeout)
         if done < len(items):
             raise queue.Full(f"{done} of {len(items)} messages were put")
@@ -131,11 +115,10 @@ class Queue(SyncObject):
         """Remove and return the oldest message; queue.Empty after timeout."""
         if self._closed:
             self._check_open()
-        item = self._ring.get(block, timeout)
-        if item is None:
+        item = self._ring.get(block, timeout, _EMPTY)
+        if item is _EMPTY:
             raise queue.Empty
-        tag, data = item  # inline _decode: this is the hot path
-        return data if tag == _BYTES else pickle.loads(data)
+        return item
 
     def get_nowait(self) -> Any:
         return self.get(False)
@@ -148,15 +131,15 @@ class Queue(SyncObject):
         items = self._ring.get_many(max_messages, block, timeout)
         if not items:
             raise queue.Empty
-        return [_decode(item) for item in items]
+        return items
 
     # -- asyncio --------------------------------------------------------------
 
-    def _put_steps(self, tag: int, data: bytes, timeout: float | None) -> Waiting[None]:
+    def _put_steps(self, obj: object, timeout: float | None) -> Waiting[None]:
         until = _parking.deadline(timeout)
         while True:
             _, seen = self._ring.seqs()
-            if self._ring.put(tag, data, False, None):
+            if self._ring.put(obj, False, None):
                 return
             left = _parking.remaining(until)
             if left == 0:
@@ -167,9 +150,9 @@ class Queue(SyncObject):
         until = _parking.deadline(timeout)
         while True:
             seen, _ = self._ring.seqs()
-            item = self._ring.get(False, None)
-            if item is not None:
-                return _decode(item)
+            item = self._ring.get(False, None, _EMPTY)
+            if item is not _EMPTY:
+                return item
             left = _parking.remaining(until)
             if left == 0:
                 raise queue.Empty
@@ -178,7 +161,7 @@ class Queue(SyncObject):
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
         """put() without blocking the event loop."""
         self._check_open()
-        await _parking.run_async(self._put_steps(*_encode(obj), timeout))
+        await _parking.run_async(self._put_steps(obj, timeout))
 
     async def get_async(self, timeout: float | None = None) -> Any:
         """get() without blocking the event loop."""
@@ -239,12 +222,9 @@ class JoinableQueue(Queue):
     _kind = Kind.JOINABLE_QUEUE
 
     def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
-        self._check_open()
-        tag, data = _encode(obj)
         self._ring.add_unfinished(1)
         try:
-            if not self._ring.put(tag, data, block, timeout):
-                raise queue.Full
+            super().put(obj, block, timeout)
         except BaseException:
             self._ring.add_unfinished(-1)
             raise
@@ -253,7 +233,7 @@ class JoinableQueue(Queue):
         self, objs: Iterable[object], block: bool = True, timeout: float | None = None
     ) -> None:
         self._check_open()
-        items = [_encode(obj) for obj in objs]
+        items = list(objs)
         self._ring.add_unfinished(len(items))
         done = 0
         try:
@@ -265,10 +245,9 @@ class JoinableQueue(Queue):
             raise queue.Full(f"{done} of {len(items)} messages were put")
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
-        self._check_open()
         self._ring.add_unfinished(1)
         try:
-            await _parking.run_async(self._put_steps(*_encode(obj), timeout))
+            await super().put_async(obj, timeout)
         except BaseException:
             self._ring.add_unfinished(-1)
             raise

@@ -1,13 +1,26 @@
-/* The encodings of procshare._keys that C implements: canonical key bytes
- * for exact str, bytes and int keys, and stored values.  One implementation
- * of each, used by the Table and Vector types and, through the module
- * functions, by Python. */
+/* The encodings procshare stores: canonical key bytes for exact str, bytes
+ * and int keys (the general encoder for other keys is procshare._keys), and
+ * values as (tag, bytes).  One implementation of each, used by the Ring,
+ * Table and Vector types and, through the module functions, by Python. */
 #include "codec.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static PyObject *pickle_loads; /* set at first use */
+static PyObject *pickle_dumps, *pickle_loads; /* looked up at first use */
+
+static int load_pickle(void)
+{
+    if (pickle_loads != NULL)
+        return 0;
+    PyObject *pickle = PyImport_ImportModule("pickle");
+    if (pickle == NULL)
+        return -1;
+    pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
+    pickle_loads = PyObject_GetAttrString(pickle, "loads");
+    Py_DECREF(pickle);
+    return pickle_dumps != NULL && pickle_loads != NULL ? 0 : -1;
+}
 
 PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len)
 {
@@ -25,15 +38,8 @@ PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len)
         return PyLong_FromLongLong((long long)u);
     }
     case TAG_PICKLED: {
-        if (pickle_loads == NULL) {
-            PyObject *pickle = PyImport_ImportModule("pickle");
-            if (pickle == NULL)
-                return NULL;
-            pickle_loads = PyObject_GetAttrString(pickle, "loads");
-            Py_DECREF(pickle);
-            if (pickle_loads == NULL)
-                return NULL;
-        }
+        if (load_pickle() < 0)
+            return NULL;
         PyObject *blob = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
         if (blob == NULL)
             return NULL;
@@ -145,17 +151,41 @@ int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t
     return 0;
 }
 
-PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value)
+int ps_encode(PyObject *value, ps_encoded *out)
+{
+    out->owned = NULL;
+    if (ps_encode_fast(value, &out->tag, &out->data, &out->len, out->int_buf))
+        return 0;
+    if (load_pickle() < 0)
+        return -1;
+    PyObject *proto = PyLong_FromLong(5); /* pickle.HIGHEST_PROTOCOL on 3.8+ */
+    if (proto == NULL)
+        return -1;
+    out->owned = PyObject_CallFunctionObjArgs(pickle_dumps, value, proto, NULL);
+    Py_DECREF(proto);
+    if (out->owned == NULL)
+        return -1;
+    if (!PyBytes_Check(out->owned)) {
+        Py_CLEAR(out->owned);
+        PyErr_SetString(PyExc_TypeError, "pickle.dumps did not return bytes");
+        return -1;
+    }
+    out->tag = TAG_PICKLED;
+    out->data = PyBytes_AS_STRING(out->owned);
+    out->len = PyBytes_GET_SIZE(out->owned);
+    return 0;
+}
+
+PyObject *ps_encode_value_py(PyObject *module, PyObject *value)
 {
     (void)module;
-    uint32_t tag;
-    const char *data;
-    Py_ssize_t len;
-    char int_buf[8];
-    if (!ps_encode_fast(value, &tag, &data, &len, int_buf))
-        Py_RETURN_NONE;
-    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
-    return bytes == NULL ? NULL : Py_BuildValue("(IN)", tag, bytes);
+    ps_encoded e;
+    if (ps_encode(value, &e) < 0)
+        return NULL;
+    PyObject *bytes = e.tag == TAG_BYTES ? Py_NewRef(value) /* immutable: no copy */
+                    : e.owned != NULL    ? e.owned
+                                         : PyBytes_FromStringAndSize(e.data, e.len);
+    return bytes == NULL ? NULL : Py_BuildValue("(IN)", e.tag, bytes);
 }
 
 PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)

@@ -1,4 +1,4 @@
-/* Encodings shared by Dict and List storage and procshare._keys. */
+/* Encodings shared by Queue, Dict and List storage and their Python layer. */
 #ifndef PROCSHARE_CODEC_H
 #define PROCSHARE_CODEC_H
 
@@ -17,15 +17,33 @@ PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len);
 int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
                    char int_buf[8]);
 
+/* A value encoded for storage; owned (the pickle) is released with ps_encoded_done. */
+typedef struct {
+    uint32_t tag;
+    const char *data;
+    Py_ssize_t len;
+    char int_buf[8];
+    PyObject *owned;
+} ps_encoded;
+
+/* Encode any value: simple types as they are, anything else pickled.  0, or
+ * -1 with the pickling error set.  data points into value, int_buf or owned. */
+int ps_encode(PyObject *value, ps_encoded *out);
+
+static inline void ps_encoded_done(ps_encoded *e)
+{
+    Py_CLEAR(e->owned);
+}
+
 /* The canonical bytes of an exact str, bytes or int key, written to buf (cap
  * bytes) or to a PyMem block returned in *heap_copy (free it).  Returns the
  * length, -1 when the key needs the general encoder (no error set), or -2
  * with an exception. */
 Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy);
 
-/* Module functions: decode_value(tag, data), canonical_fast(key), encode_value_fast(value). */
+/* Module functions: decode_value(tag, data), encode_value(value), canonical_fast(key). */
 PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_encode_value_py(PyObject *module, PyObject *value);
 PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key);
-PyObject *ps_encode_value_fast_py(PyObject *module, PyObject *value);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec.h"
 #include "mapping.h"
 #include "mutex.h"
 #include "park.h"
@@ -317,28 +318,17 @@ static int check_fits(ps_Ring *self, Py_ssize_t len)
 }
 
 typedef struct {
-    PyObject *items; /* list of (tag, bytes), validated; NULL: the one message below */
-    PyObject *data;
-    uint32_t tag;
-    Py_ssize_t done;
+    ps_encoded *msgs; /* encoded messages, all known to fit */
+    Py_ssize_t n, done;
 } put_op;
 
 static int put_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
 {
     put_op *op = opaque;
-    Py_ssize_t n = op->items == NULL ? 1 : PyList_GET_SIZE(op->items);
-    while (op->done < n) {
-        PyObject *data = op->data;
-        uint32_t tag = op->tag;
-        if (op->items != NULL) {
-            PyObject *it = PyList_GET_ITEM(op->items, op->done);
-            data = PyTuple_GET_ITEM(it, 1);
-            tag = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
-        }
-        if (!try_put(self, tag, PyBytes_AS_STRING(data), (uint32_t)PyBytes_GET_SIZE(data)))
+    for (; op->done < op->n; op->done++, (*moved)++) {
+        ps_encoded *m = &op->msgs[op->done];
+        if (!try_put(self, m->tag, m->data, (uint32_t)m->len))
             return 0;
-        op->done++;
-        (*moved)++;
     }
     return 1;
 }
@@ -368,70 +358,94 @@ static int get_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
     return PyList_GET_SIZE(op->out) > 0;
 }
 
-/* Validate put_many's items: (int tag, bytes) pairs that each fit the ring. */
-static int check_items(ps_Ring *self, PyObject *items)
+/* Encode every value of seq (before anything is put, so an unpicklable one
+ * changes nothing) and check that each fits; put them, waiting up to timeout.
+ * Returns how many were put, or -1 with an exception. */
+static Py_ssize_t put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n, int64_t timeout)
 {
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
-            !PyLong_Check(PyTuple_GET_ITEM(it, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(it, 1))) {
-            PyErr_SetString(PyExc_TypeError, "items must be (int, bytes) pairs");
+    ps_encoded one = {0}, *msgs = n == 1 ? &one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
+    if (msgs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t result = -1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (ps_encode(values[i], &msgs[i]) < 0 || check_fits(self, msgs[i].len) < 0)
+            goto done;
+    put_op op = {msgs, n, 0};
+    if (ring_run(self, timeout, 1, put_step, &op) >= 0)
+        result = op.done;
+done:
+    for (Py_ssize_t i = 0; i < n; i++)
+        ps_encoded_done(&msgs[i]);
+    if (msgs != &one)
+        PyMem_Free(msgs);
+    return result;
+}
+
+/* put_many(values, block, timeout) -> int: put every value in order, as many
+ * per lock as fit; how many were put before the deadline.  Values that cannot
+ * be encoded or never fit raise before anything is put. */
+static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "put_many(values: list, block, timeout) -> int");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    Py_ssize_t done = put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]),
+                                 timeout);
+    return done < 0 ? NULL : PyLong_FromSsize_t(done);
+}
+
+/* put(value, block, timeout) -> bool: False when still full at the deadline. */
+static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "put(value, block, timeout) -> bool");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    Py_ssize_t done = put_values(self, args, 1, timeout);
+    return done < 0 ? NULL : PyBool_FromLong(done == 1);
+}
+
+/* Replace each (tag, bytes) of list by the value it encodes (outside the lock:
+ * unpickling runs arbitrary code).  0, or -1 with an exception. */
+static int decode_all(PyObject *list)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        PyObject *data = PyTuple_GET_ITEM(item, 1);
+        uint32_t tag = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 0));
+        PyObject *v = tag == TAG_BYTES ? Py_NewRef(data)
+                                       : ps_decode_value(tag, PyBytes_AS_STRING(data),
+                                                         (uint64_t)PyBytes_GET_SIZE(data));
+        if (v == NULL)
             return -1;
-        }
-        unsigned long tag = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(it, 0));
-        if ((tag == (unsigned long)-1 && PyErr_Occurred()) || tag > UINT32_MAX) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_ValueError, "a message tag must fit in 32 bits");
-            return -1;
-        }
-        if (check_fits(self, PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 1))) < 0)
-            return -1;
+        PyList_SetItem(list, i, v); /* steals v, releases item */
     }
     return 0;
 }
 
-/* put_many(items, block, timeout) -> int: put every (tag, bytes) item in
- * order, as many per lock as fit; returns how many were put before the
- * deadline.  Bad items raise before anything is put. */
-static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+/* Take up to max messages, waiting up to timeout for the first; the decoded
+ * values (empty at the deadline), or NULL with an exception. */
+static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
 {
-    if (nargs != 3 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "put_many(items: list, block, timeout) -> int");
+    get_op op = {PyList_New(0), max};
+    if (op.out == NULL)
         return NULL;
-    }
-    int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2 || check_items(self, args[0]) < 0)
-        return NULL;
-    put_op op = {args[0], NULL, 0, 0};
-    if (ring_run(self, timeout, 1, put_step, &op) < 0)
-        return NULL;
-    return PyLong_FromSsize_t(op.done);
+    if (ring_run(self, timeout, 0, get_step, &op) < 0 || decode_all(op.out) < 0)
+        Py_CLEAR(op.out);
+    return op.out;
 }
 
-/* put(tag, data, block, timeout) -> bool: False when still full at the deadline. */
-static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4 || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "put(tag: int, data: bytes, block, timeout) -> bool");
-        return NULL;
-    }
-    unsigned long tag = PyLong_AsUnsignedLong(args[0]);
-    if ((tag == (unsigned long)-1 && PyErr_Occurred()) || tag > UINT32_MAX) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_ValueError, "a message tag must fit in 32 bits");
-        return NULL;
-    }
-    int64_t timeout = parse_block_timeout(args[2], args[3]);
-    if (timeout == -2 || check_fits(self, PyBytes_GET_SIZE(args[1])) < 0)
-        return NULL;
-    put_op op = {NULL, args[1], (uint32_t)tag, 0};
-    int rc = ring_run(self, timeout, 1, put_step, &op);
-    return rc < 0 ? NULL : PyBool_FromLong(rc);
-}
-
-/* get_many(max, block, timeout) -> list of (tag, bytes): at least one unless
- * the deadline passed (then empty), at most max. */
+/* get_many(max, block, timeout) -> list: at least one value unless the
+ * deadline passed (then empty), at most max. */
 static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
@@ -446,35 +460,24 @@ static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2)
-        return NULL;
-    get_op op = {PyList_New(0), max};
-    if (op.out == NULL)
-        return NULL;
-    if (ring_run(self, timeout, 0, get_step, &op) < 0)
-        Py_CLEAR(op.out);
-    return op.out;
+    return timeout == -2 ? NULL : get_values(self, max, timeout);
 }
 
-/* get(block, timeout) -> (tag, bytes) or None when still empty at the deadline. */
+/* get(block, timeout, empty) -> the oldest value, or empty when there is still
+ * none at the deadline. */
 static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "get(block, timeout) -> (tag, bytes) | None");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "get(block, timeout, empty) -> value | empty");
         return NULL;
     }
     int64_t timeout = parse_block_timeout(args[0], args[1]);
-    if (timeout == -2)
+    PyObject *out = timeout == -2 ? NULL : get_values(self, 1, timeout);
+    if (out == NULL)
         return NULL;
-    get_op op = {PyList_New(0), 1};
-    if (op.out == NULL)
-        return NULL;
-    int rc = ring_run(self, timeout, 0, get_step, &op);
-    PyObject *item = rc < 0 ? NULL
-                   : rc == 0 ? Py_NewRef(Py_None)
-                             : Py_NewRef(PyList_GET_ITEM(op.out, 0));
-    Py_DECREF(op.out);
-    return item;
+    PyObject *value = Py_NewRef(PyList_GET_SIZE(out) ? PyList_GET_ITEM(out, 0) : args[2]);
+    Py_DECREF(out);
+    return value;
 }
 
 /* ---- park entry points for asyncio (wait without taking anything) ----- */
@@ -610,13 +613,13 @@ static PyMethodDef Ring_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Ring_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, capacity, maxsize): lay out a new ring."},
     {"put", (PyCFunction)(void (*)(void))Ring_put, METH_FASTCALL,
-     "put(tag, data, block, timeout) -> bool"},
+     "put(value, block, timeout) -> bool (False: still full at the deadline)"},
     {"put_many", (PyCFunction)(void (*)(void))Ring_put_many, METH_FASTCALL,
-     "put_many(items, block, timeout) -> int: how many (tag, bytes) items were put."},
+     "put_many(values, block, timeout) -> int: how many were put."},
     {"get", (PyCFunction)(void (*)(void))Ring_get, METH_FASTCALL,
-     "get(block, timeout) -> (tag, bytes) | None"},
+     "get(block, timeout, empty) -> value | empty"},
     {"get_many", (PyCFunction)(void (*)(void))Ring_get_many, METH_FASTCALL,
-     "get_many(max, block, timeout) -> list of (tag, bytes)"},
+     "get_many(max, block, timeout) -> list of values"},
     {"_park_space", (PyCFunction)(void (*)(void))Ring_park_space, METH_FASTCALL, NULL},
     {"_park_items", (PyCFunction)(void (*)(void))Ring_park_items, METH_FASTCALL, NULL},
     {"seqs", (PyCFunction)Ring_seqs, METH_NOARGS, "seqs() -> (put sequence, get sequence)"},
