@@ -120,14 +120,11 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         with self._lock:
-            # The common case in one C call: current table, healthy lock, simple key and
-            # value, room to put.  store() changes nothing unless it succeeds.
-            if not self._lock.owner_died and self._gen_cell.load() == self._gen:
-                done = self._table.store(key, value, _SLOW)
-                if done is not _SLOW and done >= 0:
-                    return
-            item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
-            self._put(*item)
+            # One C call for simple keys and values with room in the table; else the
+            # general encoding (whose errors change nothing) and growth.
+            done = self._writable().store(key, value, _SLOW)
+            if done is _SLOW or done < 0:
+                self._put(canonical(key), stored(key), *encode_value(value))
 
     def __delitem__(self, key: Any) -> None:
         canon = canonical(key)
@@ -199,8 +196,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def clear(self) -> None:
         with self._lock:
-            for _, canon, _, _, _ in self._snapshot():
-                self._writable().delete(canon)
+            self._replace(*_plan(0, 0))
 
     def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
         """d[key] = d.get(key, default) + n in one step; return the new value."""

@@ -116,10 +116,12 @@ class Generational(Shared):
 
     def _writable(self) -> Any:
         """The current table, for a writer holding the lock; repaired if a writer died."""
-        table = self._current()
+        gen = self._gen_cell.load()
+        if gen != self._gen:
+            self._follow(gen)
         if self._lock.owner_died:
-            table.recount()
-        return table
+            self._table.recount()
+        return self._table
 
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""

@@ -36,7 +36,8 @@ typedef struct {
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
 #define HEAP_START 16 /* entries start at offset 16, so a slot value is never EMPTY or TOMB */
 
-uint64_t ps_hash_bytes(const unsigned char *p, size_t n)
+/* 64-bit hash of bytes, the same in every process and run. */
+static uint64_t ps_hash_bytes(const unsigned char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, then a splitmix64 finaliser */
     for (size_t i = 0; i < n; i++) {

@@ -19,8 +19,6 @@
 
 extern PyTypeObject ps_TableType;
 
-/* 64-bit hash of bytes, the same in every process and run. */
-uint64_t ps_hash_bytes(const unsigned char *p, size_t n);
 
 
 
