@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from procshare import Counter, Dict, KindError, List
+from procshare import Counter, Dict, KindError, List, _inventory
 
 import workers
 from conftest import run_all
@@ -189,3 +189,13 @@ def test_nested_objects_by_reference() -> None:
     counter = items[0]
     counter += 1
     assert items[0].value == 2
+
+
+def test_table_grown_by_an_exited_child_is_not_a_leftover() -> None:
+    # The current table of a List was created by a child that has exited: it belongs to
+    # the List (whose creator lives), not to the dead child.
+    items = List()
+    run_all(mp.get_context("fork"), workers.list_append, [(items, "c", 200)])
+    current = f"{items.name}.g{items._gen_cell.load()}"
+    assert current not in {e.name for e in _inventory.leftovers()}
+    assert len(items) == 200

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from . import _core, _names
-from ._errors import CorruptSegmentError, NotFoundError
+from ._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from ._lock import LOCK_SPACE, RLock
 from ._segment import Kind, Segment, companions
 from ._shared import Shared
@@ -153,6 +153,19 @@ def _create_table(
 
 def _table_name(root: str, gen: int) -> str:
     return f"{root}.g{gen}"
+
+
+def stale_table(name: str, live: set[str]) -> bool:
+    """Whether the segment name, a table of some root, is no longer that root's
+    current generation (or its root, not in live, is gone)."""
+    root, _, gen = name.rpartition(".g")
+    if root not in live:
+        return True
+    try:
+        seg = Segment.attach(root, wait=0.5)
+    except (ProcshareError, OSError):
+        return True
+    return int(_core.Cell(seg.mapping, seg.data_offset + _GEN, "Q").load()) != int(gen)
 
 
 def _table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:

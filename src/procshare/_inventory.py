@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from . import _core, _names
 from ._errors import NotFoundError, ProcshareError
-from ._lock import LOCK_SPACE
-from ._segment import Segment, start_time
+from ._generations import stale_table
+from ._segment import Kind, Segment, start_time
 
 SHM_DIR = "/dev/shm"
 
@@ -63,15 +63,14 @@ def remove(name: str) -> None:
 
 
 def leftovers() -> list[Entry]:
-    """Anonymous segments whose creator is gone, a Dict's tables that are no longer its
-    current generation, and segments with damaged headers."""
+    """Anonymous segments whose creator is gone, tables that are no longer their Dict's
+    or List's current generation, and segments with damaged headers."""
     found = entries()
     names = {e.name for e in found}
     left = []
     for e in found:
-        if e.kind == "dict_table":
-            root, _, gen = e.name.rpartition(".g")
-            if root not in names or _current_generation(root) != int(gen):
+        if e.kind in _TABLE_KINDS:
+            if stale_table(e.name, names):
                 left.append(e)
         elif e.kind.startswith("damaged") or (e.anonymous and not e.creator_alive):
             left.append(e)
@@ -80,13 +79,7 @@ def leftovers() -> list[Entry]:
     return left
 
 
-def _current_generation(root: str) -> int:
-    """The table generation a Dict's root points at (-1 if the root is unreadable)."""
-    try:
-        seg = Segment.attach(root, wait=0)
-    except (ProcshareError, OSError):
-        return -1
-    return int(_core.Cell(seg.mapping, seg.data_offset + LOCK_SPACE, "Q").load())
+_TABLE_KINDS = {Kind.DICT_TABLE.name.lower(), Kind.LIST_TABLE.name.lower()}
 
 
 def main_ls() -> int:

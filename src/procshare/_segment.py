@@ -247,8 +247,7 @@ class Segment:
         """Remove the name: no new process can attach, mapped ones keep working."""
         _core.shm_unlink(_names.shm_path(self.name))
         _lifetimes.forget(self.name)
-        for companion in companions.pop(self.name, lambda: [])():
-            _unlink_quietly(companion)
+        _unlink_companions(self.name)
 
     def creator(self) -> tuple[int, int]:
         """The creating process: (pid, start time), from the header."""
@@ -307,13 +306,17 @@ class _Lifetimes:
     def unlink(self, name: str) -> None:
         """Unlink name and whatever its object keeps in further segments."""
         _unlink_quietly(name)
-        for companion in companions.pop(name, lambda: [])():
-            _unlink_quietly(companion)
+        _unlink_companions(name)
 
 
 #: For objects spread over several segments (Dict's tables): the root's name ->
 #: a function naming the other segments to unlink along with it.
 companions: dict[str, Callable[[], list[str]]] = {}
+
+
+def _unlink_companions(name: str) -> None:
+    for companion in companions.pop(name, list)():
+        _unlink_quietly(companion)
 
 
 def _unlink_quietly(name: str) -> None:
