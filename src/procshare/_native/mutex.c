@@ -212,13 +212,6 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
         if (timeout == -2)
             return NULL;
     }
-    else if (!self->recursive) { /* the common case: one compare-exchange */
-        uint32_t w = 0;
-        if (atomic_compare_exchange_strong(&self->m->word, &w, ps_self_pid())) {
-            self->owner_died = 0;
-            Py_RETURN_TRUE;
-        }
-    }
     if (self->recursive && owned_by_me(self->m)) {
         uint32_t c = atomic_load(&self->m->count);
         if (c == UINT32_MAX) {
