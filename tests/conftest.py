@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -76,3 +78,18 @@ def run_all(ctx: Any, target: Any, args_list: list[tuple[Any, ...]], timeout: fl
             if p.is_alive():
                 p.kill()
                 p.join(5)
+
+
+def kill_while_running(target: Any, args: tuple[Any, ...], seconds: tuple[float, float]) -> None:
+    """Run target(*args, ready) in a forked process; once it sets ready, let it run for a
+    random time within seconds, then SIGKILL it and reap it."""
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    victim = ctx.Process(target=target, args=(*args, ready))
+    victim.start()
+    try:
+        assert ready.wait(30), "the victim never started its work"
+        time.sleep(random.uniform(*seconds))
+    finally:
+        victim.kill()
+        victim.join(10)

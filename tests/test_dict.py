@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
-import random
 import threading
 import time
 from typing import Any
@@ -21,7 +20,7 @@ from procshare._keys import canonical, canonical_general
 from procshare._values import decode_value, encode_value
 
 import workers
-from conftest import run_all
+from conftest import kill_while_running, run_all
 
 keys = st.one_of(st.integers(-5, 20), st.text(max_size=3), st.tuples(st.integers(0, 3)),
                  st.sampled_from([1.0, True, False, None, b"k", 2.5]))  # fmt: skip
@@ -215,15 +214,9 @@ def test_readers_never_see_torn_or_foreign_values_while_writers_grow_it() -> Non
 
 
 def test_killed_writer_leaves_a_consistent_dict() -> None:
-    ctx = mp.get_context("fork")
     for _ in range(3):
-        d, ready = Dict(), ctx.Event()
-        victim = ctx.Process(target=workers.dict_write_forever, args=(d, ready))
-        victim.start()
-        assert ready.wait(30)
-        time.sleep(random.uniform(0.02, 0.3))
-        victim.kill()
-        victim.join(10)
+        d = Dict()
+        kill_while_running(workers.dict_write_forever, (d,), (0.02, 0.3))
         d["after"] = "ok"  # the next writer takes the lock over and repairs
         items = d.copy()
         assert len(d) == len(items) and items["after"] == "ok"
@@ -240,15 +233,9 @@ def test_nested_objects_are_shared_by_reference(ctx: Any) -> None:
 
 
 def test_writer_killed_while_growing_leaves_no_damage() -> None:
-    ctx = mp.get_context("fork")
     for _ in range(4):
-        d, ready = Dict(), ctx.Event()
-        victim = ctx.Process(target=workers.dict_grow_forever, args=(d, ready))
-        victim.start()
-        assert ready.wait(30)
-        time.sleep(random.uniform(0.05, 0.4))
-        victim.kill()
-        victim.join(10)
+        d = Dict()
+        kill_while_running(workers.dict_grow_forever, (d,), (0.05, 0.4))
         items = d.copy()  # every key the victim published, none torn, none missing
         n = len(items)
         assert items == {i: "x" * (i % 50) for i in range(n)}
