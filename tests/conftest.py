@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from procshare import _core
-from procshare._segment import _lifetimes
+from procshare._inventory import remove
+from procshare._segment import at_exit
 
 SHM = "/dev/shm"
 PREFIX = "procshare."
@@ -28,9 +29,10 @@ def segments() -> set[str]:
 def no_leftover_segments() -> Iterator[None]:
     before = segments()
     yield
-    # Every test is over: do now what this process's exit would do for its anonymous
-    # segments; children's were removed at their exits, and named ones by the tests.
-    _lifetimes.unlink_all()
+    # Every test is over: do now what this process's exit does (remove its anonymous
+    # segments, release its Dict and List handles); children did it at their exits,
+    # and named objects were removed by the tests.
+    at_exit.run()
     left = sorted(s for s in segments() - before if _ours(s[len(PREFIX) :]))
     assert not left, f"segments left behind: {left}"
 
@@ -55,7 +57,7 @@ def name(request: pytest.FixtureRequest) -> Iterator[str]:
     NAMES.add(n)
     yield n
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(SHM, PREFIX + n))
+        remove(n)
 
 
 @pytest.fixture(params=["fork", "spawn", "forkserver"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing as mp
+import pickle
 import threading
 import time
 from typing import Any
@@ -129,8 +130,13 @@ def test_bad_arguments() -> None:
         Barrier(2, timeout=-1)
     with pytest.raises(TypeError):
         Barrier(2, action=5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="pickled action"):
-        Barrier(2, action=functools.partial(print, "x" * 10_000))
+
+
+def test_a_large_action_is_stored_whole() -> None:
+    barrier = Barrier(1, action=functools.partial(len, "x" * 10_000))
+    twin = pickle.loads(pickle.dumps(barrier))
+    assert twin._action.args == ("x" * 10_000,)
+    assert twin.wait(5) == 0
 
 
 def test_asyncio_wait() -> None:

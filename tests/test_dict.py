@@ -99,11 +99,11 @@ def test_dict_protocol_details() -> None:
     d |= {"c": 3}
     assert set(d.keys()) == {"a", "b", "c"} and sorted(d.values()) == [1, 2, 3]
     assert ("a", 1) in d.items() and "a" in d.keys() and 2 in d.values()  # noqa: SIM118
-    assert type(d.copy()) is dict and repr(d) == "Dict({'a': 1, 'b': 2, 'c': 3})"
+    assert type(d.copy()) is dict and repr(d) == str(d) == "{'a': 1, 'b': 2, 'c': 3}"
     assert list(reversed(d)) == ["c", "b", "a"] and dict(d) == {"a": 1, "b": 2, "c": 3}
     assert d.keys() & {"a", "z"} == {"a"}
     d["self"] = d  # stored by reference: repr does not recurse forever
-    assert repr(d).endswith("'self': Dict(...)})")
+    assert repr(d).endswith("'self': {...}}")
     assert d.compare_and_set("a", 1, 10) and not d.compare_and_set("a", 1, 11) and d["a"] == 10
     assert not d.compare_and_set("missing", None, 1)
     with d.lock:

@@ -114,7 +114,7 @@ def test_behaves_like_list() -> None:
     a *= 2
     assert a == [1, 2, 1, 2] and a[::2] == [1, 1] and a[-1] == 2
     assert a.index(2) == 1 and a.index(2, 2) == 3 and a.count(1) == 2 and 2 in a
-    assert list(reversed(a)) == [2, 1, 2, 1] and repr(b) == "List([1, 2])"
+    assert list(reversed(a)) == [2, 1, 2, 1] and repr(b) == str(b) == "[1, 2]"
     assert type(a.copy()) is list
     with pytest.raises(IndexError):
         a[10]
@@ -123,7 +123,7 @@ def test_behaves_like_list() -> None:
     with pytest.raises(TypeError):
         hash(a)
     a.append(a)
-    assert repr(a) == "List([1, 2, 1, 2, List(...)])"
+    assert repr(a) == "[1, 2, 1, 2, [...]]"
 
 
 def test_bad_input_changes_nothing(name: str) -> None:

@@ -118,7 +118,7 @@ def test_other_layout_version_is_refused(name: str) -> None:
 
 
 def test_truncated_or_foreign_file_fails_cleanly(name: str) -> None:
-    with open(SHM + name, "wb") as f:
+    with open(os.open(SHM + name, os.O_CREAT | os.O_WRONLY, 0o600), "wb") as f:
         f.write(b"not a segment" * 40)
     with pytest.raises(procshare.CorruptSegmentError):
         Counter(name=name)
@@ -178,7 +178,7 @@ def test_anonymous_object_never_pickled_is_unlinked_when_collected() -> None:
 
 def test_segment_being_created_is_waited_for(name: str) -> None:
     # An unfinished segment (state 0, no header) makes attach wait, then fail clearly.
-    with open(SHM + name, "wb") as f:
+    with open(os.open(SHM + name, os.O_CREAT | os.O_WRONLY, 0o600), "wb") as f:
         f.write(b"\0" * 4096)
     procshare._segment._ATTACH_WAIT, old = 0.2, procshare._segment._ATTACH_WAIT
     try:

@@ -21,12 +21,12 @@ from ._typecodes import typecode_of
 
 
 def _open_array(
-    name: str | None, typecode: str, size_or_initializer: object, lock: object
+    name: str | None, typecode: str, size_or_initializer: object, lock: object, mode: int
 ) -> Segment:
     if size_or_initializer is None:
         if name is None:
             raise TypeError("size_or_initializer is required unless attaching by name")
-        return Segment.attach(name, Kind.ARRAY)
+        return Segment.attach(name, Kind.ARRAY, mode=mode)
     if isinstance(size_or_initializer, int):
         if size_or_initializer < 0:
             raise ValueError(f"array size must be >= 0, not {size_or_initializer}")
@@ -48,7 +48,7 @@ def _open_array(
             _core.CellArray(mapping, offset + LOCK_SPACE, typecode, length)[:] = initial
 
     itemsize = _core.itemsize(typecode)
-    seg, _ = Segment.open(name, Kind.ARRAY, params, LOCK_SPACE + length * itemsize, init)
+    seg, _ = Segment.open(name, Kind.ARRAY, params, LOCK_SPACE + length * itemsize, init, mode=mode)
     found = (seg.params["typecode"], seg.params["length"])
     if found != (typecode, length):
         raise KindError(
@@ -73,9 +73,10 @@ class RawArray(Shared, _core.CellArray):
         size_or_initializer: object = None,
         *,
         name: str | None = None,
+        mode: int = 0o600,
     ) -> Any:
         tc = typecode_of(typecode_or_type)
-        return cls._from_segment(_open_array(name, tc, size_or_initializer, True))
+        return cls._from_segment(_open_array(name, tc, size_or_initializer, True, mode))
 
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
@@ -150,11 +151,12 @@ class Array(Synchronized, RawArray):
         *,
         lock: object = True,
         name: str | None = None,
+        mode: int = 0o600,
     ) -> Any:
         if lock is False:
-            return RawArray(typecode_or_type, size_or_initializer, name=name)
+            return RawArray(typecode_or_type, size_or_initializer, name=name, mode=mode)
         tc = typecode_of(typecode_or_type)
-        return cls._from_segment(_open_array(name, tc, size_or_initializer, lock))
+        return cls._from_segment(_open_array(name, tc, size_or_initializer, lock, mode))
 
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:

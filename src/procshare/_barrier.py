@@ -17,11 +17,12 @@ from threading import BrokenBarrierError
 from typing import Any
 
 from . import _core, _parking
-from ._condition import SIZE as CONDITION_SIZE
-from ._condition import Condition
+from ._condition import MAX_WAITERS, Condition
+from ._condition import size as condition_size
+from ._errors import CorruptSegmentError, ProcshareError
 from ._lock import LOCK_SPACE, Lock
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Kind, Segment, check_attach
 from ._sync_base import SyncObject
 
 __all__ = ["Barrier", "BrokenBarrierError"]
@@ -31,8 +32,7 @@ _FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
 #: How often waiters check that every counted member is alive.
 PROBE = 0.1
 
-#: Largest pickled action a Barrier stores for the processes that attach it.
-MAX_ACTION = 4096
+_HELD = -1  # params["action"]: the action lives with the handles, not in the segment
 
 
 class Barrier(SyncObject):
@@ -42,8 +42,14 @@ class Barrier(SyncObject):
     index from 0 to parties-1, one waiter runs ``action`` when all have
     arrived, and ``reset()``, ``abort()``, ``broken``, ``n_waiting``,
     ``parties`` work as in threading.  ``await barrier.wait_async()`` waits
-    without blocking an event loop.  The action is pickled (by reference) into
-    the segment, so processes that attach run the same one.
+    without blocking an event loop.
+
+    An action that pickles on its own (a function, by reference) is stored in
+    the segment, so processes that attach by name run the same one.  Any
+    other action travels with the handle as multiprocessing passes objects to
+    children (inherited by fork; pickled while spawning, where its
+    multiprocessing locks and values may travel too); a process attaching
+    such a barrier by name passes its own ``action=``.
     """
 
     __slots__ = ("_action", "_cond", "_count", "_members", "_offset", "_parties", "_seg",
@@ -64,6 +70,7 @@ class Barrier(SyncObject):
         timeout: float | None = None,
         *,
         name: str | None = None,
+        mode: int = 0o600,
     ) -> Any:
         if not isinstance(parties, int) or isinstance(parties, bool):
             raise TypeError(f"parties must be an int, not {type(parties).__name__}")
@@ -73,42 +80,62 @@ class Barrier(SyncObject):
             raise ValueError(f"timeout must be a non-negative number or None, not {timeout!r}")
         if action is not None and not callable(action):
             raise TypeError("action must be callable or None")
-        blob = pickle.dumps(action)
-        if len(blob) > MAX_ACTION:
-            raise ValueError(f"the pickled action is {len(blob)} bytes; at most {MAX_ACTION}")
-        params = {"parties": parties, "timeout": timeout}
-        layout = _layout(parties)
+        blob = b""
+        if action is not None:
+            try:
+                blob = pickle.dumps(action)
+            except Exception:  # holds multiprocessing objects, or is local: keep it with handles
+                blob = b""
+        stored = len(blob) if blob else (_HELD if action is not None else 0)
+        waiters = max(MAX_WAITERS, 2 * parties)
+        params = {"parties": parties, "timeout": timeout, "action": stored, "waiters": waiters}
+        layout = _layout(parties, len(blob), waiters)
 
         def init(mapping: _core.Mapping, offset: int) -> None:
             start = offset + layout["action"]
             memoryview(mapping)[start : start + len(blob)] = blob
-            _core.Cell(mapping, offset + layout["action_len"], "I").store(len(blob))
 
-        seg, _ = Segment.open(name, Kind.BARRIER, params, layout["size"], init)
-        return cls._at(seg, seg.data_offset)
+        seg, created = Segment.open(name, Kind.BARRIER, params, layout["size"], init, mode=mode)
+        if not created:
+            check_attach(seg, {"parties": parties, "timeout": timeout}, {"timeout": None})
+        return cls._at(seg, seg.data_offset, action)
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
         seg = Segment.attach(name, Kind.BARRIER)
-        return cls._at(seg, seg.data_offset)
+        return cls._at(seg, seg.data_offset, *args)
 
     def _handle_args(self) -> tuple[Any, ...]:
-        return ()
+        return (self._action,) if self._seg.params["action"] == _HELD else ()
 
     @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
+    def _at(cls, seg: Segment, offset: int, action: Any = None) -> Any:
+        """The barrier in seg; action is this handle's own (None: the stored one)."""
         self = object.__new__(cls)
-        m, parties = seg.mapping, seg.params["parties"]
-        layout = _layout(parties)
+        m, p = seg.mapping, seg.params
+        parties, stored, waiters = p.get("parties"), p.get("action"), p.get("waiters")
+        if not (isinstance(parties, int) and isinstance(stored, int) and isinstance(waiters, int)):
+            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header")
+        if parties < 1:
+            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header")
+        layout = _layout(parties, max(0, stored), waiters)
         self._seg, self._offset, self._parties = seg, offset, parties
-        self._timeout = seg.params["timeout"]
+        self._timeout = p.get("timeout")
         self._cond = Condition._at(seg, offset + LOCK_SPACE, Lock._at(seg, offset))
         self._state = _core.Cell(m, offset + layout["state"], "i")
         self._count = _core.Cell(m, offset + layout["count"], "I")
         self._members = _core.CellArray(m, offset + layout["members"], "I", parties)
-        n = _core.Cell(m, offset + layout["action_len"], "I").load()
-        start = offset + layout["action"]
-        self._action = pickle.loads(memoryview(m)[start : start + n])
+        if action is None and stored == _HELD:
+            raise ProcshareError(
+                f"barrier {seg.name!r} has an action that lives with its handles; "
+                "pass action= when attaching it by name"
+            )
+        if action is None and stored > 0:
+            start = offset + layout["action"]
+            if start + stored > seg.data_offset + seg.data_size:
+                raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header")
+            action = pickle.loads(memoryview(m)[start : start + stored])
+        self._action = action
         return self
 
     # -- the algorithm (every step below runs holding the condition's lock) --
@@ -236,11 +263,10 @@ class Barrier(SyncObject):
         )
 
 
-def _layout(parties: int) -> dict[str, int]:
+def _layout(parties: int, action_size: int, waiters: int) -> dict[str, int]:
     """Byte offsets inside a Barrier's data: lock, condition, state, count, members, action."""
-    state = LOCK_SPACE + CONDITION_SIZE
+    state = LOCK_SPACE + condition_size(waiters)
     members = state + 8
-    action_len = members + 4 * parties
-    action = action_len + 4
-    return {"state": state, "count": state + 4, "members": members,
-            "action_len": action_len, "action": action, "size": action + MAX_ACTION}  # fmt: skip
+    action = members + 4 * parties
+    return {"state": state, "count": state + 4, "members": members, "action": action,
+            "size": action + action_size}  # fmt: skip

@@ -13,36 +13,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from functools import partial
 from typing import Any, TypeVar
 
 from . import _core, _parking
+from ._errors import CorruptSegmentError
 from ._lock import LOCK_SPACE, Lock, RLock, Synchronized, lock_of, lock_param
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Kind, Segment, check_attach
 from ._sync_base import SyncObject
 
 T = TypeVar("T")
 
-#: Most processes and threads that can wait on one Condition at the same time.
-MAX_WAITERS = 256
+#: Most processes and threads that can wait on one Condition at once, unless
+#: ``max_waiters=`` says otherwise at creation (16 bytes of segment each).
+MAX_WAITERS = 4096
 
 _FREE, _WAITING, _NOTIFIED = 0, 1, 2
 _N_WAITING, _NEXT_TICKET, _SLOTS = 0, 8, 64  # byte offsets in the condition's layout
-SIZE = _SLOTS + 16 * MAX_WAITERS
+
+
+def size(waiters: int) -> int:
+    """Bytes of a condition's layout with room for waiters."""
+    return _SLOTS + 16 * waiters
 
 
 class Condition(Synchronized, SyncObject):
-    """``Condition(lock=None, *, name=None)``, multiprocessing.Condition's semantics.
+    """``Condition(lock=None, *, name=None, mode=0o600, max_waiters=4096)``,
+    multiprocessing.Condition's semantics.
 
     ``wait(timeout=None)``, ``wait_for(predicate, timeout=None)``,
     ``notify(n=1)``, ``notify_all()``, ``acquire``/``release``/``with cond:``,
     and the asyncio forms ``async with cond:``, ``await cond.wait_async()``,
     ``await cond.wait_for_async(predicate)``.  wait and notify without
-    holding the lock raise AssertionError, as in multiprocessing.
+    holding the lock raise AssertionError, as in multiprocessing.  At most
+    ``max_waiters`` processes and threads wait at once (RuntimeError beyond).
     """
 
-    __slots__ = ("_lock", "_n", "_next", "_offset", "_pids", "_seg", "_states", "_tickets")
+    __slots__ = ("_lock", "_n", "_next", "_offset", "_pids", "_seg", "_states", "_tickets",
+                 "_waiters")  # fmt: skip
     _kind = Kind.CONDITION
     _lock: Lock | RLock
     _n: _core.Cell
@@ -50,12 +58,28 @@ class Condition(Synchronized, SyncObject):
     _states: _core.CellArray
     _pids: _core.CellArray
     _tickets: _core.CellArray
+    _waiters: int
 
-    def __new__(cls, lock: Lock | RLock | None = None, *, name: str | None = None) -> Any:
-        params: dict[str, Any] = {}
+    def __new__(
+        cls,
+        lock: Lock | RLock | None = None,
+        *,
+        name: str | None = None,
+        mode: int = 0o600,
+        max_waiters: int = MAX_WAITERS,
+    ) -> Any:
+        if not isinstance(max_waiters, int) or isinstance(max_waiters, bool):
+            raise TypeError(f"max_waiters must be an int, not {type(max_waiters).__name__}")
+        if not 1 <= max_waiters <= 1 << 20:
+            raise ValueError(f"max_waiters must be 1 to {1 << 20}, not {max_waiters}")
+        params: dict[str, Any] = {"waiters": max_waiters}
         if (lp := lock_param(lock)) is not None:
             params["lock"] = lp
-        seg, _ = Segment.open(name, Kind.CONDITION, params, LOCK_SPACE + SIZE, lambda m, o: None)
+        seg, created = Segment.open(
+            name, Kind.CONDITION, params, LOCK_SPACE + size(max_waiters), _zeroed, mode=mode
+        )
+        if not created:
+            check_attach(seg, params, {"waiters": MAX_WAITERS})
         return cls._at(seg, seg.data_offset + LOCK_SPACE)
 
     @classmethod
@@ -65,19 +89,25 @@ class Condition(Synchronized, SyncObject):
 
     @classmethod
     def _at(cls, seg: Segment, offset: int, lock: Lock | RLock | None = None) -> Any:
-        """The condition at offset in seg, using lock (by default the one seg records)."""
+        """The condition at offset in seg, using lock (by default the one seg records);
+        room for seg.params["waiters"] waiters."""
+        waiters = seg.params.get("waiters")
+        if not isinstance(waiters, int) or not 1 <= waiters <= 1 << 20:
+            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (waiters)")
         lock = lock_of(seg) if lock is None else lock
         self = object.__new__(cls)
         m = seg.mapping
-        self._seg, self._offset, self._lock = seg, offset, lock
+        self._seg, self._offset, self._lock, self._waiters = seg, offset, lock, waiters
         self._n = _core.Cell(m, offset + _N_WAITING, "I")
         self._next = _core.Cell(m, offset + _NEXT_TICKET, "Q")
-        self._states = _core.CellArray(m, offset + _SLOTS, "I", MAX_WAITERS)
-        self._pids = _core.CellArray(m, offset + _SLOTS + 4 * MAX_WAITERS, "I", MAX_WAITERS)
-        self._tickets = _core.CellArray(m, offset + _SLOTS + 8 * MAX_WAITERS, "Q", MAX_WAITERS)
+        self._states = _core.CellArray(m, offset + _SLOTS, "I", waiters)
+        self._pids = _core.CellArray(m, offset + _SLOTS + 4 * waiters, "I", waiters)
+        self._tickets = _core.CellArray(m, offset + _SLOTS + 8 * waiters, "Q", waiters)
         return self
 
-    # -- slots (all changed only while holding the lock) --------------------
+    # -- slots: claimed holding the lock; every later change of state is one atomic
+    # -- step (notify: WAITING -> NOTIFIED, leave: any -> FREE), so a waiter can give
+    # -- its slot back on every way out, holding the lock or not.
 
     def _state_offset(self, i: int) -> int:
         return self._offset + _SLOTS + 4 * i
@@ -88,7 +118,10 @@ class Condition(Synchronized, SyncObject):
             self._reap_dead()
             i = self._states.find(_FREE)
             if i < 0:
-                raise RuntimeError(f"more than {MAX_WAITERS} waiters on one Condition")
+                raise RuntimeError(
+                    f"more than {self._waiters} waiters on one Condition "
+                    "(create it with a larger max_waiters=)"
+                )
         self._pids.store(i, os.getpid())
         self._tickets.store(i, self._next.fetch_add(1))
         self._states.store(i, _WAITING)
@@ -105,14 +138,17 @@ class Condition(Synchronized, SyncObject):
             found.sort(key=self._tickets.load)
         return found
 
-    def _free(self, i: int) -> None:
-        self._states.store(i, _FREE)
-        self._n.sub(1)
+    def _leave(self, i: int) -> bool:
+        """Free slot i; whether it had been notified."""
+        old = self._states.exchange(i, _FREE)
+        if old != _FREE:
+            self._n.sub(1)
+        return bool(old == _NOTIFIED)
 
     def _reap_dead(self) -> None:
         for i, state in enumerate(self._states[:]):
             if state != _FREE and not _core.pid_alive(self._pids.load(i)):
-                self._free(i)
+                self._leave(i)
 
     def _check_owned(self, what: str) -> None:
         if not self._lock._is_owned():
@@ -124,7 +160,7 @@ class Condition(Synchronized, SyncObject):
         self._check_owned("wait")
         i = self._claim()
         saved = self._lock._release_save()
-        park = partial(_parking.park_word, self._seg.mapping, self._state_offset(i), _WAITING)
+        park = _parking.park_word(self._seg.mapping, self._state_offset(i), _WAITING)
         interrupted = True
         try:
             until = _parking.deadline(timeout)
@@ -135,11 +171,14 @@ class Condition(Synchronized, SyncObject):
                 yield park, left
             interrupted = False
         finally:
-            yield from self._lock._acquire_steps(None, saved)
-            notified: bool = self._states.load(i) == _NOTIFIED
-            self._free(i)
-            if notified and interrupted:  # cancelled or interrupted: pass the notify on
-                self.notify()
+            try:
+                yield from self._lock._acquire_steps(None, saved)
+            finally:
+                # On every way out, the lock re-taken or not: give the slot back, and
+                # pass on a notification this waiter cannot use.
+                notified = self._leave(i)
+                if notified and interrupted:
+                    self._notify(1)
         return notified
 
     def _wait_for_steps(self, predicate: Callable[[], T], timeout: float | None) -> Waiting[T]:
@@ -172,21 +211,29 @@ class Condition(Synchronized, SyncObject):
     def notify(self, n: int = 1) -> None:
         """Wake the n earliest waiters (fewer if fewer wait)."""
         self._check_owned("notify")
+        self._notify(n)
+
+    def _notify(self, n: int) -> None:
         if n <= 0 or self._n.load() == 0:
             return
         for i in self._waiting():
             if n == 0:
                 break
             if not _core.pid_alive(self._pids.load(i)):
-                self._free(i)
+                if self._states.compare_exchange(i, _WAITING, _FREE):
+                    self._n.sub(1)
                 continue
-            self._states.store(i, _NOTIFIED)
-            self._seg.mapping.wake(self._state_offset(i), 1)
-            n -= 1
+            if self._states.compare_exchange(i, _WAITING, _NOTIFIED):
+                self._seg.mapping.wake(self._state_offset(i))
+                n -= 1
 
     def notify_all(self) -> None:
         """Wake every waiter."""
-        self.notify(MAX_WAITERS)
+        self.notify(self._waiters)
 
     def __repr__(self) -> str:
         return f"<procshare.Condition({self._lock!r}, waiters={self._n.load()})>"
+
+
+def _zeroed(mapping: _core.Mapping, offset: int) -> None:
+    """New segments are zero-filled: no waiters, every slot free."""

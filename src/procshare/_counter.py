@@ -19,8 +19,8 @@ class Counter(RawValue):
     __slots__ = ()
     _kind = Kind.COUNTER
 
-    def __new__(cls, initial: int = 0, *, name: str | None = None) -> Any:
-        return cls._from_segment(open_scalar(Kind.COUNTER, name, "q", (initial,)))
+    def __new__(cls, initial: int = 0, *, name: str | None = None, mode: int = 0o600) -> Any:
+        return cls._from_segment(open_scalar(Kind.COUNTER, name, "q", (initial,), mode))
 
     def reset(self) -> int:
         """Set the counter to zero; return the value it had, in one atomic step."""

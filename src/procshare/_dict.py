@@ -15,6 +15,7 @@ counters.
 from __future__ import annotations
 
 from collections.abc import (
+    Callable,
     ItemsView,
     Iterable,
     Iterator,
@@ -33,6 +34,7 @@ from ._values import decode_value, encode_value
 
 _MISSING: Any = object()
 _SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding
+_INT_TAG = _core.encode_value(0)[0]  # values stored as a 64-bit int: arithmetic runs no user code
 
 
 class Dict(Generational, MutableMapping[Any, Any]):
@@ -43,7 +45,13 @@ class Dict(Generational, MutableMapping[Any, Any]):
     ``incr``, ``compare_and_set``, ``setdefault``, ``pop``; compound updates
     go under ``with d.lock:``.  Values that are procshare objects are stored
     by reference.  With ``name=`` an existing Dict is attached and the
-    initial contents are ignored.
+    initial contents are ignored.  ``mode=`` (default 0o600) shares the
+    segment with the creator's group or others; ``name`` and ``mode`` are
+    keyword-only arguments, never keys.
+
+    No user code (pickling, ``__eq__``, ``__hash__``) runs while the
+    cross-process lock is held: values are encoded first, and the atomic
+    helpers compare stored bytes.
     """
 
     __slots__ = ()
@@ -53,19 +61,44 @@ class Dict(Generational, MutableMapping[Any, Any]):
     _table: _core.Table
 
     def __new__(
-        cls, mapping_or_iterable: object = (), /, *, name: str | None = None, **kwargs: Any
+        cls,
+        mapping_or_iterable: object = (),
+        /,
+        *,
+        name: str | None = None,
+        mode: int = 0o600,
+        **kwargs: Any,
     ) -> Any:
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
         size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
-        self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded))
+        self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded), mode)
+        self._fresh = True
         return self
+
+    def __init__(
+        self,
+        mapping_or_iterable: object = (),
+        /,
+        *,
+        name: str | None = None,
+        mode: int = 0o600,
+        **kwargs: Any,
+    ) -> None:
+        """Called again on an existing Dict, updates it as dict.__init__ does."""
+        if self._fresh:
+            self._fresh = False  # just built by __new__ from these arguments
+            return
+        self.update(mapping_or_iterable, **kwargs)
 
     @classmethod
     def fromkeys(
         cls, iterable: Iterable[Any], value: Any = None, *, name: str | None = None
     ) -> Any:
-        return cls({key: value for key in iterable}, name=name)
+        """A new Dict (built by ``cls()``, as dict does) with every key set to value."""
+        d = cls() if name is None else cls(name=name)
+        d.update(dict.fromkeys(iterable, value))
+        return d
 
     def _read(self, canon: bytes) -> tuple[int, bytes] | None:
         return self._stable(_core.Table.get, canon)
@@ -120,11 +153,14 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         with self._lock:
-            # One C call for simple keys and values with room in the table; else the
-            # general encoding (whose errors change nothing) and growth.
+            # One C call for exact str/bytes/int keys and values with room in the table
+            # (no user code runs); else encode outside the lock, then put (and grow).
             done = self._writable().store(key, value, _SLOW)
-            if done is _SLOW or done < 0:
-                self._put(canonical(key), stored(key), *encode_value(value))
+            if done is not _SLOW and done >= 0:
+                return
+        item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+        with self._lock:
+            self._put(*item)
 
     def __delitem__(self, key: Any) -> None:
         canon = canonical(key)
@@ -178,10 +214,9 @@ class Dict(Generational, MutableMapping[Any, Any]):
         item = (canonical(key), stored(key), *encode_value(default))
         with self._lock:
             found = self._writable().get(item[0])
-            if found is not None:
-                return decode_value(*found)
-            self._put(*item)
-        return default
+            if found is None:
+                self._put(*item)
+        return default if found is None else decode_value(*found)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Insert every item, all under the lock (atomic to other writers)."""
@@ -201,21 +236,40 @@ class Dict(Generational, MutableMapping[Any, Any]):
     def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
         """d[key] = d.get(key, default) + n in one step; return the new value."""
         canon, blob = canonical(key), stored(key)
-        with self._lock:
-            found = self._writable().get(canon)
-            new = (default if found is None else decode_value(*found)) + n
-            self._put(canon, blob, *encode_value(new))
-        return new
+        if type(n) is int and type(default) is int:
+            with self._lock:  # 64-bit ints: the sum runs no user code, do it holding the lock
+                found = self._writable().get(canon)
+                if found is None or found[0] == _INT_TAG:
+                    new = (default if found is None else decode_value(*found)) + n
+                    self._put(canon, blob, *encode_value(new))
+                    return new
+        return self._update(canon, blob, lambda old: (default if old is _MISSING else old) + n)
 
     def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
-        """Set d[key] = new if it currently equals expected (_MISSING-safe), in one step."""
-        canon, item = canonical(key), (stored(key), *encode_value(new))
-        with self._lock:
-            found = self._writable().get(canon)
-            if found is None or decode_value(*found) != expected:
+        """Set d[key] = new if it currently equals expected, in one step."""
+        canon, blob = canonical(key), stored(key)
+        item = encode_value(new)
+        while True:
+            found = self._read(canon)
+            if found is None or decode_value(*found) != expected:  # outside the lock
                 return False
-            self._put(canon, *item)
-        return True
+            with self._lock:
+                if self._writable().get(canon) == found:
+                    self._put(canon, blob, *item)
+                    return True
+
+    def _update(self, canon: bytes, blob: bytes, compute: Callable[[Any], Any]) -> Any:
+        """Set the key to compute(its value, or _MISSING) in one step and return the
+        result: computed and encoded outside the lock, stored only if the entry's bytes
+        are still those it was computed from (else computed again)."""
+        while True:
+            found = self._read(canon)
+            new = compute(_MISSING if found is None else decode_value(*found))
+            item = encode_value(new)
+            with self._lock:
+                if self._writable().get(canon) == found:
+                    self._put(canon, blob, *item)
+                    return new
 
     def copy(self) -> dict[Any, Any]:
         """A plain dict with the current contents."""
@@ -243,7 +297,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
         return self
 
     def __repr__(self) -> str:
-        return guarded_repr(self, lambda: repr(self.copy()))
+        return guarded_repr(self, lambda: repr(self.copy()), "{...}")
 
 
 class _Keys(KeysView[Any]):

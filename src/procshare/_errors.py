@@ -1,5 +1,7 @@
 """Exceptions raised by procshare; each also derives from the builtin a caller would expect."""
 
+import errno
+
 
 class ProcshareError(Exception):
     """Base class of procshare's own errors."""
@@ -19,3 +21,19 @@ class VersionError(ProcshareError):
 
 class CorruptSegmentError(ProcshareError):
     """The segment's header is damaged or was never completed."""
+
+
+class UntrustedSegmentError(ProcshareError, PermissionError):
+    """The segment belongs to another user, or grants access beyond what the caller accepts.
+
+    Whoever may write a segment chooses what its readers unpickle, so procshare
+    attaches only segments owned by the effective uid and closed to group and
+    others, unless the caller passed a ``mode=`` that shares them.
+    """
+
+
+class SpaceError(ProcshareError, OSError):
+    """The shared-memory file system cannot hold a new or grown segment."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOSPC, message)

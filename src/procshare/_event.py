@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from . import _core, _parking
@@ -23,8 +22,8 @@ class Event(SyncObject):
     _flag: _core.Cell
     _park: Park
 
-    def __new__(cls, *, name: str | None = None) -> Any:
-        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None)
+    def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
+        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode)
         return cls._at(seg, seg.data_offset)
 
     @classmethod
@@ -33,7 +32,7 @@ class Event(SyncObject):
         self._seg = seg
         self._offset = offset
         self._flag = _core.Cell(seg.mapping, offset, "I")
-        self._park = partial(_parking.park_word, seg.mapping, offset, 0)
+        self._park = _parking.park_word(seg.mapping, offset, 0)
         return self
 
     def is_set(self) -> bool:

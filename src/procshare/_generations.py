@@ -1,39 +1,54 @@
 """Objects that outgrow their segment: a fixed root, and generations of a table segment.
 
 The root segment (the object's name) holds the writers' recursive robust
-lock and the current generation number; the data lives in a table segment
-named ``<name>.g<generation>``.  Readers never lock: they load the
-generation (one atomic read), re-attach if it changed, read, and check that
-the generation did not change meanwhile.  A writer that needs a bigger (or
-rearranged) table builds the next generation, publishes it with one store
-and unlinks the old one; processes still mapping the old table keep a valid,
-stale view until their next operation.  A writer killed while building
+lock, the current generation number and the pids of the processes that
+hold it; the data lives in a table segment named
+``<name>~<token>.<generation>`` (outside the user name space; the token is
+fresh for every object, and each table's header names its root and token).
+Readers never lock: they load the generation (one atomic read), re-attach
+if it changed, read, and check that the generation did not change meanwhile.
+A writer that needs a bigger (or rearranged) table builds the next
+generation, publishes it with one store and unlinks the old one; processes
+still mapping the old table keep a valid, stale view until their next
+operation.  A writer killed while building
 leaves an unpublished segment, replaced by the next build.
+
+After unlink() the handles that exist keep working: the tables are removed
+when the last process holding one lets go (its handles collected, or a
+normal exit) or is found dead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from . import _core, _names
 from ._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from ._lock import LOCK_SPACE, RLock
-from ._segment import Kind, Segment, companions
+from ._segment import FLAG_UNLINKED, Kind, Segment, at_exit, on_unlink
 from ._shared import Shared
 
 T = TypeVar("T")
 
+#: Processes a root records as its users (more are counted in one word, and a
+#: SIGKILL among those leaves the tables of an unlinked root until rm --dead).
+USERS = 896
+
 _GEN = LOCK_SPACE  # offset of the generation counter in the root's data
-ROOT_SIZE = LOCK_SPACE + 8
+_OVERFLOW = LOCK_SPACE + 8  # users beyond the table
+_USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
+ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
 
 class Generational(Shared):
     """Base of Dict and List: the root, the current table, and how to replace it."""
 
-    __slots__ = ("_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
+    __slots__ = ("_fresh", "_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset)
@@ -42,33 +57,37 @@ class Generational(Shared):
     _lock: RLock
     _table: Any
     _table_seg: Segment
+    _fresh: bool  # built by __new__, whose __init__ call is still to come
 
     @classmethod
-    def _open_root(cls, name: str | None, first: Plan) -> tuple[Any, bool]:
+    def _open_root(cls, name: str | None, first: Plan, mode: int) -> tuple[Any, bool]:
         """Create the root, or attach it when name exists.  A new root is published
         only after its first table (built by first: size and init) exists, so no
         process ever sees a root without a table."""
         root = _names.anonymous() if name is None else name
+        token = _names.token()
 
         def init(mapping: _core.Mapping, offset: int) -> None:
-            _create_table(_table_name(root, 1), cls._table_kind, *first)
+            _create_table(root, token, 1, cls._table_kind, *first, mode)
             _core.Cell(mapping, offset + _GEN, "Q").store(1)
 
-        seg, created = Segment.open(name, cls._kind, {}, ROOT_SIZE, init, fresh_name=root)
-        if name is None:
-            # Forked children may grow the table after this process drops the object:
-            # keep the name until this process exits rather than until it drops it.
-            seg.handle()
+        seg, created = Segment.open(
+            name, cls._kind, {"token": token}, ROOT_SIZE, init, mode=mode, fresh_name=root
+        )
         return cls._from_segment(seg), created
 
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
+        if not isinstance(seg.params.get("token"), str):
+            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
         self = object.__new__(cls)
         self._seg = seg
         self._lock = RLock._at(seg, seg.data_offset)
         self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
         self._gen = 0
-        companions[seg.name] = _table_names(seg.name, self._gen_cell)
+        self._fresh = False
+        _holds.join(seg)
+        self._follow(self._gen_cell.load())
         return self
 
     @classmethod
@@ -88,17 +107,20 @@ class Generational(Shared):
         return self._table
 
     def _follow(self, gen: int) -> None:
+        root = self._seg
         while True:
             try:
-                seg = Segment.attach(_table_name(self._seg.name, gen), self._table_kind)
+                seg = Segment.attach(_table_name(root, gen), self._table_kind, mode=root.mode)
             except NotFoundError:
                 newer = self._gen_cell.load()
                 if newer == gen:
                     raise CorruptSegmentError(
-                        f"{self._seg.name!r} lost its table (generation {gen})"
+                        f"{root.name!r} lost its table (generation {gen})"
                     ) from None
                 gen = newer  # replaced again meanwhile: follow the newer one
                 continue
+            if not _owned_by(seg, root.name, root.params["token"]):
+                raise CorruptSegmentError(f"{seg.name!r} is not a table of {root.name!r}")
             self._table_seg, self._gen = seg, gen
             self._table = type(self)._table_type(seg.mapping, seg.data_offset)
             return
@@ -125,13 +147,19 @@ class Generational(Shared):
 
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
+        root = self._seg
+        token: str = root.params["token"]
         old = self._gen_cell.load()
-        seg = _create_table(_table_name(self._seg.name, old + 1), self._table_kind, size, init)
+        seg = _create_table(root.name, token, old + 1, self._table_kind, size, init, root.mode)
         self._gen_cell.store(old + 1)  # publish
         # Drop the old table, and the one before it in case a writer died before dropping it.
-        for gone in range(max(1, old - 1), old + 1):
-            with contextlib.suppress(FileNotFoundError):
-                _core.shm_unlink(_names.shm_path(_table_name(self._seg.name, gone)))
+        if self._gen == old:
+            with contextlib.suppress(NotFoundError):
+                self._table_seg.unlink()
+        else:
+            _remove_table(_table_name(root, old), root.name, token, root.mode)
+        if old > 1:
+            _remove_table(_table_name(root, old - 1), root.name, token, root.mode)
         self._table_seg, self._gen = seg, old + 1
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
         return self._table
@@ -141,42 +169,175 @@ class Generational(Shared):
 Plan = tuple[int, Callable[[_core.Mapping, int], None]]
 
 
+def _table_name(root: Segment, gen: int) -> str:
+    return _names.table(root.name, root.params["token"], gen)
+
+
+def _owned_by(table: Segment, root: str, token: str) -> bool:
+    """Whether the table's header names root and token as its owner."""
+    return table.params.get("root") == root and table.params.get("token") == token
+
+
 def _create_table(
-    name: str, kind: Kind, size: int, init: Callable[[_core.Mapping, int], None]
+    root: str,
+    token: str,
+    gen: int,
+    kind: Kind,
+    size: int,
+    init: Callable[[_core.Mapping, int], None],
+    mode: int,
 ) -> Segment:
+    name = _names.table(root, token, gen)
+    params = {"root": root, "token": token}
     try:
-        return Segment.create(name, kind, {}, size, init)
+        return Segment.create(name, kind, params, size, init, mode)
     except FileExistsError:  # left by a writer that died while building it
-        _core.shm_unlink(_names.shm_path(name))
-        return Segment.create(name, kind, {}, size, init)
+        _remove_table(name, root, token, mode)
+        return Segment.create(name, kind, params, size, init, mode)
 
 
-def _table_name(root: str, gen: int) -> str:
-    return f"{root}.g{gen}"
-
-
-def stale_table(name: str, live: set[str]) -> bool:
-    """Whether the segment name, a table of some root, is no longer that root's
-    current generation (or its root, not in live, is gone)."""
-    root, _, gen = name.rpartition(".g")
-    if root not in live:
-        return True
+def _remove_table(name: str, root: str, token: str, mode: int) -> None:
+    """Unlink the table name if its header proves it belongs to root (with token)."""
     try:
-        seg = Segment.attach(root, wait=0.5)
+        seg = Segment.attach(name, wait=0, mode=mode, partial=True)
     except (ProcshareError, OSError):
+        return  # absent, or not provably ours: leave it (procshare rm --dead reports it)
+    if _owned_by(seg, root, token):
+        with contextlib.suppress(NotFoundError):
+            seg.unlink()
+
+
+def _remove_tables(root: Segment) -> None:
+    """Unlink the root's current table and the neighbours a killed writer may leave."""
+    token: str = root.params["token"]
+    gen = int(_core.Cell(root.mapping, root.data_offset + _GEN, "Q").load())
+    for g in range(max(1, gen - 1), gen + 2):
+        _remove_table(_table_name(root, g), root.name, token, root.mode)
+
+
+def _users(root: Segment) -> _core.CellArray:
+    users: _core.CellArray = _core.CellArray(root.mapping, root.data_offset + _USERS, "I", USERS)
+    return users
+
+
+def _overflow(root: Segment) -> _core.Cell:
+    cell: _core.Cell = _core.Cell(root.mapping, root.data_offset + _OVERFLOW, "I")
+    return cell
+
+
+def _in_use(root: Segment) -> bool:
+    """Whether a live process holds a handle of root."""
+    if _overflow(root).load():
         return True
-    return int(_core.Cell(seg.mapping, seg.data_offset + _GEN, "Q").load()) != int(gen)
+    return any(pid and _core.pid_alive(pid) for pid in _users(root)[:])
 
 
-def _table_names(root: str, gen_cell: _core.Cell) -> Callable[[], list[str]]:
-    """The table segments to unlink along with the root named root: the current one, and
-    its neighbours, which a writer killed while replacing the table may have left."""
+def _unlinked(root: Segment) -> None:
+    """The root's name was removed: its tables go once no process uses them."""
+    if not _in_use(root):
+        _remove_tables(root)
 
-    def names() -> list[str]:
-        gen = gen_cell.load()
-        return [_table_name(root, g) for g in range(max(1, gen - 1), gen + 2)]
 
-    return names
+class _Hold:
+    """This process's place in one root's users table, and its handles of that root."""
+
+    __slots__ = ("handles", "pid", "root", "slot")
+
+    def __init__(self, root: Segment) -> None:
+        self.root, self.handles = root, 0
+        self.join()
+
+    def join(self) -> None:
+        """Take a slot for this process (a free one, or a dead process's), or count it
+        in the overflow word when every slot is taken."""
+        self.pid = os.getpid()
+        users = _users(self.root)
+        for i, pid in enumerate(users[:]):
+            if (not pid or not _core.pid_alive(pid)) and users.compare_exchange(i, pid, self.pid):
+                self.slot = i
+                return
+        self.slot = -1
+        _overflow(self.root).add(1)
+
+    def leave(self) -> None:
+        if self.pid != os.getpid():
+            return
+        self.pid = 0
+        if self.slot >= 0:
+            _users(self.root).compare_exchange(self.slot, os.getpid(), 0)
+        else:
+            _overflow(self.root).sub(1)
+        # Leave, then read the flag; unlink() sets the flag, then looks for users:
+        # whichever comes second sees both and removes the tables.
+        if self.root.flags().load() & FLAG_UNLINKED and not _in_use(self.root):
+            _remove_tables(self.root)
+
+
+class _Holds:
+    """The Dict and List roots this process holds handles of, each in its root's users
+    table while at least one handle lives.
+
+    A process counts from its first handle until its last is collected or it
+    exits normally; a forked child takes its own place for the handles it
+    inherits.  A process killed by SIGKILL leaves a dead pid behind, which
+    counts as gone.  When an unlinked root has no live user left, its tables
+    are removed.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, int], _Hold] = {}
+        os.register_at_fork(after_in_child=self.forked)
+        at_exit.add(self.release_all)
+
+    def join(self, root: Segment) -> None:
+        key = (root.name, root.inode)
+        hold = self.held.get(key)
+        if hold is None or hold.pid != os.getpid():
+            hold = self.held[key] = _Hold(root.twin())
+        hold.handles += 1
+        weakref.finalize(root, self.drop, key, hold).atexit = False
+
+    def drop(self, key: tuple[str, int], hold: _Hold) -> None:
+        hold.handles -= 1
+        if hold.handles == 0 and self.held.get(key) is hold:
+            del self.held[key]
+            hold.leave()
+
+    def forked(self) -> None:
+        for hold in self.held.values():
+            hold.join()
+
+    def release_all(self) -> None:
+        while self.held:
+            self.held.popitem()[1].leave()
+
+
+_holds = _Holds()
+on_unlink[Kind.DICT] = on_unlink[Kind.LIST] = _unlinked
+
+
+def stale_table(name: str, mapped: Callable[[], set[str]]) -> bool:
+    """Whether the table segment name is a leftover: not its root's current generation
+    (nor the next one, being built by a live writer), or its root is gone and no
+    process maps any of its tables.  mapped() names the segments processes map."""
+    parsed = _names.parse_table(name)
+    if parsed is None:
+        return True
+    root_name, token, gen = parsed
+    try:
+        root = Segment.attach(root_name, wait=0.5)
+    except (ProcshareError, OSError):
+        root = None
+    if root is not None and root.params.get("token") == token:
+        current = int(_core.Cell(root.mapping, root.data_offset + _GEN, "Q").load())
+        if gen != current + 1:
+            return gen != current
+        try:  # the next generation: a leftover only if the writer building it is gone
+            pid, _ = Segment.attach(name, wait=0, partial=True).creator()
+        except (ProcshareError, OSError):
+            return True
+        return not _core.pid_alive(pid)
+    return not any(f"~{token}." in m for m in mapped())
 
 
 class _ReprGuard(threading.local):
@@ -187,17 +348,17 @@ class _ReprGuard(threading.local):
 _repr_running = _ReprGuard()
 
 
-def guarded_repr(obj: Generational, render: Callable[[], str]) -> str:
-    """``Type(render())``, or ``Type(...)`` when obj is already being shown.
+def guarded_repr(obj: Generational, render: Callable[[], str], again: str) -> str:
+    """render(), or again when obj is already being shown (as list shows ``[...]``).
 
     Guarded by name, not identity: an object stored in itself comes back as a
     new Python object that is the same shared object.
     """
-    name, kind = obj._seg.name, type(obj).__name__
+    name = obj._seg.name
     if name in _repr_running.names:
-        return f"{kind}(...)"
+        return again
     _repr_running.names.add(name)
     try:
-        return f"{kind}({render()})"
+        return render()
     finally:
         _repr_running.names.discard(name)

@@ -10,6 +10,7 @@ store (see procshare._generations), so readers never see a half-shifted list.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any, ClassVar, SupportsIndex, overload
 
@@ -29,7 +30,9 @@ class List(Generational, MutableSequence[Any]):
     ``copy()`` (a plain list).  Values are any picklable objects; procshare
     objects are stored by reference.  ``with l.lock:`` makes compound updates
     atomic.  With ``name=`` an existing List is attached and the initial
-    contents are ignored.
+    contents are ignored; ``mode=`` (default 0o600) shares the segment with
+    the creator's group or others.  No user code (pickling, ``__eq__``, a
+    sort key) runs while the cross-process lock is held.
     """
 
     __slots__ = ()
@@ -38,10 +41,24 @@ class List(Generational, MutableSequence[Any]):
     _table_type = _core.Vector
     _table: _core.Vector
 
-    def __new__(cls, iterable: Iterable[Any] = (), /, *, name: str | None = None) -> Any:
+    def __new__(
+        cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
+    ) -> Any:
         items = [encode_value(v) for v in iterable]  # errors here change nothing
-        self, _ = cls._open_root(name, _plan(items))
+        self, _ = cls._open_root(name, _plan(items), mode)
+        self._fresh = True
         return self
+
+    def __init__(
+        self, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
+    ) -> None:
+        """Called again on an existing List, replaces its contents as list.__init__ does."""
+        if self._fresh:
+            self._fresh = False  # just built by __new__ from these arguments
+            return
+        items = [encode_value(v) for v in iterable]
+        with self._lock:
+            self._rebuild(items)
 
     # -- storage ------------------------------------------------------------------
 
@@ -57,8 +74,8 @@ class List(Generational, MutableSequence[Any]):
         table: _core.Vector = self._replace(*_plan(items, room))
         return table
 
-    def _index(self, i: SupportsIndex, length: int) -> int:
-        n = i.__index__()
+    def _index(self, n: int, length: int) -> int:
+        """n (already an int, from _as_index) within a list of length."""
         if n < 0:
             n += length
         if not 0 <= n < length:
@@ -83,10 +100,11 @@ class List(Generational, MutableSequence[Any]):
         return value
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._values())
+        """Reads by index, as list's iterator does: items appended meanwhile are seen."""
+        return _Iterator(self, 0, 1)
 
     def __reversed__(self) -> Iterator[Any]:
-        return iter(self._values()[::-1])
+        return _Iterator(self, len(self) - 1, -1)
 
     def __contains__(self, value: object) -> bool:
         return value in self._values()
@@ -122,9 +140,10 @@ class List(Generational, MutableSequence[Any]):
         return self
 
     def pop(self, index: SupportsIndex = -1) -> Any:
+        i = _as_index(index)
         with self._lock:
             table = self._writable()
-            n = self._index(index, len(table))
+            n = self._index(i, len(table))
             if n == len(table) - 1:
                 found = table.pop_last()
                 assert found is not None
@@ -147,9 +166,10 @@ class List(Generational, MutableSequence[Any]):
                 self._rebuild(items)
             return
         tag, data = encode_value(value)
+        index = _as_index(i)
         with self._lock:
             table = self._writable()
-            n = self._index(i, len(table))
+            n = self._index(index, len(table))
             if not table.set(n, tag, data):
                 items = self._items()
                 items[n] = (tag, data)
@@ -158,28 +178,36 @@ class List(Generational, MutableSequence[Any]):
     # -- writing: rearranging (a new generation) -----------------------------------
 
     def __delitem__(self, i: SupportsIndex | slice) -> None:
+        index = i if isinstance(i, slice) else _as_index(i)
         with self._lock:
             items = self._items()
-            if isinstance(i, slice):
-                del items[i]
+            if isinstance(index, slice):
+                del items[index]
             else:
-                del items[self._index(i, len(items))]
+                del items[self._index(index, len(items))]
             self._rebuild(items)
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
-        item = encode_value(value)
+        item, i = encode_value(value), _as_index(index)
         with self._lock:
             items = self._items()
-            items.insert(index, item)
+            items.insert(i, item)
             self._rebuild(items)
 
     def remove(self, value: Any) -> None:
-        with self._lock:
-            values = self._values()
-            n = values.index(value)  # ValueError if absent, as list
+        """Remove the first item equal to value (ValueError if none), in one step."""
+        while True:
             items = self._items()
-            del items[n]
-            self._rebuild(items)
+            values = (decode_value(*item) for item in items)
+            # __eq__ runs here, outside the lock
+            n = next((n for n, v in enumerate(values) if v is value or v == value), -1)
+            if n < 0:
+                raise ValueError("list.remove(x): x not in list")
+            with self._lock:
+                if self._items() == items:  # unchanged meanwhile (compares stored bytes)
+                    del items[n]
+                    self._rebuild(items)
+                    return
 
     def clear(self) -> None:
         with self._lock:
@@ -190,14 +218,21 @@ class List(Generational, MutableSequence[Any]):
             self._rebuild(self._items()[::-1])
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        """Sort in place, stably, as list.sort.  The key and comparisons run outside the
+        lock; if the list changed meanwhile, ValueError and nothing changes (as list)."""
+        items = self._items()
+        values = [decode_value(*item) for item in items]
+        keys = values if key is None else [key(v) for v in values]
+        order = sorted(range(len(items)), key=keys.__getitem__, reverse=reverse)
         with self._lock:
-            values = self._values()
-            values.sort(key=key, reverse=reverse)
-            self._rebuild([encode_value(v) for v in values])
+            if self._items() != items:
+                raise ValueError("list modified during sort")
+            self._rebuild([items[i] for i in order])
 
-    def __imul__(self, n: int) -> List:
+    def __imul__(self, n: SupportsIndex) -> List:
+        times = _as_index(n)
         with self._lock:
-            self._rebuild(self._items() * n)
+            self._rebuild(self._items() * times)
         return self
 
     # -- behaving like list -------------------------------------------------------
@@ -243,7 +278,42 @@ class List(Generational, MutableSequence[Any]):
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
-        return guarded_repr(self, lambda: repr(self._values()))
+        return guarded_repr(self, lambda: repr(self._values()), "[...]")
+
+
+def _as_index(i: object) -> int:
+    """i as a list index (TypeError as list gives), computed before any lock is taken."""
+    try:
+        return operator.index(i)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"list indices must be integers or slices, not {type(i).__name__}"
+        ) from None
+
+
+class _Iterator(Iterator[Any]):
+    """Reads a List by index (step 1 or -1), as list's iterators do; once exhausted,
+    stays exhausted."""
+
+    __slots__ = ("_i", "_list", "_step")
+
+    def __init__(self, lst: List, start: int, step: int) -> None:
+        self._list: List | None = lst
+        self._i, self._step = start, step
+
+    def __next__(self) -> Any:
+        lst = self._list
+        value = _MISSING if lst is None or self._i < 0 else lst._stable(_value, self._i)
+        if value is _MISSING:
+            self._list = None
+            raise StopIteration
+        self._i += self._step
+        return value
+
+    def __length_hint__(self) -> int:
+        if self._list is None:
+            return 0
+        return max(0, len(self._list) - self._i if self._step > 0 else self._i + 1)
 
 
 def _value(table: _core.Vector, i: SupportsIndex) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _core, _parking
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Kind, Segment, accepting
 from ._sync_base import AsyncAcquire, SyncObject
 
 
@@ -20,8 +20,8 @@ class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
     __slots__ = ("_offset", "_seg")
     _recursive: bool
 
-    def __new__(cls, *, name: str | None = None) -> Any:
-        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed)
+    def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
+        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed, mode=mode)
         return cls._at(seg, seg.data_offset)
 
     @classmethod
@@ -31,15 +31,20 @@ class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
         self._offset = offset
         return self
 
-    def _acquire_steps(self, timeout: float | None, count: int = 0) -> Waiting[bool]:
-        """Acquire as a wait: count=0 is a plain acquire, else a re-acquire restoring count."""
+    def _acquire_steps(
+        self, timeout: float | None, saved: tuple[int, int] | None = None
+    ) -> Waiting[bool]:
+        """Acquire as a wait: for the running asyncio task (or this thread), or restoring
+        the (count, owner) that _release_save returned."""
+        count, owner = (1, _parking.task_ident()) if saved is None else saved
+        park = _parking.Park(self._park, self._unpark)
         until = _parking.deadline(timeout)
-        while not (self._acquire_restore(count, False) if count else self.acquire(False)):
+        while not self._try_acquire_as(owner, count):
             left = _parking.remaining(until)
             if left == 0:
                 return False
-            woke = yield self._park, _parking.shorter(left, _parking.PROBE)
-            if not woke and self._takeover_if_dead(count or 1):
+            woke = yield park, _parking.shorter(left, _parking.PROBE)
+            if not woke and self._takeover_if_dead(owner, count):
                 return True
         return True
 
@@ -88,7 +93,7 @@ def lock_param(lock: object) -> list[Any] | None:
     if lock is True or lock is None:
         return None
     if isinstance(lock, _LockBase):
-        return [type(lock).__name__, lock._seg.handle(), lock._offset]
+        return [type(lock).__name__, lock._seg.handle(), lock._offset, lock._seg.mode]
     raise TypeError(
         f"lock must be True, False, or a procshare Lock or RLock, not {type(lock).__name__}"
     )
@@ -99,8 +104,9 @@ def lock_of(seg: Segment, own: type[_LockBase] = RLock) -> Any:
     param = seg.params.get("lock")
     if param is None:
         return own._at(seg, seg.data_offset)
-    kind, name, offset = param
-    return {"Lock": Lock, "RLock": RLock}[kind]._attach(name, offset)
+    kind, name, offset, mode = param
+    with accepting(mode):
+        return {"Lock": Lock, "RLock": RLock}[kind]._attach(name, offset)
 
 
 class Synchronized:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from . import _core, _parking
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Kind, Segment, check_attach
 from ._sync_base import SyncObject
 
 _EMPTY: Any = object()  # Ring.get's answer when no message came in time
@@ -42,12 +42,17 @@ class Queue(SyncObject):
     _closed: bool
 
     def __new__(
-        cls, maxsize: int = 0, *, name: str | None = None, capacity: int = DEFAULT_CAPACITY
+        cls,
+        maxsize: int = 0,
+        *,
+        name: str | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        mode: int = 0o600,
     ) -> Any:
-        return cls._open(maxsize, name, capacity)
+        return cls._open(maxsize, name, capacity, mode)
 
     @classmethod
-    def _open(cls, maxsize: int, name: str | None, capacity: int) -> Any:
+    def _open(cls, maxsize: int, name: str | None, capacity: int, mode: int) -> Any:
         for arg, value in (("maxsize", maxsize), ("capacity", capacity)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
@@ -60,7 +65,11 @@ class Queue(SyncObject):
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Ring.init(mapping, offset, capacity, maxsize)
 
-        seg, _ = Segment.open(name, cls._kind, params, _core.RING_HEADER + capacity, init)
+        seg, created = Segment.open(
+            name, cls._kind, params, _core.RING_HEADER + capacity, init, mode=mode
+        )
+        if not created:
+            check_attach(seg, params, {"maxsize": 0, "capacity": DEFAULT_CAPACITY})
         return cls._at(seg, seg.data_offset)
 
     @classmethod
@@ -144,7 +153,10 @@ class Queue(SyncObject):
             left = _parking.remaining(until)
             if left == 0:
                 raise queue.Full
-            yield partial(self._ring._park_space, seen), left
+            yield (
+                _parking.Park(partial(self._ring._park_space, seen), self._ring._unpark_space),
+                left,
+            )
 
     def _get_steps(self, timeout: float | None) -> Waiting[Any]:
         until = _parking.deadline(timeout)
@@ -156,7 +168,10 @@ class Queue(SyncObject):
             left = _parking.remaining(until)
             if left == 0:
                 raise queue.Empty
-            yield partial(self._ring._park_items, seen), left
+            yield (
+                _parking.Park(partial(self._ring._park_items, seen), self._ring._unpark_items),
+                left,
+            )
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
         """put() without blocking the event loop."""
@@ -206,8 +221,10 @@ class SimpleQueue(Queue):
     __slots__ = ()
     _kind = Kind.SIMPLE_QUEUE
 
-    def __new__(cls, *, name: str | None = None, capacity: int = DEFAULT_CAPACITY) -> Any:
-        return cls._open(0, name, capacity)
+    def __new__(
+        cls, *, name: str | None = None, capacity: int = DEFAULT_CAPACITY, mode: int = 0o600
+    ) -> Any:
+        return cls._open(0, name, capacity, mode)
 
 
 class JoinableQueue(Queue):

@@ -28,7 +28,7 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
     _kind: ClassVar[Kind] = Kind.SEMAPHORE
     _bounded: ClassVar[bool] = False
 
-    def __new__(cls, value: int = 1, *, name: str | None = None) -> Any:
+    def __new__(cls, value: int = 1, *, name: str | None = None, mode: int = 0o600) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"semaphore value must be an int, not {type(value).__name__}")
         if not 0 <= value <= _core.SEMAPHORE_MAX:
@@ -38,7 +38,7 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
             _core.Cell(mapping, offset + _VALUE, "I").store(value)
             _core.Cell(mapping, offset + _MAXIMUM, "I").store(value if cls._bounded else 0)
 
-        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init)
+        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode)
         return cls._at(seg, seg.data_offset)
 
     @classmethod
@@ -54,7 +54,7 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
             left = _parking.remaining(until)
             if left == 0:
                 return False
-            yield self._park, left
+            yield _parking.Park(self._park, self._unpark), left
         return True
 
     def __repr__(self) -> str:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._segment import Segment
+from ._segment import Segment, accepting
 
 
 class Shared:
     """Mixin for types whose state lives in a segment (the attribute _seg).
 
-    Pickling yields (type, name, extra handle arguments), never the contents;
-    unpickling attaches the segment by name in the receiving process.
+    Pickling yields (type, name, mode, extra handle arguments), never the
+    contents; unpickling attaches the segment by name in the receiving
+    process, accepting the mode it was shared with.  Two handles of the same
+    object compare equal and hash alike.
     """
 
     __slots__ = ()
@@ -33,9 +35,22 @@ class Shared:
     def _attach(cls, name: str, *args: Any) -> Any:
         raise NotImplementedError
 
+    def _identity(self) -> tuple[Any, ...]:
+        return (self._seg.inode, self._seg.kind, getattr(self, "_offset", None))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Shared):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self._seg.handle(), *self._handle_args()))
+        seg = self._seg
+        return (_rebuild, (type(self), seg.handle(), seg.mode, *self._handle_args()))
 
 
-def _rebuild(cls: type[Shared], name: str, *args: Any) -> Any:
-    return cls._attach(name, *args)
+def _rebuild(cls: type[Shared], name: str, mode: int, *args: Any) -> Any:
+    with accepting(mode):
+        return cls._attach(name, *args)

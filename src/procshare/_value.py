@@ -22,7 +22,12 @@ from ._typecodes import typecode_of
 
 
 def open_scalar(
-    kind: Kind, name: str | None, typecode: str, initial: tuple[Any, ...], lock: object = True
+    kind: Kind,
+    name: str | None,
+    typecode: str,
+    initial: tuple[Any, ...],
+    mode: int,
+    lock: object = True,
 ) -> Segment:
     """Create or attach the segment of a scalar: LOCK_SPACE bytes of lock, then the value."""
     if len(initial) > 1:
@@ -36,20 +41,25 @@ def open_scalar(
             _core.Cell(mapping, offset + LOCK_SPACE, typecode).store(initial[0])
 
     size = LOCK_SPACE + _core.itemsize(typecode)
-    seg, _ = Segment.open(name, kind, params, size, init)
+    seg, _ = Segment.open(name, kind, params, size, init, mode=mode)
     if seg.params["typecode"] != typecode:
         raise KindError(f"{seg.name!r} holds typecode {seg.params['typecode']!r}, not {typecode!r}")
     return seg
 
 
 class RawValue(Shared, _core.Cell):
-    """A shared C scalar without a lock: ``RawValue(typecode_or_type, *args, name=None)``."""
+    """A shared C scalar without a lock: ``RawValue(typecode_or_type, *args, name=None)``.
+
+    ``mode=`` (default 0o600) shares the segment with the creator's group or others.
+    """
 
     __slots__ = ("_seg",)
     _kind: ClassVar[Kind] = Kind.VALUE
 
-    def __new__(cls, typecode_or_type: object, *args: Any, name: str | None = None) -> Any:
-        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args)
+    def __new__(
+        cls, typecode_or_type: object, *args: Any, name: str | None = None, mode: int = 0o600
+    ) -> Any:
+        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode)
         return cls._from_segment(seg)
 
     @classmethod
@@ -83,11 +93,16 @@ class Value(Synchronized, RawValue):
     __slots__ = ("_lock",)
 
     def __new__(
-        cls, typecode_or_type: object, *args: Any, lock: object = True, name: str | None = None
+        cls,
+        typecode_or_type: object,
+        *args: Any,
+        lock: object = True,
+        name: str | None = None,
+        mode: int = 0o600,
     ) -> Any:
         if lock is False:
-            return RawValue(typecode_or_type, *args, name=name)
-        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, lock)
+            return RawValue(typecode_or_type, *args, name=name, mode=mode)
+        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode, lock)
         return cls._from_segment(seg)
 
     @classmethod

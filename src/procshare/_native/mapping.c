@@ -74,6 +74,37 @@ int64_t ps_timeout_ns(PyObject *timeout)
     return (int64_t)(t * 1e9);
 }
 
+int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                    int64_t spin_ns, _Atomic uint32_t *sleepers)
+{
+    int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
+    if (timeout_ns >= 0 && spin_ns > timeout_ns)
+        spin_ns = timeout_ns;
+    int changed;
+    Py_BEGIN_ALLOW_THREADS
+    changed = ps_spin(word, expected, spin_ns);
+    Py_END_ALLOW_THREADS
+    for (;;) {
+        if (changed)
+            return 1;
+        int64_t slice = PS_SLICE_NS;
+        if (deadline >= 0) {
+            int64_t left = deadline - ps_now_ns();
+            if (left <= 0)
+                return 0;
+            if (left < slice)
+                slice = left;
+        }
+        ps_wait_result r;
+        Py_BEGIN_ALLOW_THREADS
+        r = ps_sleep(word, expected, slice, sleepers);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        changed = r != PS_WAIT_TIMEOUT || atomic_load(word) != expected;
+    }
+}
+
 static PyObject *Mapping_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"fd", "size", NULL};
@@ -142,13 +173,8 @@ static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_
     char *p = ps_mapping_ptr((PyObject *)self, off, 4, 4);
     if (p == NULL)
         return NULL;
-    ps_wait_result r;
-    Py_BEGIN_ALLOW_THREADS
-    r = ps_park((_Atomic uint32_t *)p, (uint32_t)expected, timeout, spin < 0 ? 0 : spin);
-    Py_END_ALLOW_THREADS
-    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
-        return NULL;
-    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+    int r = ps_park_checked((_Atomic uint32_t *)p, (uint32_t)expected, timeout, spin, NULL);
+    return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 /* wake(offset, n=-1) -> int: wake up to n sleepers on the word (all if n < 0). */

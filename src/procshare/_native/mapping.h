@@ -7,6 +7,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 typedef struct {
     PyObject_HEAD
     char *base;
@@ -41,6 +44,15 @@ PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg);
 /* Convert a Python timeout (None or seconds >= 0) to nanoseconds (-1 = none).
  * Returns -2 with an exception set on bad input. */
 int64_t ps_timeout_ns(PyObject *timeout);
+
+/* Park on word while it holds expected, for at most timeout_ns (negative: no
+ * limit): spin up to spin_ns, then sleep (counted in *sleepers if not NULL)
+ * in slices of at most PS_SLICE_NS, running signal handlers after each.  Call
+ * with the GIL; it is released while waiting.  Returns 1 when the word
+ * changed or a wake arrived (possibly spurious: re-check), 0 at the timeout,
+ * -1 with an exception (a signal handler raised). */
+int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                    int64_t spin_ns, _Atomic uint32_t *sleepers);
 
 /* PyLong to C int with an OverflowError outside int's range. */
 int ps_as_int(PyObject *obj);

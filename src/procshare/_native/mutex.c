@@ -40,18 +40,8 @@ static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-/* Sleep on the word while it holds owner w, counted as a waiter so that
- * release knows to wake; slice_ns < 0 sleeps without limit. */
-static ps_wait_result mutex_sleep(ps_mutex_layout *m, uint32_t w, int64_t slice_ns)
-{
-    atomic_fetch_add(&m->waiters, 1);
-    ps_wait_result r = ps_futex_wait(&m->word, w, slice_ns);
-    atomic_fetch_sub(&m->waiters, 1);
-    return r;
-}
-
 /* Spin up to PS_SPIN_NS (and at most until deadline, if >= 0) for the word to
- * become free; with me != 0 also take it.  Returns 1 when free (or taken). */
+ * become free, and take it.  Returns 1 when taken. */
 static int mutex_spin(ps_mutex_layout *m, uint32_t me, int64_t deadline)
 {
     int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
@@ -60,7 +50,7 @@ static int mutex_spin(ps_mutex_layout *m, uint32_t me, int64_t deadline)
     for (uint32_t i = 1;; i++) {
         if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0) {
             uint32_t w = 0;
-            if (me == 0 || atomic_compare_exchange_strong(&m->word, &w, me))
+            if (atomic_compare_exchange_strong(&m->word, &w, me))
                 return 1;
         }
         ps_cpu_relax();
@@ -76,36 +66,33 @@ static int mutex_takeover(ps_mutex_layout *m, uint32_t w, uint32_t me)
            atomic_compare_exchange_strong(&m->word, &w, me);
 }
 
-/* The waiting part of mutex_lock, run without the GIL: spin, then sleep on the
- * word in slices, probing the owner's liveness after each.  Returns 1 when
- * acquired, 0 at the deadline (< 0: none), 2 when a signal interrupted. */
-static int mutex_lock_nogil(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
+/* One slice of waiting, run without the GIL: try to take the word, else sleep
+ * on it for at most PROBE_NS (or until deadline, < 0: none), then take it
+ * over if its owner died.  Returns 1 when acquired, 0 at the deadline, 2 when
+ * the caller should run signal handlers and call again. */
+static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
 {
-    if (mutex_spin(m, me, deadline))
+    uint32_t w = 0;
+    if (atomic_compare_exchange_strong(&m->word, &w, me))
         return 1;
-    for (;;) {
-        uint32_t w = 0;
-        if (atomic_compare_exchange_strong(&m->word, &w, me))
-            return 1;
-        int64_t slice = PROBE_NS;
-        if (deadline >= 0) {
-            int64_t left = deadline - ps_now_ns();
-            if (left <= 0)
-                return 0;
-            if (left < slice)
-                slice = left;
-        }
-        ps_wait_result r = mutex_sleep(m, w, slice);
-        if (r == PS_WAIT_INTR)
-            return 2;
-        if (r == PS_WAIT_TIMEOUT && mutex_takeover(m, w, me)) {
-            *died = 1;
-            return 1;
-        }
+    int64_t slice = PROBE_NS;
+    if (deadline >= 0) {
+        int64_t left = deadline - ps_now_ns();
+        if (left <= 0)
+            return 0;
+        if (left < slice)
+            slice = left;
     }
+    if (ps_sleep(&m->word, w, slice, &m->waiters) == PS_WAIT_TIMEOUT &&
+        mutex_takeover(m, w, me)) {
+        *died = 1;
+        return 1;
+    }
+    return 2;
 }
 
-/* Take the word for this process.  timeout_ns < 0 waits without limit.
+/* Take the word for this process.  timeout_ns < 0 waits without limit; a
+ * wait that reaches its deadline tries once more before it gives up.
  * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
  * handler raised).  *died is set when the previous owner was dead. */
 int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
@@ -118,16 +105,20 @@ int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
     if (timeout_ns == 0)
         return 0;
     int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
-    for (;;) {
-        int r;
-        Py_BEGIN_ALLOW_THREADS
-        r = mutex_lock_nogil(m, me, deadline, died);
-        Py_END_ALLOW_THREADS
-        if (r != 2)
-            return r;
-        if (PyErr_CheckSignals() < 0)
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = mutex_spin(m, me, deadline);
+    Py_END_ALLOW_THREADS
+    while (r == 0 || r == 2) {
+        if (r == 2 && PyErr_CheckSignals() < 0)
             return -1;
+        Py_BEGIN_ALLOW_THREADS
+        r = mutex_slice(m, me, deadline, died);
+        Py_END_ALLOW_THREADS
+        if (r == 0)
+            return 0;
     }
+    return 1;
 }
 
 /* Free the word; returns 0 if it was already free (and nothing changed). */
@@ -142,23 +133,66 @@ int ps_mutex_unlock(ps_mutex_layout *m)
     return 1;
 }
 
-/* Record a fresh acquisition by this thread with recursion count. */
-static void took(ps_Mutex *self, int died, uint32_t count)
+/* Who owns a recursive mutex inside this process: the thread, or the asyncio
+ * task that acquired it with acquire_async / async with (tasks of one event
+ * loop share its thread, yet must exclude each other). */
+static PyObject *task_ident_fn; /* set_task_ident(fn): fn() -> current task's ident or 0 */
+
+static uint64_t thread_ident(void)
+{
+    return (uint64_t)PyThread_get_thread_ident();
+}
+
+static uint64_t task_ident(void)
+{
+    if (task_ident_fn == NULL)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(task_ident_fn);
+    uint64_t ident = r == NULL ? 0 : PyLong_AsUnsignedLongLong(r);
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return ident;
+}
+
+/* Record a fresh acquisition by owner (a thread or task ident) with recursion count. */
+static void took(ps_Mutex *self, int died, uint32_t count, uint64_t owner)
 {
     self->owner_died = died;
     if (self->recursive) {
         /* Ordered by the lock word itself: relaxed is enough. */
-        atomic_store_explicit(&self->m->thread, (uint64_t)PyThread_get_thread_ident(),
-                              memory_order_relaxed);
+        atomic_store_explicit(&self->m->thread, owner, memory_order_relaxed);
         atomic_store_explicit(&self->m->count, count, memory_order_relaxed);
     }
 }
 
-static int owned_by_me(ps_mutex_layout *m)
+/* Held by this process and by owner. */
+static int owned_by(ps_mutex_layout *m, uint64_t owner)
 {
     return (atomic_load(&m->word) & PID_MASK) == ps_self_pid() &&
-           atomic_load_explicit(&m->thread, memory_order_relaxed) ==
-               (uint64_t)PyThread_get_thread_ident();
+           atomic_load_explicit(&m->thread, memory_order_relaxed) == owner;
+}
+
+/* Held by this thread, or by the asyncio task running in it. */
+static int owned_by_me(ps_mutex_layout *m)
+{
+    if ((atomic_load(&m->word) & PID_MASK) != ps_self_pid())
+        return 0;
+    uint64_t owner = atomic_load_explicit(&m->thread, memory_order_relaxed);
+    return owner == thread_ident() || (owner != 0 && owner == task_ident());
+}
+
+PyObject *ps_set_task_ident(PyObject *module, PyObject *fn)
+{
+    (void)module;
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "set_task_ident(fn): fn must be callable");
+        return NULL;
+    }
+    Py_XSETREF(task_ident_fn, Py_NewRef(fn));
+    Py_RETURN_NONE;
 }
 
 /* Parse (block=True, timeout=None), also accepting threading's "blocking"
@@ -227,7 +261,7 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
         return NULL;
     if (r == 0)
         Py_RETURN_FALSE;
-    took(self, died, 1);
+    took(self, died, 1, thread_ident());
     Py_RETURN_TRUE;
 }
 
@@ -256,19 +290,21 @@ static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* _release_save() -> int: release completely (all recursion levels), returning
- * what _acquire_restore needs; for Condition.wait. */
+/* _release_save() -> (count, owner): release completely (all recursion
+ * levels), returning what _try_acquire_as needs to restore; for Condition.wait. */
 static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
 {
     (void)unused;
     ps_mutex_layout *m = self->m;
     uint32_t count = 1;
+    uint64_t owner = 0;
     if (self->recursive) {
         if (!owned_by_me(m)) {
             PyErr_SetString(PyExc_AssertionError, "cannot release un-acquired lock");
             return NULL;
         }
         count = atomic_load(&m->count);
+        owner = atomic_load(&m->thread);
         atomic_store(&m->count, 0);
         atomic_store(&m->thread, 0);
     }
@@ -277,82 +313,93 @@ static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
         return NULL;
     }
     (void)ps_mutex_unlock(m);
-    return PyLong_FromUnsignedLong(count);
+    return Py_BuildValue("(kK)", (unsigned long)count, (unsigned long long)owner);
 }
 
-static int parse_count(PyObject *arg, uint32_t *count)
+/* Parse (owner, count): owner 0 means the calling thread. */
+static int parse_owner_count(PyObject *const *args, Py_ssize_t nargs, uint64_t *owner,
+                             uint32_t *count)
 {
-    unsigned long c = PyLong_AsUnsignedLong(arg);
-    if (c == (unsigned long)-1 && PyErr_Occurred())
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (owner, count)");
+        return -1;
+    }
+    unsigned long long o = PyLong_AsUnsignedLongLong(args[0]);
+    unsigned long c = PyLong_AsUnsignedLong(args[1]);
+    if (PyErr_Occurred())
         return -1;
     if (c == 0 || c > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "invalid saved lock state");
         return -1;
     }
+    *owner = o ? (uint64_t)o : thread_ident();
     *count = (uint32_t)c;
     return 0;
 }
 
-/* _acquire_restore(count, block=True) -> bool: acquire afresh (blocking or
- * not), then set the recursion count saved by _release_save. */
-static PyObject *Mutex_acquire_restore(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+/* _try_acquire_as(owner, count) -> bool: without waiting, re-enter (recursive,
+ * already held by owner: the count grows by count) or take the lock for owner
+ * (a thread or task ident; 0: this thread) with recursion count. */
+static PyObject *Mutex_try_acquire_as(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    uint64_t owner;
     uint32_t count;
-    int block = 1;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "_acquire_restore(count, block=True)");
+    if (parse_owner_count(args, nargs, &owner, &count) < 0)
         return NULL;
+    ps_mutex_layout *m = self->m;
+    if (self->recursive && owned_by(m, owner)) {
+        uint32_t c = atomic_load(&m->count);
+        if (c > UINT32_MAX - count) {
+            PyErr_SetString(PyExc_OverflowError, "recursion count of the lock is too large");
+            return NULL;
+        }
+        atomic_store(&m->count, c + count);
+        Py_RETURN_TRUE;
     }
-    if (parse_count(args[0], &count) < 0 || (nargs == 2 && (block = PyObject_IsTrue(args[1])) < 0))
-        return NULL;
-    int died;
-    int r = ps_mutex_lock(self->m, block ? -1 : 0, &died);
-    if (r < 0)
-        return NULL;
-    if (r == 1)
-        took(self, died, count);
-    return PyBool_FromLong(r);
+    uint32_t w = 0;
+    if (!atomic_compare_exchange_strong(&m->word, &w, ps_self_pid()))
+        Py_RETURN_FALSE;
+    took(self, 0, count, owner);
+    Py_RETURN_TRUE;
 }
 
 /* _park(timeout) -> bool: wait (without taking the lock) until it may be free;
  * False when timeout passed.  Safe from any thread: asyncio waits run it in a
- * worker thread, then try acquire(False) on the event loop's thread. */
+ * worker thread, then try the lock on the event loop's thread. */
 static PyObject *Mutex_park(ps_Mutex *self, PyObject *arg)
 {
     int64_t timeout = ps_timeout_ns(arg);
     if (timeout == -2)
         return NULL;
     ps_mutex_layout *m = self->m;
-    ps_wait_result r = PS_WAIT_WOKEN;
-    Py_BEGIN_ALLOW_THREADS
-    int64_t deadline = timeout < 0 ? -1 : ps_now_ns() + timeout;
-    if (!mutex_spin(m, 0, deadline)) {
-        uint32_t w = atomic_load(&m->word);
-        int64_t left = -1;
-        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
-            r = PS_WAIT_TIMEOUT;
-        else if (w != 0)
-            r = mutex_sleep(m, w, left);
-    }
-    Py_END_ALLOW_THREADS
-    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
-        return NULL;
-    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+    uint32_t w = atomic_load(&m->word);
+    if (w == 0)
+        Py_RETURN_TRUE;
+    int r = ps_park_checked(&m->word, w, timeout, PS_SPIN_NS, &m->waiters);
+    return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
-/* _takeover_if_dead(count=1) -> bool: take the lock if its holder is dead (then
- * owner_died is set); the non-blocking half of robust waiting for asyncio. */
+/* _unpark(): pass a wake-up on to one sleeper (one that an abandoned wait took). */
+static PyObject *Mutex_unpark(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    if (atomic_load(&self->m->waiters) != 0)
+        ps_futex_wake(&self->m->word, 1);
+    Py_RETURN_NONE;
+}
+
+/* _takeover_if_dead(owner, count) -> bool: take the lock for owner if its
+ * holder is dead (then owner_died is set); the non-blocking half of robust
+ * waiting for asyncio. */
 static PyObject *Mutex_takeover_if_dead(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint32_t count = 1;
-    if (nargs > 1 || (nargs == 1 && parse_count(args[0], &count) < 0)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "_takeover_if_dead(count=1)");
+    uint64_t owner;
+    uint32_t count;
+    if (parse_owner_count(args, nargs, &owner, &count) < 0)
         return NULL;
-    }
     if (!mutex_takeover(self->m, atomic_load(&self->m->word), ps_self_pid()))
         Py_RETURN_FALSE;
-    took(self, 1, count);
+    took(self, 1, count, owner);
     Py_RETURN_TRUE;
 }
 
@@ -399,8 +446,9 @@ static PyMethodDef Mutex_methods[] = {
     {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
     {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "locked() -> bool: held by anyone."},
     {"_release_save", (PyCFunction)Mutex_release_save, METH_NOARGS, NULL},
-    {"_acquire_restore", (PyCFunction)(void (*)(void))Mutex_acquire_restore, METH_FASTCALL, NULL},
+    {"_try_acquire_as", (PyCFunction)(void (*)(void))Mutex_try_acquire_as, METH_FASTCALL, NULL},
     {"_park", (PyCFunction)Mutex_park, METH_O, NULL},
+    {"_unpark", (PyCFunction)Mutex_unpark, METH_NOARGS, NULL},
     {"_takeover_if_dead", (PyCFunction)(void (*)(void))Mutex_takeover_if_dead, METH_FASTCALL,
      NULL},
     {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,

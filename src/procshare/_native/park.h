@@ -1,7 +1,8 @@
 /* Parking: the one waiting primitive under every synchronisation type.  A
  * caller parks on a 32-bit word while it holds an expected value, spinning
  * briefly first (a waker on another core is often only microseconds away),
- * then sleeping on the futex.  Call without the GIL. */
+ * then sleeping on the futex in slices (ps_park_checked in mapping.h drives
+ * the slices and runs signal handlers between them). */
 #ifndef PROCSHARE_PARK_H
 #define PROCSHARE_PARK_H
 
@@ -13,6 +14,11 @@
 /* Default spin before sleeping, in nanoseconds. */
 #define PS_SPIN_NS 20000
 
+/* Longest single sleep of a blocking wait: after each, the waiter takes the GIL
+ * back to run signal handlers (a signal that lands just before the futex call
+ * does not interrupt it) and re-checks what it waits for. */
+#define PS_SLICE_NS 20000000
+
 static inline void ps_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -22,34 +28,37 @@ static inline void ps_cpu_relax(void)
 #endif
 }
 
-/* Wait while *word == expected: spin up to spin_ns, then sleep for the rest of
- * timeout_ns (negative: no limit).  Returns PS_WAIT_WOKEN when the word
- * differs or a wake arrived (possibly spurious), PS_WAIT_TIMEOUT, or
- * PS_WAIT_INTR when a signal interrupted the sleep. */
-static inline ps_wait_result ps_park(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
-                                     int64_t spin_ns)
+/* Spin up to spin_ns while *word == expected.  Returns 1 when it changed. */
+static inline int ps_spin(_Atomic uint32_t *word, uint32_t expected, int64_t spin_ns)
 {
     if (atomic_load(word) != expected)
-        return PS_WAIT_WOKEN;
+        return 1;
+    if (spin_ns <= 0)
+        return 0;
     int64_t start = ps_now_ns();
-    if (timeout_ns >= 0 && spin_ns > timeout_ns)
-        spin_ns = timeout_ns;
-    if (spin_ns > 0) {
-        for (uint32_t i = 1;; i++) {
-            ps_cpu_relax();
-            if (atomic_load_explicit(word, memory_order_acquire) != expected)
-                return PS_WAIT_WOKEN;
-            if ((i & 63) == 0 && ps_now_ns() - start >= spin_ns)
-                break;
-        }
+    for (uint32_t i = 1;; i++) {
+        ps_cpu_relax();
+        if (atomic_load_explicit(word, memory_order_acquire) != expected)
+            return 1;
+        if ((i & 63) == 0 && ps_now_ns() - start >= spin_ns)
+            return 0;
     }
-    int64_t left = -1;
-    if (timeout_ns >= 0) {
-        left = timeout_ns - (ps_now_ns() - start);
-        if (left <= 0)
-            return PS_WAIT_TIMEOUT;
-    }
-    return ps_futex_wait(word, expected, left);
+}
+
+/* Sleep while *word == expected for at most timeout_ns (negative: no limit),
+ * counted in *sleepers (if not NULL) so that wakers call futex only when
+ * someone sleeps.  Call without the GIL.  Returns PS_WAIT_WOKEN when the word
+ * differs or a wake arrived (possibly spurious), PS_WAIT_TIMEOUT, or
+ * PS_WAIT_INTR when a signal interrupted the sleep. */
+static inline ps_wait_result ps_sleep(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                                      _Atomic uint32_t *sleepers)
+{
+    if (sleepers != NULL)
+        atomic_fetch_add(sleepers, 1);
+    ps_wait_result r = ps_futex_wait(word, expected, timeout_ns);
+    if (sleepers != NULL)
+        atomic_fetch_sub(sleepers, 1);
+    return r;
 }
 
 #endif

@@ -215,15 +215,8 @@ static int park_on(_Atomic uint32_t *seq, uint32_t seen, _Atomic uint32_t *sleep
     int64_t left = -1;
     if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
         return 1;
-    ps_wait_result w;
-    Py_BEGIN_ALLOW_THREADS
-    atomic_fetch_add(sleepers, 1);
-    w = ps_park(seq, seen, left, PS_SPIN_NS);
-    atomic_fetch_sub(sleepers, 1);
-    Py_END_ALLOW_THREADS
-    if (w == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
-        return -1;
-    return w == PS_WAIT_TIMEOUT;
+    int r = ps_park_checked(seq, seen, left, PS_SPIN_NS, sleepers);
+    return r < 0 ? -1 : !r;
 }
 
 static void wake_if(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
@@ -276,8 +269,9 @@ typedef int (*ring_step)(ps_Ring *self, void *op, Py_ssize_t *moved);
 
 /* Run step under the lock until it completes, waiting (for space when
  * putting, for messages when getting) up to timeout ns (-1: no limit, 0: not
- * at all).  Returns 1 complete, 0 timed out, -1 with an exception.  Wakes
- * sleepers of the other side for every message moved. */
+ * at all); at the deadline the step is tried once more.  Returns 1 complete,
+ * 0 timed out, -1 with an exception.  Wakes sleepers of the other side for
+ * every message moved. */
 static int ring_run(ps_Ring *self, int64_t timeout, int putting, ring_step step, void *op)
 {
     ps_ring_layout *r = self->r;
@@ -286,23 +280,29 @@ static int ring_run(ps_Ring *self, int64_t timeout, int putting, ring_step step,
     _Atomic uint32_t *wake_seq = putting ? &r->put_seq : &r->get_seq;
     _Atomic uint32_t *wake_sleepers = putting ? &r->getters : &r->putters;
     int64_t deadline = deadline_of(timeout);
+    int last = timeout == 0; /* the last try: the lock is still waited for briefly */
     for (;;) {
-        int rc = ring_lock(self, left_until(deadline));
-        if (rc <= 0)
-            return rc;
+        int rc = ring_lock(self, last ? PS_SPIN_NS : left_until(deadline));
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            if (last)
+                return 0;
+            last = 1;
+            continue;
+        }
         Py_ssize_t moved = 0;
         int done = step(self, op, &moved);
         uint32_t seen = atomic_load(wait_seq);
         ring_unlock(self);
         if (moved > 0)
             wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
-        if (done != 0)
+        if (done != 0 || last)
             return done;
-        if (timeout == 0)
-            return 0;
         int p = park_on(wait_seq, seen, wait_sleepers, deadline);
-        if (p != 0)
-            return p < 0 ? -1 : 0;
+        if (p < 0)
+            return -1;
+        last = p;
     }
 }
 
@@ -514,6 +514,22 @@ static PyObject *Ring_park_items(ps_Ring *self, PyObject *const *args, Py_ssize_
     return park_py(self, args, nargs, 0);
 }
 
+/* _unpark_items() / _unpark_space(): pass a wake-up on to one sleeper waiting
+ * for messages (or for space), one that an abandoned wait took. */
+static PyObject *Ring_unpark_items(ps_Ring *self, PyObject *unused)
+{
+    (void)unused;
+    wake_if(&self->r->put_seq, &self->r->getters, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_unpark_space(ps_Ring *self, PyObject *unused)
+{
+    (void)unused;
+    wake_if(&self->r->get_seq, &self->r->putters, 1);
+    Py_RETURN_NONE;
+}
+
 /* seqs() -> (put_seq, get_seq) */
 static PyObject *Ring_seqs(ps_Ring *self, PyObject *unused)
 {
@@ -562,11 +578,7 @@ static PyObject *Ring_join_wait(ps_Ring *self, PyObject *arg)
         int64_t left = -1;
         if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
             Py_RETURN_FALSE;
-        ps_wait_result w;
-        Py_BEGIN_ALLOW_THREADS
-        w = ps_futex_wait(&r->join_seq, seen, left < 0 || left > 100000000 ? 100000000 : left);
-        Py_END_ALLOW_THREADS
-        if (w == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
+        if (ps_park_checked(&r->join_seq, seen, left, 0, NULL) < 0)
             return NULL;
     }
 }
@@ -622,6 +634,8 @@ static PyMethodDef Ring_methods[] = {
      "get_many(max, block, timeout) -> list of values"},
     {"_park_space", (PyCFunction)(void (*)(void))Ring_park_space, METH_FASTCALL, NULL},
     {"_park_items", (PyCFunction)(void (*)(void))Ring_park_items, METH_FASTCALL, NULL},
+    {"_unpark_space", (PyCFunction)Ring_unpark_space, METH_NOARGS, NULL},
+    {"_unpark_items", (PyCFunction)Ring_unpark_items, METH_NOARGS, NULL},
     {"seqs", (PyCFunction)Ring_seqs, METH_NOARGS, "seqs() -> (put sequence, get sequence)"},
     {"add_unfinished", (PyCFunction)Ring_add_unfinished, METH_O,
      "add_unfinished(n): JoinableQueue's count; ValueError below zero."},

@@ -48,36 +48,6 @@ static int sem_take(ps_sem_layout *s)
     return 0;
 }
 
-/* Without the GIL: spin, then sleep while the value is zero.  Returns 1 when
- * a unit was taken, 0 at the deadline (< 0: none), 2 on a signal. */
-static int sem_wait_nogil(ps_sem_layout *s, int64_t deadline)
-{
-    int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
-    if (deadline >= 0 && deadline < spin_end)
-        spin_end = deadline;
-    for (uint32_t i = 1;; i++) {
-        if (sem_take(s))
-            return 1;
-        ps_cpu_relax();
-        if ((i & 63) == 0 && ps_now_ns() >= spin_end)
-            break;
-    }
-    for (;;) {
-        if (sem_take(s))
-            return 1;
-        int64_t left = -1;
-        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
-            return 0;
-        /* Count ourselves before the futex re-checks the value: a release
-         * either sees us or changes the value first. */
-        atomic_fetch_add(&s->waiters, 1);
-        ps_wait_result r = ps_futex_wait(&s->value, 0, left);
-        atomic_fetch_sub(&s->waiters, 1);
-        if (r == PS_WAIT_INTR)
-            return 2;
-    }
-}
-
 static PyObject *Semaphore_acquire(ps_Semaphore *self, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames)
 {
@@ -87,21 +57,18 @@ static PyObject *Semaphore_acquire(ps_Semaphore *self, PyObject *const *args, Py
         if (timeout == -2)
             return NULL;
     }
-    if (sem_take(self->s))
-        Py_RETURN_TRUE;
-    if (timeout == 0)
-        Py_RETURN_FALSE;
     int64_t deadline = timeout < 0 ? -1 : ps_now_ns() + timeout;
-    for (;;) {
-        int r;
-        Py_BEGIN_ALLOW_THREADS
-        r = sem_wait_nogil(self->s, deadline);
-        Py_END_ALLOW_THREADS
-        if (r != 2)
-            return PyBool_FromLong(r);
-        if (PyErr_CheckSignals() < 0)
+    int64_t spin = PS_SPIN_NS;
+    /* A unit is tried after every wake-up and once more at the deadline. */
+    while (!sem_take(self->s)) {
+        int64_t left = -1;
+        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
+            Py_RETURN_FALSE;
+        if (ps_park_checked(&self->s->value, 0, left, spin, &self->s->waiters) < 0)
             return NULL;
+        spin = 0;
     }
+    Py_RETURN_TRUE;
 }
 
 /* release(n=1): add n units; ValueError past a bounded semaphore's maximum. */
@@ -160,24 +127,17 @@ static PyObject *Semaphore_park(ps_Semaphore *self, PyObject *arg)
     int64_t timeout = ps_timeout_ns(arg);
     if (timeout == -2)
         return NULL;
-    ps_sem_layout *s = self->s;
-    ps_wait_result r;
-    Py_BEGIN_ALLOW_THREADS
-    int64_t start = ps_now_ns();
-    int64_t spin = timeout >= 0 && timeout < PS_SPIN_NS ? timeout : PS_SPIN_NS;
-    r = ps_park(&s->value, 0, spin, spin);  /* spin only: a release is often close */
-    if (r == PS_WAIT_TIMEOUT) {
-        int64_t left = -1;
-        if (timeout < 0 || (left = timeout - (ps_now_ns() - start)) > 0) {
-            atomic_fetch_add(&s->waiters, 1);
-            r = ps_futex_wait(&s->value, 0, left);
-            atomic_fetch_sub(&s->waiters, 1);
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (r == PS_WAIT_INTR && PyErr_CheckSignals() < 0)
-        return NULL;
-    return PyBool_FromLong(r != PS_WAIT_TIMEOUT);
+    int r = ps_park_checked(&self->s->value, 0, timeout, PS_SPIN_NS, &self->s->waiters);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+/* _unpark(): pass a wake-up on to one sleeper (one that an abandoned wait took). */
+static PyObject *Semaphore_unpark(ps_Semaphore *self, PyObject *unused)
+{
+    (void)unused;
+    if (atomic_load(&self->s->waiters) != 0)
+        ps_futex_wake(&self->s->value, 1);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef Semaphore_methods[] = {
@@ -188,6 +148,7 @@ static PyMethodDef Semaphore_methods[] = {
     {"__exit__", (PyCFunction)(void (*)(void))Semaphore_exit, METH_FASTCALL, NULL},
     {"get_value", (PyCFunction)Semaphore_get_value, METH_NOARGS, "get_value() -> int"},
     {"_park", (PyCFunction)Semaphore_park, METH_O, NULL},
+    {"_unpark", (PyCFunction)Semaphore_unpark, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
