@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from procshare import Counter, Dict, KindError, Lock, _core, _inventory
+from procshare import Counter, Dict, KindError, Lock, _core, _inventory, _names
 from procshare._keys import canonical, canonical_general
 from procshare._values import decode_value, encode_value
 
@@ -242,8 +242,9 @@ def test_writer_killed_while_growing_leaves_no_damage() -> None:
         for i in range(n, n + 3000):  # forces further growth past whatever was left half-done
             d[i] = "x" * (i % 50)
         assert len(d) == n + 3000 and d[n + 2999] == "x" * ((n + 2999) % 50)
-        stale = [e.name for e in _inventory.leftovers() if e.name.startswith(d.name + ".g")]
-        current = f"{d.name}.g{d._gen}"
+        stale = [e.name for e in _inventory.leftovers() if e.name.startswith(d.name + "~")]
+        current = d._table_seg.name
+        assert current == _names.table(d.name, d._seg.params["token"], d._gen)
         assert current not in stale
         for name in stale:
             _inventory.remove(name)

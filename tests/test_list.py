@@ -196,6 +196,7 @@ def test_table_grown_by_an_exited_child_is_not_a_leftover() -> None:
     # the List (whose creator lives), not to the dead child.
     items = List()
     run_all(mp.get_context("fork"), workers.list_append, [(items, "c", 200)])
-    current = f"{items.name}.g{items._gen_cell.load()}"
-    assert current not in {e.name for e in _inventory.leftovers()}
     assert len(items) == 200
+    current = items._table_seg.name
+    assert current.startswith(items.name + "~") and items._gen > 1
+    assert current not in {e.name for e in _inventory.leftovers()}

@@ -7,21 +7,45 @@ atomic operations, names, robust locks, asyncio waits, Counter, Dict and List.
 """
 
 from multiprocessing import (
+    AuthenticationError,
+    BufferTooShort,
+    Manager,
+    Pipe,
     Pool,
     Process,
+    ProcessError,
+    TimeoutError,
     active_children,
+    allow_connection_pickling,
     cpu_count,
     current_process,
-    get_context,
+    freeze_support,
+    get_all_start_methods,
+    get_logger,
+    get_start_method,
+    log_to_stderr,
+    parent_process,
+    reducer,
+    set_executable,
+    set_forkserver_preload,
     set_start_method,
 )
 
 from ._array import Array, RawArray
 from ._barrier import Barrier, BrokenBarrierError
 from ._condition import Condition
+from ._context import Context, get_context
 from ._counter import Counter
 from ._dict import Dict
-from ._errors import CorruptSegmentError, KindError, NotFoundError, ProcshareError, VersionError
+from ._errors import (
+    CorruptSegmentError,
+    KindError,
+    NotFoundError,
+    ProcshareError,
+    SpaceError,
+    UntrustedSegmentError,
+    VersionError,
+)
 from ._event import Event
 from ._list import List
 from ._lock import Lock, RLock
@@ -31,10 +55,13 @@ from ._value import RawValue, Value
 
 __all__ = [
     "Array",
+    "AuthenticationError",
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "BufferTooShort",
     "Condition",
+    "Context",
     "CorruptSegmentError",
     "Counter",
     "Dict",
@@ -43,9 +70,12 @@ __all__ = [
     "KindError",
     "List",
     "Lock",
+    "Manager",
     "NotFoundError",
+    "Pipe",
     "Pool",
     "Process",
+    "ProcessError",
     "ProcshareError",
     "Queue",
     "RLock",
@@ -53,11 +83,24 @@ __all__ = [
     "RawValue",
     "Semaphore",
     "SimpleQueue",
+    "SpaceError",
+    "TimeoutError",
+    "UntrustedSegmentError",
     "Value",
     "VersionError",
     "active_children",
+    "allow_connection_pickling",
     "cpu_count",
     "current_process",
+    "freeze_support",
+    "get_all_start_methods",
     "get_context",
+    "get_logger",
+    "get_start_method",
+    "log_to_stderr",
+    "parent_process",
+    "reducer",
+    "set_executable",
+    "set_forkserver_preload",
     "set_start_method",
 ]

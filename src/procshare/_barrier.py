@@ -28,6 +28,7 @@ from ._sync_base import SyncObject
 __all__ = ["Barrier", "BrokenBarrierError"]
 
 _FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
+_STATES = (_FILLING, _DRAINING, _RESETTING, _BROKEN)
 
 #: How often waiters check that every counted member is alive.
 PROBE = 0.1
@@ -145,6 +146,7 @@ class Barrier(SyncObject):
             timeout = self._timeout
         yield from self._cond._lock._acquire_steps(None)
         try:
+            self._check()
             yield from self._enter()
             index: int = self._count.fetch_add(1)
             slot = self._join()
@@ -160,6 +162,14 @@ class Barrier(SyncObject):
                 self._exit()
         finally:
             self._cond.release()
+
+    def _check(self) -> None:
+        """CorruptSegmentError if the shared state contradicts itself (a damaged count
+        would make waiters wait for arrivals that cannot come).  Holding the lock, the
+        count always equals the members recorded."""
+        members = sum(1 for pid in self._members[:] if pid)
+        if self._count.load() != members or self._state.load() not in _STATES:
+            raise CorruptSegmentError(f"barrier {self._seg.name!r} has damaged state")
 
     def _enter(self) -> Waiting[None]:
         while self._state.load() in (_RESETTING, _DRAINING):

@@ -120,8 +120,10 @@ class Dict(Generational, MutableMapping[Any, Any]):
     def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
         """Build the next generation, with room for the live entries and the extra."""
         source = self._current()
-        count, _, _, used, _, garbage, _ = source.stats()
-        size, init = _plan(count + extra_keys, used - garbage + extra_bytes, source=source)
+        source.recount()  # the counters size the next table: never trust damaged ones
+        count, _, _, used, heap, garbage, _ = source.stats()
+        live = min(used, heap) - min(garbage, used)
+        size, init = _plan(count + extra_keys, max(0, live) + extra_bytes, source=source)
         table: _core.Table = self._replace(size, init)
         return table
 

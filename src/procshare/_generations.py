@@ -30,7 +30,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _core, _names
 from ._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from ._lock import LOCK_SPACE, RLock
-from ._segment import FLAG_UNLINKED, Kind, Segment, at_exit, on_unlink
+from ._segment import FLAG_UNLINKED, Kind, Segment, at_exit, check_trust, on_unlink
 from ._shared import Shared
 
 T = TypeVar("T")
@@ -191,8 +191,17 @@ def _create_table(
     params = {"root": root, "token": token}
     try:
         return Segment.create(name, kind, params, size, init, mode)
-    except FileExistsError:  # left by a writer that died while building it
-        _remove_table(name, root, token, mode)
+    except FileExistsError:
+        # Left by a writer that died while building it, perhaps before it wrote a
+        # header: this writer holds the lock, the name carries the object's token, and
+        # the segment must be this user's (a forgery by another user is refused).
+        path = _names.shm_path(name)
+        fd = _core.shm_open(path, False, 0)
+        try:
+            check_trust(name, os.fstat(fd), mode)
+        finally:
+            os.close(fd)
+        _core.shm_unlink(path)
         return Segment.create(name, kind, params, size, init, mode)
 
 

@@ -46,6 +46,8 @@ from ._errors import (
     VersionError,
 )
 
+_core.set_corrupt_error(CorruptSegmentError)
+
 MAGIC = b"PROCSHR\x00"
 LAYOUT_VERSION = 2
 HEADER_SIZE = 256

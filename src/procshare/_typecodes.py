@@ -20,6 +20,16 @@ def typecode_of(typecode_or_type: object) -> str:
             f"ctypes.{typecode_or_type.__name__} cannot be shared: pointers and long double "
             "have no meaning in another process"
         )
+    if isinstance(typecode_or_type, type) and issubclass(
+        typecode_or_type, ctypes.Structure | ctypes.Union | ctypes.Array
+    ):
+        raise TypeError(
+            f"{typecode_or_type.__name__} is a ctypes structure, union or array type: procshare "
+            "shares one scalar type per Value or Array, each element read and written "
+            "atomically, and a structure's fields cannot all be updated atomically together. "
+            "Use one Value (or an Array) per field, a Dict, or an Array of bytes ('c') with "
+            "struct and a Lock"
+        )
     raise TypeError(
         f"expected a typecode string or a ctypes simple type, not {type(typecode_or_type).__name__}"
     )

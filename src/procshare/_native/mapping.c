@@ -31,6 +31,26 @@ char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize
     return m->base + offset;
 }
 
+static PyObject *corrupt_error; /* procshare.CorruptSegmentError */
+
+PyObject *ps_set_corrupt_error(PyObject *module, PyObject *cls)
+{
+    (void)module;
+    if (!PyExceptionClass_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "set_corrupt_error(cls): an exception class");
+        return NULL;
+    }
+    Py_XSETREF(corrupt_error, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+PyObject *ps_damaged(const char *what, const char *why)
+{
+    PyErr_Format(corrupt_error ? corrupt_error : PyExc_RuntimeError,
+                 "the %s's memory is damaged (%s)", what, why);
+    return NULL;
+}
+
 int ps_as_int(PyObject *obj)
 {
     long v = PyLong_AsLong(obj);

@@ -46,6 +46,8 @@ static PyMethodDef module_methods[] = {
      "encode_value(value) -> (tag, data): bytes, str and 64-bit ints as they are, else pickled."},
     {"canonical_fast", (PyCFunction)ps_canonical_fast_py, METH_O,
      "canonical_fast(key) -> canonical bytes of an exact str, bytes or int key, else None."},
+    {"set_corrupt_error", (PyCFunction)ps_set_corrupt_error, METH_O,
+     "set_corrupt_error(cls): the exception raised for damaged memory in a segment."},
     {"set_task_ident", (PyCFunction)ps_set_task_ident, METH_O,
      "set_task_ident(fn): fn() -> ident of the running asyncio task, or 0 (RLock owners)."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,

@@ -55,10 +55,8 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     ps_ring_layout *r = (ps_ring_layout *)p;
     uint64_t cap = r->capacity;
-    if (cap < 64 || cap % 8 != 0 || cap > (uint64_t)PY_SSIZE_T_MAX) {
-        PyErr_Format(PyExc_ValueError, "ring capacity %llu is damaged", (unsigned long long)cap);
-        return NULL;
-    }
+    if (cap < 64 || cap % 8 != 0 || cap > (uint64_t)PY_SSIZE_T_MAX)
+        return ps_damaged("queue", "capacity");
     char *data = ps_mapping_ptr(mapping, offset + PS_RING_HEADER, (Py_ssize_t)cap, 8);
     if (data == NULL)
         return NULL;
@@ -125,15 +123,29 @@ static int recount(ps_Ring *self)
     return 0;
 }
 
+/* Whether the counters agree with each other and with the ring's geometry
+ * (checked under the lock before every operation, so that damaged counters
+ * raise instead of making the ring look forever full or empty). */
+static int ring_sane(ps_Ring *self)
+{
+    ps_ring_layout *r = self->r;
+    uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
+    uint64_t count = atomic_load(&r->count);
+    return r->capacity == self->capacity && head <= tail && tail - head <= self->capacity &&
+           head % 8 == 0 && tail % 8 == 0 && count <= (tail - head) / RECORD_HEADER &&
+           (head == tail) == (count == 0) && (r->maxsize == 0 || count <= r->maxsize);
+}
+
 /* Lock the ring (robustly); repair the count if the last holder died.
- * Returns 1, 0 on timeout, -1 with an exception. */
+ * Returns 1, 0 on timeout, -1 with an exception (CorruptSegmentError when the
+ * counters are damaged). */
 static int ring_lock(ps_Ring *self, int64_t timeout)
 {
     int died;
     int rc = ps_mutex_lock(&self->r->lock, timeout, &died);
-    if (rc == 1 && died && recount(self) < 0) {
+    if (rc == 1 && ((died && recount(self) < 0) || !ring_sane(self))) {
         ps_mutex_unlock(&self->r->lock);
-        PyErr_SetString(PyExc_RuntimeError, "the queue's memory is damaged");
+        ps_damaged("queue", "counters");
         return -1;
     }
     return rc;
@@ -189,10 +201,8 @@ static PyObject *try_get(ps_Ring *self)
         Py_RETURN_NONE;
     uint32_t len, tag;
     char *rec = record_at(self, &head, tail, &len, &tag);
-    if (rec == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the queue's memory is damaged");
-        return NULL;
-    }
+    if (rec == NULL)
+        return ps_damaged("queue", "record");
     PyObject *payload = PyBytes_FromStringAndSize(rec + RECORD_HEADER, len);
     if (payload == NULL)
         return NULL;

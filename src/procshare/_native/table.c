@@ -64,7 +64,7 @@ static int check_geometry(uint64_t nslots, uint64_t heap_size)
 {
     if (nslots < 8 || (nslots & (nslots - 1)) != 0 || nslots > ((uint64_t)1 << 40) ||
         heap_size < 64 || heap_size % 8 != 0 || heap_size > ((uint64_t)8 << 32)) {
-        PyErr_SetString(PyExc_ValueError, "table geometry is invalid or damaged");
+        ps_damaged("dict", "geometry");
         return -1;
     }
     return 0;
@@ -183,8 +183,7 @@ static int64_t probe(ps_Table *self, const char *canon, uint32_t len, uint64_t h
 
 static PyObject *damaged_error(void)
 {
-    PyErr_SetString(PyExc_RuntimeError, "the dict's memory is damaged");
-    return NULL;
+    return ps_damaged("dict", "entries");
 }
 
 static PyObject *value_of(const ps_entry *e)
@@ -275,7 +274,9 @@ static int table_insert(ps_Table *self, const ps_item *it)
         return -2;
     uint64_t need = sizeof(ps_entry) + ALIGN8(it->canon_len + it->key_len + it->value_len);
     uint64_t used = atomic_load(&t->heap_used);
-    if (used + need > self->heap_size || used + need > ((uint64_t)8 << 32))
+    if (used < HEAP_START || used % 8 != 0 || used > self->heap_size)
+        return -2;
+    if (need > self->heap_size - used)
         return -1;
     uint64_t target;
     if (i >= 0)

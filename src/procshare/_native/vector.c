@@ -38,10 +38,21 @@ static int check_geometry(uint64_t capacity, uint64_t heap_size)
 {
     if (capacity < 1 || capacity > ((uint64_t)1 << 40) || heap_size < 64 || heap_size % 8 != 0 ||
         heap_size > ((uint64_t)1 << 46)) {
-        PyErr_SetString(PyExc_ValueError, "vector geometry is invalid or damaged");
+        ps_damaged("list", "geometry");
         return -1;
     }
     return 0;
+}
+
+/* The published length, or -1 with CorruptSegmentError if it exceeds the slots. */
+static int64_t vec_length(ps_Vector *self)
+{
+    uint64_t len = atomic_load(&self->v->length);
+    if (len > self->capacity) {
+        ps_damaged("list", "length");
+        return -1;
+    }
+    return (int64_t)len;
 }
 
 static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -105,8 +116,7 @@ static PyObject *element_at(ps_Vector *self, uint64_t off)
     PyObject *data = PyBytes_FromStringAndSize((char *)e + sizeof(ps_velem), e->len);
     return data == NULL ? NULL : Py_BuildValue("(IN)", e->tag, data);
 damaged:
-    PyErr_SetString(PyExc_RuntimeError, "the list's memory is damaged");
-    return NULL;
+    return ps_damaged("list", "element");
 }
 
 /* value(i, missing) -> the decoded element i (negative counts from the end),
@@ -120,12 +130,12 @@ static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    uint64_t len = atomic_load(&self->v->length);
-    if (len > self->capacity)
-        len = self->capacity;
+    int64_t len = vec_length(self);
+    if (len < 0)
+        return NULL;
     if (i < 0)
         i += (Py_ssize_t)len;
-    if (i < 0 || (uint64_t)i >= len)
+    if (i < 0 || i >= len)
         return Py_NewRef(args[1]);
     uint64_t off = atomic_load_explicit(&self->slots[i], memory_order_acquire);
     if (off < HEAP_START || off > self->heap_size - sizeof(ps_velem))
@@ -135,16 +145,20 @@ static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t
         goto damaged;
     return ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
 damaged:
-    PyErr_SetString(PyExc_RuntimeError, "the list's memory is damaged");
-    return NULL;
+    return ps_damaged("list", "element");
 }
 
-/* Append the element's bytes to the heap; its offset, or 0 when the heap is full. */
+/* Append the element's bytes to the heap; its offset, 0 when the heap is full,
+ * or 1 with CorruptSegmentError when the heap's counter is damaged. */
 static uint64_t heap_add(ps_Vector *self, uint32_t tag, const char *data, uint64_t len)
 {
     uint64_t used = atomic_load(&self->v->heap_used);
     uint64_t need = sizeof(ps_velem) + ALIGN8(len);
-    if (len > UINT32_MAX || used + need > self->heap_size)
+    if (used < HEAP_START || used % 8 != 0 || used > self->heap_size) {
+        ps_damaged("list", "heap counter");
+        return 1;
+    }
+    if (len > UINT32_MAX || need > self->heap_size - used)
         return 0;
     ps_velem *e = (ps_velem *)(self->heap + used);
     e->len = (uint32_t)len;
@@ -174,7 +188,12 @@ static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), done = 0;
-    uint64_t len = atomic_load(&self->v->length);
+    int64_t length = vec_length(self);
+    if (length < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    uint64_t len = (uint64_t)length;
     for (; done < n && len < self->capacity; done++, len++) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, done);
         uint32_t tag;
@@ -187,6 +206,10 @@ static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
         }
         PyObject *data = PyTuple_GET_ITEM(it, 1);
         uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+        if (off == 1) {
+            Py_DECREF(seq);
+            return NULL;
+        }
         if (off == 0)
             break;
         atomic_store_explicit(&self->slots[len], off, memory_order_release);
@@ -205,10 +228,14 @@ static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_
             PyErr_SetString(PyExc_TypeError, "append(tag: int, data: bytes)");
         return NULL;
     }
-    uint64_t len = atomic_load(&self->v->length);
-    if (len >= self->capacity)
+    int64_t len = vec_length(self);
+    if (len < 0)
+        return NULL;
+    if ((uint64_t)len >= self->capacity)
         Py_RETURN_FALSE;
     uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[1]), (uint64_t)PyBytes_GET_SIZE(args[1]));
+    if (off == 1)
+        return NULL;
     if (off == 0)
         Py_RETURN_FALSE;
     atomic_store_explicit(&self->slots[len], off, memory_order_release);
@@ -229,11 +256,16 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    if (i < 0 || (uint64_t)i >= atomic_load(&self->v->length)) {
+    int64_t len = vec_length(self);
+    if (len < 0)
+        return NULL;
+    if (i < 0 || i >= len) {
         PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
         return NULL;
     }
     uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[2]), (uint64_t)PyBytes_GET_SIZE(args[2]));
+    if (off == 1)
+        return NULL;
     if (off == 0)
         Py_RETURN_FALSE;
     uint64_t was = atomic_exchange(&self->slots[i], off);
@@ -248,9 +280,9 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
 static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
 {
     (void)unused;
-    uint64_t len = atomic_load(&self->v->length);
-    if (len == 0)
-        Py_RETURN_NONE;
+    int64_t len = vec_length(self);
+    if (len <= 0)
+        return len < 0 ? NULL : Py_NewRef(Py_None);
     PyObject *item = element_at(self, atomic_load(&self->slots[len - 1]));
     if (item == NULL)
         return NULL;
@@ -264,13 +296,11 @@ static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
 static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
 {
     (void)unused;
-    uint64_t len = atomic_load(&self->v->length);
-    if (len > self->capacity)
-        len = self->capacity;
-    PyObject *out = PyList_New((Py_ssize_t)len);
+    int64_t len = vec_length(self);
+    PyObject *out = len < 0 ? NULL : PyList_New((Py_ssize_t)len);
     if (out == NULL)
         return NULL;
-    for (uint64_t i = 0; i < len; i++) {
+    for (int64_t i = 0; i < len; i++) {
         PyObject *item = element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
         if (item == NULL) {
             Py_DECREF(out);
