@@ -280,3 +280,63 @@ def test_creation_with_contents_is_atomic(name: str) -> None:
     finally:
         p.join(30)
     Dict._attach(name).unlink()
+
+
+class Watched:
+    """A value, key or number whose pickling, comparison and arithmetic record whether the
+    Dict's cross-process lock was held at that moment."""
+
+    seen: list[bool] = []  # noqa: RUF012 - shared by design
+    lock: Any = None
+
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def _note(self) -> None:
+        Watched.seen.append(Watched.lock.locked())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self._note()
+        return (Watched, (self.n,))
+
+    def __eq__(self, other: object) -> bool:
+        self._note()
+        return isinstance(other, Watched) and other.n == self.n
+
+    def __hash__(self) -> int:
+        self._note()
+        return hash(self.n)
+
+    def __add__(self, other: int) -> Watched:
+        self._note()
+        return Watched(self.n + other)
+
+
+def test_no_user_code_runs_under_the_lock() -> None:
+    d = Dict()
+    Watched.lock, Watched.seen = d.lock, []
+    d["v"] = Watched(1)
+    d[Watched(2)] = 1
+    d.setdefault("s", Watched(3))
+    d.update({"u": Watched(4)})
+    d["n"] = Watched(5)
+    assert d.incr("n", 2) == Watched(7)
+    assert d.compare_and_set("v", Watched(1), Watched(8))
+    assert not d.compare_and_set("v", Watched(1), Watched(9))
+    assert d["v"] == Watched(8) and d.pop(Watched(2)) == 1
+    assert Watched.seen and not any(Watched.seen)
+
+
+def test_init_again_updates_and_fromkeys_builds_through_cls() -> None:
+    d = Dict(a=1)
+    d.__init__({"b": 2}, c=3)  # type: ignore[misc]
+    assert d == {"a": 1, "b": 2, "c": 3}
+
+    class Tagged(Dict):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            self = super().__new__(cls, *args, **kwargs)
+            self["tag"] = "made by __new__"
+            return self
+
+    t = Tagged.fromkeys("xy", 0)
+    assert type(t) is Tagged and t == {"tag": "made by __new__", "x": 0, "y": 0}

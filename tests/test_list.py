@@ -200,3 +200,63 @@ def test_table_grown_by_an_exited_child_is_not_a_leftover() -> None:
     current = items._table_seg.name
     assert current.startswith(items.name + "~") and items._gen > 1
     assert current not in {e.name for e in _inventory.leftovers()}
+
+
+def test_iteration_reads_by_index_as_list_does() -> None:
+    items = List([1, 2])
+    seen = []
+    for x in items:
+        seen.append(x)
+        if x < 3:
+            items.append(x + 2)
+    assert seen == [1, 2, 3, 4]
+    it = iter(items)
+    assert list(it) == [1, 2, 3, 4]
+    items.append(5)
+    assert list(it) == []  # exhausted stays exhausted
+    assert list(reversed(items)) == [5, 4, 3, 2, 1]
+
+
+def test_behaves_as_list_where_code_can_tell() -> None:
+    items = List([3, 1, 2])
+    items.__init__([9, 8])  # type: ignore[misc]
+    assert items == [9, 8] and str(items) == "[9, 8]"
+    with pytest.raises(TypeError, match="list indices must be integers"):
+        items["x"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        items["x"]  # type: ignore[index]
+    with pytest.raises(TypeError, match="list indices must be integers"):
+        del items["x"]  # type: ignore[arg-type]
+
+    def key(x: int) -> int:
+        items.append(0)
+        return x
+
+    with pytest.raises(ValueError, match="modified during sort"):
+        items.sort(key=key)
+    assert items[:2] == [9, 8]  # the sort changed nothing
+
+
+def test_no_user_code_runs_under_the_lock() -> None:
+    items = List([3, 1, 2])
+    held = []
+
+    class Probe:
+        def __eq__(self, other: object) -> bool:
+            held.append(items.lock.locked())
+            return other == 1
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            held.append(items.lock.locked())
+            return (int, (7,))
+
+    def key(x: int) -> int:
+        held.append(items.lock.locked())
+        return -x
+
+    items.sort(key=key)
+    items.remove(Probe())
+    items.append(Probe())
+    items[0] = Probe()
+    items.insert(0, Probe())
+    assert items == [7, 7, 2, 7] and held and not any(held)

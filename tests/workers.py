@@ -261,3 +261,24 @@ def dict_grow_forever(d: Any, ready: Any) -> None:
 
 def dict_create_named(name: str, n: int) -> None:
     procshare.Dict({i: i * i for i in range(n)}, name=name)
+
+
+def grow_dict_after(d: Any, started: Any, go: Any, n: int) -> None:
+    """Hold d, signal, wait for go (the parent unlinks meanwhile), then grow it."""
+    started.set()
+    go.wait(30)
+    for i in range(n):
+        d[i] = i
+
+
+def dict_set(d: Any, key: Any, value: Any) -> None:
+    d[key] = value
+
+
+def barrier_wait_once(barrier: Any) -> None:
+    barrier.wait(30)
+
+
+def get_into(q: Any, results: Any) -> None:
+    """Move one message from q (waiting without a limit) to results."""
+    results.put(q.get())

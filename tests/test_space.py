@@ -1,0 +1,87 @@
+"""Space: a full /dev/shm raises SpaceError at creation or growth, never SIGBUS later."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import procshare
+from procshare import Array, SpaceError
+
+
+def in_small_shm(code: str, size: str = "2m") -> subprocess.CompletedProcess[str]:
+    """Run code in a fresh interpreter whose /dev/shm is a private tmpfs of size bytes."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs /dev/shm"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.strip()}")
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         f'mount -t tmpfs -o size={size} tmpfs /dev/shm && exec "$0" -c "$1"',
+         sys.executable, textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_size_that_cannot_fit_is_refused_with_the_sizes() -> None:
+    with pytest.raises(
+        SpaceError, match=r"needs \d{13} bytes and /dev/shm has \d+ bytes free"
+    ) as e:
+        Array("i", 10**12)
+    assert isinstance(e.value, OSError) and e.value.errno == errno.ENOSPC
+    assert isinstance(e.value, procshare.ProcshareError)
+
+
+def test_a_full_shm_raises_at_creation_and_growth_and_leaves_nothing() -> None:
+    r = in_small_shm("""
+        import errno, os, procshare
+        from procshare import Array, Dict, List, Queue, SpaceError
+
+        def refused(make):
+            try:
+                make()
+            except SpaceError as e:
+                assert e.errno == errno.ENOSPC
+                return True
+            return False
+
+        assert refused(lambda: Array("b", 3 * 2**20))
+        assert refused(lambda: Queue(capacity=3 * 2**20, name="q"))
+        assert os.listdir("/dev/shm") == [], os.listdir("/dev/shm")  # nothing left behind
+
+        arrays = []
+        while not refused(lambda: arrays.append(Array("b", 2**18))):
+            pass
+        arrays[-1][2**18 - 1] = 1  # every page of every array made can be touched
+        assert len(arrays) >= 4
+        del arrays
+
+        d = Dict(name="d")
+        n = 0
+        try:
+            while True:  # grows generation after generation until /dev/shm is full
+                d[n] = "x" * 200
+                n += 1
+        except SpaceError:
+            pass
+        assert n > 100 and len(d) == n and d[n - 1] == "x" * 200  # unchanged by the failure
+        items = List(range(10))
+        try:
+            while True:
+                items.extend(["y" * 500] * 100)
+        except SpaceError:
+            pass
+        assert items[:10] == list(range(10))
+        print("ok", n)
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("ok")
