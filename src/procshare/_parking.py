@@ -74,9 +74,6 @@ def task_ident() -> int:
     return 0 if task is None else id(task)
 
 
-_core.set_task_ident(task_ident)
-
-
 def deadline(timeout: float | None) -> float | None:
     """The monotonic time at which a wait of timeout seconds ends (None: never)."""
     return None if timeout is None else time.monotonic() + max(0.0, timeout)

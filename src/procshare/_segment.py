@@ -46,8 +46,6 @@ from ._errors import (
     VersionError,
 )
 
-_core.set_corrupt_error(CorruptSegmentError)
-
 MAGIC = b"PROCSHR\x00"
 LAYOUT_VERSION = 2
 HEADER_SIZE = 256

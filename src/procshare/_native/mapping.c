@@ -31,23 +31,24 @@ char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize
     return m->base + offset;
 }
 
-static PyObject *corrupt_error; /* procshare.CorruptSegmentError */
-
-PyObject *ps_set_corrupt_error(PyObject *module, PyObject *cls)
+PyObject *ps_python_attr(const char *module, const char *name, PyObject **cache)
 {
-    (void)module;
-    if (!PyExceptionClass_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "set_corrupt_error(cls): an exception class");
-        return NULL;
+    if (*cache == NULL) {
+        PyObject *m = PyImport_ImportModule(module);
+        if (m == NULL)
+            return NULL;
+        *cache = PyObject_GetAttrString(m, name);
+        Py_DECREF(m);
     }
-    Py_XSETREF(corrupt_error, Py_NewRef(cls));
-    Py_RETURN_NONE;
+    return *cache;
 }
 
 PyObject *ps_damaged(const char *what, const char *why)
 {
-    PyErr_Format(corrupt_error ? corrupt_error : PyExc_RuntimeError,
-                 "the %s's memory is damaged (%s)", what, why);
+    static PyObject *corrupt_error;
+    PyObject *cls = ps_python_attr("procshare._errors", "CorruptSegmentError", &corrupt_error);
+    if (cls != NULL)
+        PyErr_Format(cls, "the %s's memory is damaged (%s)", what, why);
     return NULL;
 }
 

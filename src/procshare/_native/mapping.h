@@ -54,10 +54,14 @@ int64_t ps_timeout_ns(PyObject *timeout);
 int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
                     int64_t spin_ns, _Atomic uint32_t *sleepers);
 
-/* Raise procshare's CorruptSegmentError (set_corrupt_error; RuntimeError before
- * it is set): "the <what>'s memory is damaged (<why>)".  Returns NULL. */
+/* module.name, imported on first use and kept in *cache (a borrowed
+ * reference), or NULL with an exception: how the core reaches the Python
+ * layer on its rare paths. */
+PyObject *ps_python_attr(const char *module, const char *name, PyObject **cache);
+
+/* Raise procshare.CorruptSegmentError: "the <what>'s memory is damaged
+ * (<why>)".  Returns NULL. */
 PyObject *ps_damaged(const char *what, const char *why);
-PyObject *ps_set_corrupt_error(PyObject *module, PyObject *cls);
 
 /* PyLong to C int with an OverflowError outside int's range. */
 int ps_as_int(PyObject *obj);

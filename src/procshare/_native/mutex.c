@@ -136,18 +136,20 @@ int ps_mutex_unlock(ps_mutex_layout *m)
 /* Who owns a recursive mutex inside this process: the thread, or the asyncio
  * task that acquired it with acquire_async / async with (tasks of one event
  * loop share its thread, yet must exclude each other). */
-static PyObject *task_ident_fn; /* set_task_ident(fn): fn() -> current task's ident or 0 */
-
 static uint64_t thread_ident(void)
 {
     return (uint64_t)PyThread_get_thread_ident();
 }
 
+/* procshare._parking.task_ident(): the running task's ident, 0 if none. */
 static uint64_t task_ident(void)
 {
-    if (task_ident_fn == NULL)
+    static PyObject *fn;
+    if (ps_python_attr("procshare._parking", "task_ident", &fn) == NULL) {
+        PyErr_Clear();
         return 0;
-    PyObject *r = PyObject_CallNoArgs(task_ident_fn);
+    }
+    PyObject *r = PyObject_CallNoArgs(fn);
     uint64_t ident = r == NULL ? 0 : PyLong_AsUnsignedLongLong(r);
     Py_XDECREF(r);
     if (PyErr_Occurred()) {
@@ -182,17 +184,6 @@ static int owned_by_me(ps_mutex_layout *m)
         return 0;
     uint64_t owner = atomic_load_explicit(&m->thread, memory_order_relaxed);
     return owner == thread_ident() || (owner != 0 && owner == task_ident());
-}
-
-PyObject *ps_set_task_ident(PyObject *module, PyObject *fn)
-{
-    (void)module;
-    if (!PyCallable_Check(fn)) {
-        PyErr_SetString(PyExc_TypeError, "set_task_ident(fn): fn must be callable");
-        return NULL;
-    }
-    Py_XSETREF(task_ident_fn, Py_NewRef(fn));
-    Py_RETURN_NONE;
 }
 
 /* Parse (block=True, timeout=None), also accepting threading's "blocking"

@@ -36,9 +36,6 @@ int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died);
 /* Free the word; returns 0 if it was already free (and nothing changed). */
 int ps_mutex_unlock(ps_mutex_layout *m);
 
-/* set_task_ident(fn): how a recursive mutex learns the current asyncio task. */
-PyObject *ps_set_task_ident(PyObject *module, PyObject *fn);
-
 /* What __exit__ returns once release() returned released: NULL (an error)
  * or False (exceptions are not swallowed).  Steals the reference. */
 PyObject *ps_exit_result(PyObject *released);
