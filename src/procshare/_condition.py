@@ -29,7 +29,9 @@ T = TypeVar("T")
 MAX_WAITERS = 4096
 
 _FREE, _WAITING, _NOTIFIED = 0, 1, 2
-_N_WAITING, _NEXT_TICKET, _SLOTS = 0, 8, 64  # byte offsets in the condition's layout
+# byte offsets in the condition's layout: waiters, 1 + the highest slot ever claimed (scans
+# stop there), the next arrival ticket, then the slots' states, pids and tickets
+_N_WAITING, _HIGH, _NEXT_TICKET, _SLOTS = 0, 4, 8, 64
 
 
 def size(waiters: int) -> int:
@@ -49,16 +51,18 @@ class Condition(Synchronized, SyncObject):
     ``max_waiters`` processes and threads wait at once (RuntimeError beyond).
     """
 
-    __slots__ = ("_lock", "_n", "_next", "_offset", "_pids", "_seg", "_states", "_tickets",
-                 "_waiters")  # fmt: skip
+    __slots__ = ("_high", "_lock", "_n", "_next", "_offset", "_parks", "_pids", "_seg",
+                 "_states", "_tickets", "_waiters")  # fmt: skip
     _kind = Kind.CONDITION
     _lock: Lock | RLock
     _n: _core.Cell
+    _high: _core.Cell
     _next: _core.Cell
     _states: _core.CellArray
     _pids: _core.CellArray
     _tickets: _core.CellArray
     _waiters: int
+    _parks: dict[int, _parking.Park]  # by slot, made on first use
 
     def __new__(
         cls,
@@ -98,7 +102,9 @@ class Condition(Synchronized, SyncObject):
         self = object.__new__(cls)
         m = seg.mapping
         self._seg, self._offset, self._lock, self._waiters = seg, offset, lock, waiters
+        self._parks = {}
         self._n = _core.Cell(m, offset + _N_WAITING, "I")
+        self._high = _core.Cell(m, offset + _HIGH, "I")
         self._next = _core.Cell(m, offset + _NEXT_TICKET, "Q")
         self._states = _core.CellArray(m, offset + _SLOTS, "I", waiters)
         self._pids = _core.CellArray(m, offset + _SLOTS + 4 * waiters, "I", waiters)
@@ -124,16 +130,19 @@ class Condition(Synchronized, SyncObject):
                 )
         self._pids.store(i, os.getpid())
         self._tickets.store(i, self._next.fetch_add(1))
+        if i >= self._high.load():
+            self._high.store(i + 1)
         self._states.store(i, _WAITING)
         self._n.add(1)
         return i
 
     def _waiting(self) -> list[int]:
         """Slots in the WAITING state, earliest arrival first."""
-        found, i = [], self._states.find(_WAITING)
+        high = self._high.load()
+        found, i = [], self._states.find(_WAITING, 0, high)
         while i >= 0:
             found.append(i)
-            i = self._states.find(_WAITING, i + 1)
+            i = self._states.find(_WAITING, i + 1, high)
         if len(found) > 1:
             found.sort(key=self._tickets.load)
         return found
@@ -160,7 +169,11 @@ class Condition(Synchronized, SyncObject):
         self._check_owned("wait")
         i = self._claim()
         saved = self._lock._release_save()
-        park = _parking.park_word(self._seg.mapping, self._state_offset(i), _WAITING)
+        park = self._parks.get(i)
+        if park is None:
+            park = self._parks[i] = _parking.park_word(
+                self._seg.mapping, self._state_offset(i), _WAITING
+            )
         interrupted = True
         try:
             until = _parking.deadline(timeout)

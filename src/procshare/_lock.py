@@ -37,13 +37,15 @@ class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
         """Acquire as a wait: for the running asyncio task (or this thread), or restoring
         the (count, owner) that _release_save returned."""
         count, owner = (1, _parking.task_ident()) if saved is None else saved
-        park = _parking.Park(self._park, self._unpark)
         until = _parking.deadline(timeout)
         while not self._try_acquire_as(owner, count):
             left = _parking.remaining(until)
             if left == 0:
                 return False
-            woke = yield park, _parking.shorter(left, _parking.PROBE)
+            woke = yield (
+                _parking.Park(self._park, self._unpark),
+                _parking.shorter(left, _parking.PROBE),
+            )
             if not woke and self._takeover_if_dead(owner, count):
                 return True
         return True

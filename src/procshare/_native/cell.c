@@ -632,21 +632,26 @@ ARRAY_METHOD(sub, OP_SUB, 1)
 /* find(value, start=0) -> int: the first index >= start holding value, or -1. */
 static PyObject *CellArray_find(ps_CellArray *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "find(value, start=0)");
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "find(value, start=0, stop=len)");
         return NULL;
     }
     uint64_t want;
     if (to_raw(self->kind, args[0], &want) < 0)
         return NULL;
-    Py_ssize_t start = 0;
-    if (nargs == 2 && (start = PyNumber_AsSsize_t(args[1], PyExc_IndexError)) == -1 &&
+    Py_ssize_t start = 0, stop = self->length;
+    if (nargs >= 2 && (start = PyNumber_AsSsize_t(args[1], PyExc_IndexError)) == -1 &&
+        PyErr_Occurred())
+        return NULL;
+    if (nargs == 3 && (stop = PyNumber_AsSsize_t(args[2], PyExc_IndexError)) == -1 &&
         PyErr_Occurred())
         return NULL;
     if (start < 0)
         start = 0;
+    if (stop > self->length)
+        stop = self->length;
     int w = self->kind->width;
-    for (Py_ssize_t i = start; i < self->length; i++)
+    for (Py_ssize_t i = start; i < stop; i++)
         if (ps_atomic_load(self->ptr + i * w, w) == want)
             return PyLong_FromSsize_t(i);
     return PyLong_FromLong(-1);
@@ -654,7 +659,8 @@ static PyObject *CellArray_find(ps_CellArray *self, PyObject *const *args, Py_ss
 
 static PyMethodDef CellArray_methods[] = {
     {"find", (PyCFunction)(void (*)(void))CellArray_find, METH_FASTCALL,
-     "find(value, start=0) -> int: first index >= start whose element is value, else -1."},
+     "find(value, start=0, stop=len) -> int: first index in [start, stop) whose element is "
+     "value, else -1."},
     METHOD_ENTRY(CellArray, load, "load(i) -> value: atomic read of element i."),
     METHOD_ENTRY(CellArray, store, "store(i, value): atomic write of element i."),
     METHOD_ENTRY(CellArray, exchange, "exchange(i, value) -> previous value."),
