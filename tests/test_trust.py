@@ -122,3 +122,13 @@ def test_ls_shows_owner_and_mode_and_flags_refused(name: str) -> None:
     assert name + "-s" not in {e.name for e in _inventory.leftovers()}
     mine.unlink()
     shared.unlink()
+
+
+def test_a_shared_anonymous_object_goes_when_its_creator_exits() -> None:
+    code = (
+        "import pickle, procshare; v = procshare.Value('i', 1, mode=0o660); "
+        "pickle.dumps(v); print(v.name); del v"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(SHM + r.stdout.strip())

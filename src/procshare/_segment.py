@@ -468,19 +468,19 @@ class _Lifetimes:
     """Anonymous segments this process created and must unlink."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, weakref.ref[Segment]] = {}
+        self.pending: dict[str, tuple[weakref.ref[Segment], int]] = {}  # name -> (seg, mode)
         os.register_at_fork(before=self.forking, after_in_child=self.pending.clear)
         at_exit.add(self.unlink_all)
 
     def adopt(self, seg: Segment) -> None:
         """Unlink seg when this process is done with it (see the module docstring)."""
-        self.pending[seg.name] = weakref.ref(seg)
+        self.pending[seg.name] = (weakref.ref(seg), seg.mode)
         fin = weakref.finalize(seg, self.collected, seg.twin(), os.getpid())
         fin.atexit = False
 
     def forking(self) -> None:
         """A child is about to inherit every live object: they are shared from now on."""
-        for ref in self.pending.values():
+        for ref, _ in self.pending.values():
             if (seg := ref()) is not None:
                 seg.flags().fetch_or(FLAG_ESCAPED)
 
@@ -497,11 +497,11 @@ class _Lifetimes:
 
     def unlink_all(self) -> None:
         while self.pending:
-            name, ref = self.pending.popitem()
+            name, (ref, mode) = self.pending.popitem()
             seg = ref()
             if seg is None:
                 try:
-                    seg = Segment.attach(name, wait=0)
+                    seg = Segment.attach(name, wait=0, mode=mode)
                 except (NotFoundError, UntrustedSegmentError):
                     continue
                 except (CorruptSegmentError, VersionError, KindError):
