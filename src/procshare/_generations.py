@@ -10,8 +10,8 @@ if it changed, read, and check that the generation did not change meanwhile.
 A writer that needs a bigger (or rearranged) table builds the next
 generation, publishes it with one store and unlinks the old one; processes
 still mapping the old table keep a valid, stale view until their next
-operation.  A writer killed while building
-leaves an unpublished segment, replaced by the next build.
+operation.  A writer killed while building leaves an unpublished segment,
+replaced by the next build.
 
 After unlink() the handles that exist keep working: the tables are removed
 when the last process holding one lets go (its handles collected, or a
