@@ -82,16 +82,39 @@ def run_all(ctx: Any, target: Any, args_list: list[tuple[Any, ...]], timeout: fl
                 p.join(5)
 
 
+#: Random choices of the tests (kill timings), seeded: a failure can be replayed.
+rng = random.Random(20261126)
+
+
+def asleep(pid: int, tid: int | None = None) -> bool:
+    """Whether the process pid (or its thread tid) is asleep in the kernel (state S)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        with open(path, "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"S"
+
+
+def wait_asleep(pid: int, tid: int | None = None, timeout: float = 30) -> None:
+    """Wait until the process (or thread) sleeps: it has reached the blocking call."""
+    end = time.monotonic() + timeout
+    while not asleep(pid, tid):
+        assert time.monotonic() < end, "never went to sleep"
+        time.sleep(0.001)
+
+
 def kill_while_running(target: Any, args: tuple[Any, ...], seconds: tuple[float, float]) -> None:
     """Run target(*args, ready) in a forked process; once it sets ready, let it run for a
-    random time within seconds, then SIGKILL it and reap it."""
+    random (seeded) time within seconds, then SIGKILL it and reap it."""
     ctx = mp.get_context("fork")
     ready = ctx.Event()
     victim = ctx.Process(target=target, args=(*args, ready))
     victim.start()
     try:
         assert ready.wait(30), "the victim never started its work"
-        time.sleep(random.uniform(*seconds))
+        time.sleep(rng.uniform(*seconds))
     finally:
         victim.kill()
         victim.join(10)

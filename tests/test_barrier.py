@@ -113,10 +113,8 @@ def test_member_killed_while_waiting_breaks_the_barrier() -> None:
         assert time.monotonic() < end
         time.sleep(0.01)
     victim.kill()  # not joined: a zombie for now, which must count as dead
-    t0 = time.monotonic()
     with pytest.raises(BrokenBarrierError):
-        barrier.wait(30)
-    assert time.monotonic() - t0 < 5
+        barrier.wait()  # no timeout: only the dead member can break it (else pytest-timeout)
     victim.join(10)
     barrier.reset()
     assert sorted(run_waiters(ctx, Barrier(2), 2)) == [1, 2]

@@ -78,7 +78,7 @@ def test_wait_for_a_shared_value(ctx: Any) -> None:
     p = ctx.Process(target=workers.condition_wait_for, args=(cond, value, 3, result))
     p.start()
     for _ in range(3):
-        time.sleep(0.05)
+        wait_until(lambda: len(cond._waiting()) == 1)  # the child waits (not yet notified)
         with cond:
             value.value += 1
             cond.notify_all()

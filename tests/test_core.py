@@ -12,6 +12,8 @@ import pytest
 
 from procshare import _core
 
+from conftest import wait_asleep
+
 SIZE = 4096
 
 
@@ -58,7 +60,7 @@ def test_futex_wait_times_out_and_wakes(mapping: _core.Mapping) -> None:
     woke: list[bool] = []
     t = threading.Thread(target=lambda: woke.append(mapping.wait(0, 0, 10)))
     t.start()
-    time.sleep(0.05)
+    wait_asleep(os.getpid(), t.native_id)
     word.store(1)
     mapping.wake(0)
     t.join(5)

@@ -52,7 +52,7 @@ def _sanitizer_build(tmp: str) -> dict[str, str]:
     if not os.path.isabs(lib):
         pytest.skip("gcc has no AddressSanitizer runtime here")
     shutil.copytree(os.path.join(root, "src"), os.path.join(tmp, "src"))
-    for file in ("setup.py", "pyproject.toml", "README.md"):
+    for file in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(root, file), tmp)
     flags = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
     build = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import random
 import select
 import signal
@@ -21,6 +22,7 @@ import pytest
 from procshare import Condition, JoinableQueue, Lock, Queue, RLock, Semaphore
 
 import workers
+from conftest import wait_asleep
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
@@ -55,7 +57,7 @@ def test_a_cancelled_get_does_not_swallow_the_next_message() -> None:
     q = Queue()
     cancel_a_waiting(lambda: q.get_async())
     t, got = in_thread(lambda: q.get(timeout=3))
-    time.sleep(0.05)  # the blocking getter is asleep beside the abandoned worker
+    wait_asleep(os.getpid(), t.native_id)  # the getter sleeps beside the abandoned worker
     q.put("m")
     t.join(10)
     assert got == ["m"]
@@ -68,7 +70,8 @@ def test_a_cancelled_get_across_processes(name: str) -> None:
     results = ctx.Queue()
     child = ctx.Process(target=workers.get_into, args=(q, results))
     child.start()
-    time.sleep(0.1)
+    assert child.pid is not None
+    wait_asleep(child.pid)
     q.put("m")
     assert results.get(timeout=10) == "m"
     child.join(10)
@@ -79,7 +82,7 @@ def test_a_cancelled_acquire_does_not_swallow_a_release() -> None:
     sem = Semaphore(0)
     cancel_a_waiting(lambda: sem.acquire_async())
     t, got = in_thread(sem.acquire)  # no timeout: blocked for good if the wake is lost
-    time.sleep(0.05)
+    wait_asleep(os.getpid(), t.native_id)
     sem.release()
     t.join(10)
     assert got == [True]
@@ -90,7 +93,7 @@ def test_a_cancelled_put_does_not_swallow_a_free_slot() -> None:
     q.put("full")
     cancel_a_waiting(lambda: q.put_async("never"))
     t, got = in_thread(lambda: q.put("next", timeout=3) or "put")
-    time.sleep(0.05)
+    wait_asleep(os.getpid(), t.native_id)
     assert q.get() == "full"
     t.join(10)
     assert got == ["put"] and q.get(timeout=1) == "next"
@@ -241,7 +244,8 @@ def test_an_interrupted_condition_waiter_gives_its_slot_back(name: str) -> None:
         settle(lambda: cond._n.load() == 1)
         with cond:
             cond.notify()  # the child now waits to re-take the lock, which this holds
-            time.sleep(0.05)
+            settle(lambda: not cond._waiting())  # notified...
+            wait_asleep(child.pid)  # ...and asleep on the lock
             child.send_signal(signal.SIGINT)
             assert child.wait(10) == 0
         assert child.stdout.readline() == "interrupted False\n"

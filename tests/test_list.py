@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
-import random
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from procshare import Counter, Dict, KindError, List, _inventory
 
 import workers
-from conftest import run_all
+from conftest import kill_while_running, run_all
 
 values = st.one_of(st.integers(-5, 5), st.text(max_size=2), st.none(), st.binary(max_size=2))
 indices = st.integers(-6, 6)
@@ -170,14 +168,10 @@ def test_subclass() -> None:
 
 
 def test_killed_appender_leaves_a_consistent_list() -> None:
-    ctx = mp.get_context("fork")
     for _ in range(3):
         items = List()
-        victim = ctx.Process(target=workers.list_append, args=(items, "v", 10**9))
-        victim.start()
-        time.sleep(random.uniform(0.05, 0.3))
-        victim.kill()
-        victim.join(10)
+        kill_while_running(workers.list_append_forever, (items,), (0.05, 0.3))
+        assert len(items) >= 1  # killed while busy, after its first append
         items.append("after")
         seen = list(items)
         assert seen[-1] == "after"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import queue
-import random
 import threading
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from procshare import Counter, JoinableQueue, Lock, Queue, SimpleQueue
 
 import workers
-from conftest import run_all
+from conftest import rng, run_all
 
 ops = st.lists(
     st.one_of(
@@ -140,7 +139,7 @@ def test_killed_producer_leaves_whole_messages() -> None:
         victim.start()
         assert ready.wait(30)
         received = []
-        deadline = time.monotonic() + random.uniform(0.05, 0.2)
+        deadline = time.monotonic() + rng.uniform(0.05, 0.2)
         while time.monotonic() < deadline:
             received.extend(q.get_many(100, timeout=5))
         victim.kill()

@@ -282,3 +282,13 @@ def barrier_wait_once(barrier: Any) -> None:
 def get_into(q: Any, results: Any) -> None:
     """Move one message from q (waiting without a limit) to results."""
     results.put(q.get())
+
+
+def list_append_forever(items: Any, ready: Any) -> None:
+    """Append (tag, i) pairs until killed, signalling once the first is in."""
+    i = 0
+    while True:
+        items.append(("v", i))
+        if i == 0:
+            ready.set()
+        i += 1

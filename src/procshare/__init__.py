@@ -6,6 +6,8 @@ processes as handles.  The names multiprocessing uses for shared state
 atomic operations, names, robust locks, asyncio waits, Counter, Dict and List.
 """
 
+__version__ = "0.2.0"
+
 from multiprocessing import (
     AuthenticationError,
     BufferTooShort,
@@ -88,6 +90,7 @@ __all__ = [
     "UntrustedSegmentError",
     "Value",
     "VersionError",
+    "__version__",
     "active_children",
     "allow_connection_pickling",
     "cpu_count",

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="procshare", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"procshare {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="replay the article's shared-counter experiment")

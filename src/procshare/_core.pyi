@@ -1,7 +1,8 @@
 """Type stub for the native core, procshare._core."""
 
-from collections.abc import Iterator
 from typing import Any, SupportsIndex, final, overload
+
+from typing_extensions import disjoint_base
 
 MUTEX_SIZE: int
 
@@ -23,6 +24,7 @@ class Mapping:
     def wake(self, offset: int, n: int = -1, /) -> int: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
+@disjoint_base
 class Cell:
     """One atomic scalar of a given typecode at an offset inside a Mapping."""
 
@@ -47,6 +49,7 @@ class Cell:
     def __float__(self) -> float: ...
     def __index__(self) -> int: ...
 
+@disjoint_base
 class CellArray:
     """A fixed-length vector of atomic elements inside a Mapping."""
 
@@ -59,7 +62,6 @@ class CellArray:
     @overload
     def __getitem__(self, index: slice, /) -> Any: ...
     def __setitem__(self, index: SupportsIndex | slice, value: Any, /) -> None: ...
-    def __iter__(self) -> Iterator[Any]: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def find(self, value: Any, start: SupportsIndex = 0, stop: SupportsIndex = ..., /) -> int: ...
     def load(self, index: SupportsIndex, /) -> Any: ...
@@ -74,6 +76,7 @@ class CellArray:
     def add(self, index: SupportsIndex, n: Any, /) -> Any: ...
     def sub(self, index: SupportsIndex, n: Any, /) -> Any: ...
 
+@disjoint_base
 class Mutex:
     """A robust lock word at an offset inside a Mapping (recursive: RLock semantics)."""
 
@@ -95,6 +98,7 @@ class Mutex:
 SEMAPHORE_SIZE: int
 SEMAPHORE_MAX: int
 
+@disjoint_base
 class Semaphore:
     """A counting semaphore at an offset inside a Mapping (value, waiters, maximum)."""
 
@@ -109,6 +113,7 @@ class Semaphore:
 
 RING_HEADER: int
 
+@disjoint_base
 class Ring:
     """A multi-producer, multi-consumer ring of (tag, bytes) messages inside a Mapping."""
 
@@ -134,6 +139,7 @@ def decode_value(tag: int, data: bytes, /) -> Any: ...
 def canonical_fast(key: object, /) -> bytes | None: ...
 def encode_value(value: object, /) -> tuple[int, bytes]: ...
 
+@final
 class Table:
     """A hash table of immutable entries inside a Mapping (Dict's storage)."""
 
@@ -155,6 +161,7 @@ class Table:
 
 VECTOR_HEADER: int
 
+@final
 class Vector:
     """List's slots and heap of (tag, bytes) elements inside a Mapping."""
 

@@ -10,12 +10,24 @@
 
 typedef enum { PS_OP_ADD, PS_OP_SUB, PS_OP_AND, PS_OP_OR, PS_OP_XOR } ps_fetch_op;
 
-#define PS_WIDTH_SWITCH(width, BODY)                                  \
-    switch (width) {                                                  \
-    case 1: { typedef uint8_t T; BODY; } break;                       \
-    case 2: { typedef uint16_t T; BODY; } break;                      \
-    case 4: { typedef uint32_t T; BODY; } break;                      \
-    default: { typedef uint64_t T; BODY; } break;                     \
+#define PS_WIDTH_SWITCH(width, BODY) \
+    switch (width) {                 \
+    case 1: {                        \
+        typedef uint8_t T;           \
+        BODY;                        \
+    } break;                         \
+    case 2: {                        \
+        typedef uint16_t T;          \
+        BODY;                        \
+    } break;                         \
+    case 4: {                        \
+        typedef uint32_t T;          \
+        BODY;                        \
+    } break;                         \
+    default: {                       \
+        typedef uint64_t T;          \
+        BODY;                        \
+    } break;                         \
     }
 
 static inline uint64_t ps_atomic_load(void *p, int width)

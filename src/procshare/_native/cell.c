@@ -11,9 +11,9 @@
 typedef enum { CAT_INT, CAT_FLOAT, CAT_CHAR, CAT_WCHAR, CAT_BOOL } ps_category;
 
 typedef struct {
-    char code;         /* ctypes / array typecode */
+    char code;          /* ctypes / array typecode */
     const char *format; /* PEP 3118 format of one element */
-    int width;         /* bytes */
+    int width;          /* bytes */
     ps_category cat;
     int is_signed;
 } ps_kind;
@@ -92,8 +92,7 @@ static int int_parts(PyObject *v, long long *s, unsigned long long *u)
         if (*u == (unsigned long long)-1 && PyErr_Occurred()) {
             PyErr_Clear();
             r = 0;
-        }
-        else
+        } else
             r = 2;
     }
     Py_DECREF(idx);
@@ -170,8 +169,7 @@ static int float_arg(PyObject *v, double *out)
 static int to_raw(const ps_kind *k, PyObject *v, uint64_t *out)
 {
     switch (k->cat) {
-    case CAT_INT:
-        return int_to_raw(k, v, out, 0);
+    case CAT_INT: return int_to_raw(k, v, out, 0);
     case CAT_FLOAT: {
         double d;
         if (float_arg(v, &d) < 0)
@@ -234,8 +232,7 @@ static PyObject *from_raw(const ps_kind *k, uint64_t raw)
         case 4: return PyLong_FromLong((int32_t)(uint32_t)raw);
         default: return PyLong_FromLongLong((int64_t)raw);
         }
-    case CAT_FLOAT:
-        return PyFloat_FromDouble(raw_to_double(k, raw));
+    case CAT_FLOAT: return PyFloat_FromDouble(raw_to_double(k, raw));
     case CAT_CHAR: {
         char c = (char)raw;
         return PyBytes_FromStringAndSize(&c, 1);
@@ -247,22 +244,30 @@ static PyObject *from_raw(const ps_kind *k, uint64_t raw)
             return NULL;
         }
         return PyUnicode_FromOrdinal((int)raw);
-    default:
-        return PyBool_FromLong(raw != 0);
+    default: return PyBool_FromLong(raw != 0);
     }
 }
 
 /* ---- the operations, shared by Cell and CellArray ----------------------- */
 
 typedef enum {
-    OP_LOAD, OP_STORE, OP_EXCHANGE, OP_CAS,
-    OP_FETCH_ADD, OP_FETCH_SUB, OP_FETCH_AND, OP_FETCH_OR, OP_FETCH_XOR,
-    OP_ADD, OP_SUB,
+    OP_LOAD,
+    OP_STORE,
+    OP_EXCHANGE,
+    OP_CAS,
+    OP_FETCH_ADD,
+    OP_FETCH_SUB,
+    OP_FETCH_AND,
+    OP_FETCH_OR,
+    OP_FETCH_XOR,
+    OP_ADD,
+    OP_SUB,
 } cell_op;
 
 static const char *const OP_NAMES[] = {
-    "load", "store", "exchange", "compare_exchange",
-    "fetch_add", "fetch_sub", "fetch_and", "fetch_or", "fetch_xor", "add", "sub",
+    "load",      "store",     "exchange",  "compare_exchange",
+    "fetch_add", "fetch_sub", "fetch_and", "fetch_or",
+    "fetch_xor", "add",       "sub",
 };
 
 /* Float add or subtract by a compare-exchange loop; returns the old raw word. */
@@ -325,11 +330,11 @@ static int cell_rmw(char *p, const ps_kind *k, cell_op op, PyObject *a, uint64_t
     uint64_t raw;
     if (int_to_raw(k, a, &raw, 1) < 0)
         return -1;
-    ps_fetch_op fop = subtract ? PS_OP_SUB
-                    : op == OP_FETCH_AND ? PS_OP_AND
-                    : op == OP_FETCH_OR ? PS_OP_OR
-                    : op == OP_FETCH_XOR ? PS_OP_XOR
-                    : PS_OP_ADD;
+    ps_fetch_op fop = subtract             ? PS_OP_SUB
+                      : op == OP_FETCH_AND ? PS_OP_AND
+                      : op == OP_FETCH_OR  ? PS_OP_OR
+                      : op == OP_FETCH_XOR ? PS_OP_XOR
+                                           : PS_OP_ADD;
     *prev = ps_atomic_fetch(p, k->width, fop, raw);
     switch (fop) {
     case PS_OP_ADD: *next = *prev + raw; break;
@@ -346,8 +351,7 @@ static PyObject *cell_apply(char *p, const ps_kind *k, cell_op op, PyObject *a, 
 {
     uint64_t raw, prev, next;
     switch (op) {
-    case OP_LOAD:
-        return from_raw(k, ps_atomic_load(p, k->width));
+    case OP_LOAD: return from_raw(k, ps_atomic_load(p, k->width));
     case OP_STORE:
         if (to_raw(k, a, &raw) < 0)
             return NULL;
@@ -357,8 +361,7 @@ static PyObject *cell_apply(char *p, const ps_kind *k, cell_op op, PyObject *a, 
         if (to_raw(k, a, &raw) < 0)
             return NULL;
         return from_raw(k, ps_atomic_exchange(p, k->width, raw));
-    case OP_CAS:
-        return cell_cas(p, k, a, b);
+    case OP_CAS: return cell_cas(p, k, a, b);
     default:
         if (cell_rmw(p, k, op, a, &prev, &next) < 0)
             return NULL;
@@ -404,13 +407,13 @@ static PyObject *Cell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-#define CELL_METHOD(name, op, n)                                                        \
+#define CELL_METHOD(name, op, n)                                                         \
     static PyObject *Cell_##name(ps_Cell *self, PyObject *const *args, Py_ssize_t nargs) \
-    {                                                                                   \
-        if (!check_nargs(#name, nargs, n))                                              \
-            return NULL;                                                                \
-        return cell_apply(self->ptr, self->kind, op, n > 0 ? args[0] : NULL,            \
-                          n > 1 ? args[1] : NULL);                                      \
+    {                                                                                    \
+        if (!check_nargs(#name, nargs, n))                                               \
+            return NULL;                                                                 \
+        return cell_apply(self->ptr, self->kind, op, n > 0 ? args[0] : NULL,             \
+                          n > 1 ? args[1] : NULL);                                       \
     }
 
 CELL_METHOD(load, OP_LOAD, 0)
@@ -544,8 +547,7 @@ static PyNumberMethods Cell_as_number = {
 };
 
 PyTypeObject ps_CellType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Cell",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Cell",
     .tp_basicsize = sizeof(ps_Cell),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_number = &Cell_as_number,
@@ -606,15 +608,15 @@ static char *element(ps_CellArray *self, PyObject *index)
     return self->ptr + i * self->kind->width;
 }
 
-#define ARRAY_METHOD(name, op, n)                                                                \
+#define ARRAY_METHOD(name, op, n)                                                                  \
     static PyObject *CellArray_##name(ps_CellArray *self, PyObject *const *args, Py_ssize_t nargs) \
-    {                                                                                            \
-        if (!check_nargs(#name, nargs, n + 1))                                                   \
-            return NULL;                                                                         \
-        char *p = element(self, args[0]);                                                        \
-        if (p == NULL)                                                                           \
-            return NULL;                                                                         \
-        return cell_apply(p, self->kind, op, n > 0 ? args[1] : NULL, n > 1 ? args[2] : NULL);   \
+    {                                                                                              \
+        if (!check_nargs(#name, nargs, n + 1))                                                     \
+            return NULL;                                                                           \
+        char *p = element(self, args[0]);                                                          \
+        if (p == NULL)                                                                             \
+            return NULL;                                                                           \
+        return cell_apply(p, self->kind, op, n > 0 ? args[1] : NULL, n > 1 ? args[2] : NULL);      \
     }
 
 ARRAY_METHOD(load, OP_LOAD, 0)
@@ -716,8 +718,7 @@ static PyObject *CellArray_subscript(ps_CellArray *self, PyObject *key)
                 PyMem_Free(text);
                 PyErr_SetString(PyExc_ValueError, "stored wchar_t is not a code point");
                 return NULL;
-            }
-            else
+            } else
                 text[j] = (Py_UCS4)raw;
         }
         if (!is_char) {
@@ -730,7 +731,8 @@ static PyObject *CellArray_subscript(ps_CellArray *self, PyObject *key)
     if (r == NULL)
         return NULL;
     for (Py_ssize_t j = 0; j < n; j++) {
-        PyObject *v = cell_apply(self->ptr + (start + j * step) * w, self->kind, OP_LOAD, NULL, NULL);
+        PyObject *v =
+            cell_apply(self->ptr + (start + j * step) * w, self->kind, OP_LOAD, NULL, NULL);
         if (v == NULL) {
             Py_DECREF(r);
             return NULL;
@@ -834,8 +836,7 @@ static PyBufferProcs CellArray_as_buffer = {
 };
 
 PyTypeObject ps_CellArrayType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.CellArray",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.CellArray",
     .tp_basicsize = sizeof(ps_CellArray),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &CellArray_as_sequence,

@@ -25,10 +25,8 @@ static int load_pickle(void)
 PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len)
 {
     switch (tag) {
-    case TAG_BYTES:
-        return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-    case TAG_STR:
-        return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
+    case TAG_BYTES: return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    case TAG_STR: return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
     case TAG_INT: {
         if (len != 8)
             break;
@@ -47,8 +45,7 @@ PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len)
         Py_DECREF(blob);
         return v;
     }
-    default:
-        break;
+    default: break;
     }
     PyErr_Format(PyExc_ValueError, "unknown stored value (tag %u, %llu bytes)", tag,
                  (unsigned long long)len);
@@ -66,7 +63,7 @@ PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t
     if (tag == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
     return ps_decode_value((uint32_t)tag, PyBytes_AS_STRING(args[1]),
-                        (uint64_t)PyBytes_GET_SIZE(args[1]));
+                           (uint64_t)PyBytes_GET_SIZE(args[1]));
 }
 
 Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy)
@@ -82,13 +79,11 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
             return -1;
         }
         prefix = 's';
-    }
-    else if (PyBytes_CheckExact(key)) {
+    } else if (PyBytes_CheckExact(key)) {
         body = PyBytes_AS_STRING(key);
         n = PyBytes_GET_SIZE(key);
         prefix = 'b';
-    }
-    else if (PyLong_CheckExact(key)) {
+    } else if (PyLong_CheckExact(key)) {
         int overflow;
         long long v = PyLong_AsLongLongAndOverflow(key, &overflow);
         if (overflow || (v == -1 && PyErr_Occurred())) {
@@ -98,8 +93,7 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
         n = snprintf(digits, sizeof digits, "%lld", v);
         body = digits;
         prefix = 'i';
-    }
-    else
+    } else
         return -1;
     char *dst = buf;
     if (n + 1 > cap) {
@@ -116,7 +110,7 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
 }
 
 int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
-                       char int_buf[8])
+                   char int_buf[8])
 {
     if (PyBytes_CheckExact(value)) {
         *tag = TAG_BYTES;
@@ -183,7 +177,7 @@ PyObject *ps_encode_value_py(PyObject *module, PyObject *value)
     if (ps_encode(value, &e) < 0)
         return NULL;
     PyObject *bytes = e.tag == TAG_BYTES ? Py_NewRef(value) /* immutable: no copy */
-                    : e.owned != NULL    ? e.owned
+                      : e.owned != NULL  ? e.owned
                                          : PyBytes_FromStringAndSize(e.data, e.len);
     return bytes == NULL ? NULL : Py_BuildValue("(IN)", e.tag, bytes);
 }
@@ -201,4 +195,3 @@ PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)
     PyMem_Free(heap_copy);
     return r;
 }
-

@@ -19,8 +19,7 @@ char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize
         return NULL;
     }
     if (offset < 0 || size < 0 || offset > m->size || size > m->size - offset) {
-        PyErr_Format(PyExc_ValueError,
-                     "range [%zd, %zd + %zd) lies outside the %zd-byte segment",
+        PyErr_Format(PyExc_ValueError, "range [%zd, %zd + %zd) lies outside the %zd-byte segment",
                      offset, offset, size, m->size);
         return NULL;
     }
@@ -95,17 +94,16 @@ int64_t ps_timeout_ns(PyObject *timeout)
     return (int64_t)(t * 1e9);
 }
 
-int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
-                    int64_t spin_ns, _Atomic uint32_t *sleepers)
+int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns, int64_t spin_ns,
+                    _Atomic uint32_t *sleepers)
 {
     int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
     if (timeout_ns >= 0 && spin_ns > timeout_ns)
         spin_ns = timeout_ns;
     int changed;
-    Py_BEGIN_ALLOW_THREADS
-    changed = ps_spin(word, expected, spin_ns);
-    Py_END_ALLOW_THREADS
-    for (;;) {
+    Py_BEGIN_ALLOW_THREADS changed = ps_spin(word, expected, spin_ns);
+    Py_END_ALLOW_THREADS for (;;)
+    {
         if (changed)
             return 1;
         int64_t slice = PS_SLICE_NS;
@@ -117,11 +115,8 @@ int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_n
                 slice = left;
         }
         ps_wait_result r;
-        Py_BEGIN_ALLOW_THREADS
-        r = ps_sleep(word, expected, slice, sleepers);
-        Py_END_ALLOW_THREADS
-        if (PyErr_CheckSignals() < 0)
-            return -1;
+        Py_BEGIN_ALLOW_THREADS r = ps_sleep(word, expected, slice, sleepers);
+        Py_END_ALLOW_THREADS if (PyErr_CheckSignals() < 0) return -1;
         changed = r != PS_WAIT_TIMEOUT || atomic_load(word) != expected;
     }
 }
@@ -240,8 +235,7 @@ static PyGetSetDef Mapping_getset[] = {
 };
 
 PyTypeObject ps_MappingType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Mapping",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Mapping",
     .tp_basicsize = sizeof(ps_Mapping),
     .tp_dealloc = (destructor)Mapping_dealloc,
     .tp_as_buffer = &Mapping_as_buffer,
@@ -272,11 +266,9 @@ PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (mode == -1 && PyErr_Occurred())
         return NULL;
     int fd;
-    Py_BEGIN_ALLOW_THREADS
-    fd = ps_shm_open(name, create, (unsigned)mode);
-    Py_END_ALLOW_THREADS
-    if (fd < 0)
-        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
+    Py_BEGIN_ALLOW_THREADS fd = ps_shm_open(name, create, (unsigned)mode);
+    Py_END_ALLOW_THREADS if (fd < 0) return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError,
+                                                                                 args[0]);
     return PyLong_FromLong(fd);
 }
 

@@ -11,8 +11,7 @@
 #include <stdint.h>
 
 typedef struct {
-    PyObject_HEAD
-    char *base;
+    PyObject_HEAD char *base;
     Py_ssize_t size;
     PyObject *weakreflist;
 } ps_Mapping;
@@ -51,8 +50,8 @@ int64_t ps_timeout_ns(PyObject *timeout);
  * with the GIL; it is released while waiting.  Returns 1 when the word
  * changed or a wake arrived (possibly spurious: re-check), 0 at the timeout,
  * -1 with an exception (a signal handler raised). */
-int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns,
-                    int64_t spin_ns, _Atomic uint32_t *sleepers);
+int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns, int64_t spin_ns,
+                    _Atomic uint32_t *sleepers);
 
 /* module.name, imported on first use and kept in *cache (a borrowed
  * reference), or NULL with an exception: how the core reaches the Python

@@ -19,7 +19,8 @@ static PyObject *itemsize_py(PyObject *module, PyObject *arg)
     const char *tc = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
     if (tc == NULL) {
         if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "typecode must be a str, not %.100s", Py_TYPE(arg)->tp_name);
+            PyErr_Format(PyExc_TypeError, "typecode must be a str, not %.100s",
+                         Py_TYPE(arg)->tp_name);
         return NULL;
     }
     Py_ssize_t n = ps_typecode_size(tc);
@@ -65,16 +66,16 @@ PyMODINIT_FUNC PyInit__core(void)
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType, &ps_CellArrayType, &ps_MutexType,
-                             &ps_SemaphoreType, &ps_RingType, &ps_TableType,
-                             &ps_VectorType};
+    PyTypeObject *types[] = {&ps_MappingType,   &ps_CellType, &ps_CellArrayType, &ps_MutexType,
+                             &ps_SemaphoreType, &ps_RingType, &ps_TableType,     &ps_VectorType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell", "CellArray", "Mutex", "Semaphore", "Ring", "Table", "Vector"};
+    const char *names[] = {"Mapping",   "Cell", "CellArray", "Mutex",
+                           "Semaphore", "Ring", "Table",     "Vector"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {

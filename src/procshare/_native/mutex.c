@@ -83,8 +83,7 @@ static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *d
         if (left < slice)
             slice = left;
     }
-    if (ps_sleep(&m->word, w, slice, &m->waiters) == PS_WAIT_TIMEOUT &&
-        mutex_takeover(m, w, me)) {
+    if (ps_sleep(&m->word, w, slice, &m->waiters) == PS_WAIT_TIMEOUT && mutex_takeover(m, w, me)) {
         *died = 1;
         return 1;
     }
@@ -106,17 +105,13 @@ int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
         return 0;
     int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
     int r;
-    Py_BEGIN_ALLOW_THREADS
-    r = mutex_spin(m, me, deadline);
-    Py_END_ALLOW_THREADS
-    while (r == 0 || r == 2) {
+    Py_BEGIN_ALLOW_THREADS r = mutex_spin(m, me, deadline);
+    Py_END_ALLOW_THREADS while (r == 0 || r == 2)
+    {
         if (r == 2 && PyErr_CheckSignals() < 0)
             return -1;
-        Py_BEGIN_ALLOW_THREADS
-        r = mutex_slice(m, me, deadline, died);
-        Py_END_ALLOW_THREADS
-        if (r == 0)
-            return 0;
+        Py_BEGIN_ALLOW_THREADS r = mutex_slice(m, me, deadline, died);
+        Py_END_ALLOW_THREADS if (r == 0) return 0;
     }
     return 1;
 }
@@ -207,7 +202,8 @@ int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0)
             slot = &timeout;
         if (slot == NULL || *slot != NULL) {
-            PyErr_Format(PyExc_TypeError, "acquire() got an unexpected or repeated argument %R", key);
+            PyErr_Format(PyExc_TypeError, "acquire() got an unexpected or repeated argument %R",
+                         key);
             return -2;
         }
         *slot = args[nargs + i];
@@ -298,8 +294,7 @@ static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
         owner = atomic_load(&m->thread);
         atomic_store(&m->count, 0);
         atomic_store(&m->thread, 0);
-    }
-    else if (atomic_load(&m->word) == 0) {
+    } else if (atomic_load(&m->word) == 0) {
         PyErr_SetString(PyExc_ValueError, "lock released while not locked");
         return NULL;
     }
@@ -424,9 +419,9 @@ static PyObject *Mutex_locked(ps_Mutex *self, PyObject *unused)
 static PyObject *Mutex_is_owned(ps_Mutex *self, PyObject *unused)
 {
     (void)unused;
-    return PyBool_FromLong(self->recursive ? owned_by_me(self->m)
-                                           : (atomic_load(&self->m->word) & PID_MASK) ==
-                                                 ps_self_pid());
+    return PyBool_FromLong(self->recursive
+                               ? owned_by_me(self->m)
+                               : (atomic_load(&self->m->word) & PID_MASK) == ps_self_pid());
 }
 
 static PyMethodDef Mutex_methods[] = {
@@ -440,8 +435,7 @@ static PyMethodDef Mutex_methods[] = {
     {"_try_acquire_as", (PyCFunction)(void (*)(void))Mutex_try_acquire_as, METH_FASTCALL, NULL},
     {"_park", (PyCFunction)Mutex_park, METH_O, NULL},
     {"_unpark", (PyCFunction)Mutex_unpark, METH_NOARGS, NULL},
-    {"_takeover_if_dead", (PyCFunction)(void (*)(void))Mutex_takeover_if_dead, METH_FASTCALL,
-     NULL},
+    {"_takeover_if_dead", (PyCFunction)(void (*)(void))Mutex_takeover_if_dead, METH_FASTCALL, NULL},
     {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,
      "_is_owned() -> bool: held by this thread (recursive) or this process."},
     {NULL, NULL, 0, NULL},
@@ -462,8 +456,7 @@ static PyGetSetDef Mutex_getset[] = {
 };
 
 PyTypeObject ps_MutexType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Mutex",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Mutex",
     .tp_basicsize = sizeof(ps_Mutex),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

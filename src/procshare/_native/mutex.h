@@ -41,7 +41,8 @@ int ps_mutex_unlock(ps_mutex_layout *m);
 PyObject *ps_exit_result(PyObject *released);
 
 /* Parse acquire(block=True, timeout=None) arguments (threading's "blocking"
- * and timeout=-1 accepted; a timeout with block=False is ignored): the timeout in ns, -1 for none, -2 on error. */
+ * and timeout=-1 accepted; a timeout with block=False is ignored): the timeout in ns, -1 for none,
+ * -2 on error. */
 int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 #endif

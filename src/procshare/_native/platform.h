@@ -26,8 +26,6 @@ int64_t ps_now_ns(void);
 int ps_shm_open(const char *name, int create, unsigned mode);
 int ps_shm_unlink(const char *name);
 
-
-
 /* This process's pid, cached and refreshed in forked children. */
 extern uint32_t ps_cached_pid;
 static inline uint32_t ps_self_pid(void)

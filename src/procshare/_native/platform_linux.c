@@ -35,7 +35,8 @@ ps_wait_result ps_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t 
 
 int ps_futex_wake(_Atomic uint32_t *word, int n)
 {
-    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n < 0 ? INT32_MAX : n, NULL, NULL, 0);
+    long rc =
+        syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n < 0 ? INT32_MAX : n, NULL, NULL, 0);
     return rc < 0 ? 0 : (int)rc;
 }
 

@@ -11,7 +11,7 @@
 #include "platform.h"
 
 typedef struct {
-    ps_mutex_layout lock;        /* 24 bytes */
+    ps_mutex_layout lock; /* 24 bytes */
     uint32_t spare;
     _Atomic uint32_t put_seq;    /* bumped by every put: getters park on it */
     _Atomic uint32_t get_seq;    /* bumped by every get: putters park on it */
@@ -29,8 +29,8 @@ typedef struct {
 
 _Static_assert(sizeof(ps_ring_layout) <= PS_RING_HEADER, "ring header size");
 
-#define RECORD_HEADER 8           /* u32 length, u32 tag */
-#define WRAP 0xffffffffu          /* a length meaning: continue at offset 0 */
+#define RECORD_HEADER 8  /* u32 length, u32 tag */
+#define WRAP 0xffffffffu /* a length meaning: continue at offset 0 */
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
 
 typedef struct {
@@ -377,7 +377,8 @@ static int get_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
  * Returns how many were put, or -1 with an exception. */
 static Py_ssize_t put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n, int64_t timeout)
 {
-    ps_encoded one = {0}, *msgs = n == 1 ? &one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
+    ps_encoded one = {0},
+               *msgs = n == 1 ? &one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
     if (msgs == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -409,8 +410,8 @@ static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
     int64_t timeout = parse_block_timeout(args[1], args[2]);
     if (timeout == -2)
         return NULL;
-    Py_ssize_t done = put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]),
-                                 timeout);
+    Py_ssize_t done =
+        put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]), timeout);
     return done < 0 ? NULL : PyLong_FromSsize_t(done);
 }
 
@@ -660,8 +661,7 @@ static PyMethodDef Ring_methods[] = {
 };
 
 PyTypeObject ps_RingType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Ring",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Ring",
     .tp_basicsize = sizeof(ps_Ring),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

@@ -9,8 +9,8 @@
 #include "mapping.h"
 
 typedef struct {
-    uint64_t nslots;    /* a power of two */
-    uint64_t heap_size; /* bytes */
+    uint64_t nslots;             /* a power of two */
+    uint64_t heap_size;          /* bytes */
     _Atomic uint64_t heap_used;  /* bytes appended so far (bumped before publication) */
     _Atomic uint64_t count;      /* live entries */
     _Atomic uint64_t used_slots; /* slots ever filled (live + tombstones) */
@@ -110,7 +110,8 @@ static PyObject *Table_init(PyObject *cls, PyObject *const *args, Py_ssize_t nar
     unsigned long long order = PyLong_AsUnsignedLongLong(args[4]);
     if (PyErr_Occurred() || check_geometry(nslots, heap) < 0)
         return NULL;
-    if (ps_mapping_ptr(args[0], offset + PS_TABLE_HEADER, (Py_ssize_t)(nslots * 8 + heap), 8) == NULL)
+    if (ps_mapping_ptr(args[0], offset + PS_TABLE_HEADER, (Py_ssize_t)(nslots * 8 + heap), 8) ==
+        NULL)
         return NULL;
     ps_table_layout *t = (ps_table_layout *)ps_mapping_ptr(args[0], offset, PS_TABLE_HEADER, 8);
     if (t == NULL)
@@ -243,8 +244,9 @@ static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t 
     int64_t free_slot;
     int damaged;
     ps_entry *e = NULL;
-    int64_t i = probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
-                      &free_slot, &damaged, &e);
+    int64_t i =
+        probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
+              &free_slot, &damaged, &e);
     PyMem_Free(heap_copy);
     if (damaged)
         return damaged_error();
@@ -268,8 +270,8 @@ static int table_insert(ps_Table *self, const ps_item *it)
     int64_t free_slot;
     int damaged;
     ps_entry *old = NULL;
-    int64_t i = probe(self, it->canon, (uint32_t)it->canon_len, it->hash, &free_slot, &damaged,
-                      &old);
+    int64_t i =
+        probe(self, it->canon, (uint32_t)it->canon_len, it->hash, &free_slot, &damaged, &old);
     if (damaged)
         return -2;
     uint64_t need = sizeof(ps_entry) + ALIGN8(it->canon_len + it->key_len + it->value_len);
@@ -328,9 +330,13 @@ static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nar
     unsigned long tag = PyLong_AsUnsignedLong(args[2]);
     if (tag == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
-    ps_item it = {PyBytes_AS_STRING(args[0]), PyBytes_AS_STRING(args[1]),
-                  PyBytes_AS_STRING(args[3]), (uint64_t)PyBytes_GET_SIZE(args[0]),
-                  (uint64_t)PyBytes_GET_SIZE(args[1]), (uint64_t)PyBytes_GET_SIZE(args[3]), 0,
+    ps_item it = {PyBytes_AS_STRING(args[0]),
+                  PyBytes_AS_STRING(args[1]),
+                  PyBytes_AS_STRING(args[3]),
+                  (uint64_t)PyBytes_GET_SIZE(args[0]),
+                  (uint64_t)PyBytes_GET_SIZE(args[1]),
+                  (uint64_t)PyBytes_GET_SIZE(args[3]),
+                  0,
                   (uint32_t)tag};
     if (it.canon_len > UINT32_MAX || it.key_len > UINT32_MAX || it.value_len > UINT32_MAX ||
         tag > UINT32_MAX) {
@@ -408,8 +414,8 @@ static PyObject *Table_copy_from(ps_Table *self, PyObject *arg)
     int r = 1;
     for (uint64_t j = 0; j < n && r >= 0; j++) {
         ps_entry *e = live[j];
-        ps_item it = {CANON(e), KEY(e), VALUE(e), e->canon_len, e->key_len, e->value_len,
-                      e->hash, e->value_tag};
+        ps_item it = {CANON(e),   KEY(e),       VALUE(e), e->canon_len,
+                      e->key_len, e->value_len, e->hash,  e->value_tag};
         r = table_insert(self, &it);
     }
     PyMem_Free(live);
@@ -486,13 +492,12 @@ static PyObject *Table_stats(ps_Table *self, PyObject *unused)
 {
     (void)unused;
     ps_table_layout *t = self->t;
-    return Py_BuildValue("(KKKKKKK)", (unsigned long long)atomic_load(&t->count),
-                         (unsigned long long)self->nslots,
-                         (unsigned long long)atomic_load(&t->used_slots),
-                         (unsigned long long)atomic_load(&t->heap_used),
-                         (unsigned long long)self->heap_size,
-                         (unsigned long long)atomic_load(&t->garbage),
-                         (unsigned long long)atomic_load(&t->next_order));
+    return Py_BuildValue(
+        "(KKKKKKK)", (unsigned long long)atomic_load(&t->count), (unsigned long long)self->nslots,
+        (unsigned long long)atomic_load(&t->used_slots),
+        (unsigned long long)atomic_load(&t->heap_used), (unsigned long long)self->heap_size,
+        (unsigned long long)atomic_load(&t->garbage),
+        (unsigned long long)atomic_load(&t->next_order));
 }
 
 static Py_ssize_t Table_len(ps_Table *self)
@@ -527,8 +532,7 @@ static PySequenceMethods Table_as_sequence = {
 };
 
 PyTypeObject ps_TableType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Table",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Table",
     .tp_basicsize = sizeof(ps_Table),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Table_as_sequence,

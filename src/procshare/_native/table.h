@@ -19,7 +19,4 @@
 
 extern PyTypeObject ps_TableType;
 
-
-
-
 #endif

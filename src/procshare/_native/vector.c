@@ -205,7 +205,8 @@ static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
             return NULL;
         }
         PyObject *data = PyTuple_GET_ITEM(it, 1);
-        uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+        uint64_t off =
+            heap_add(self, tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
         if (off == 1) {
             Py_DECREF(seq);
             return NULL;
@@ -233,7 +234,8 @@ static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_
         return NULL;
     if ((uint64_t)len >= self->capacity)
         Py_RETURN_FALSE;
-    uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[1]), (uint64_t)PyBytes_GET_SIZE(args[1]));
+    uint64_t off =
+        heap_add(self, tag, PyBytes_AS_STRING(args[1]), (uint64_t)PyBytes_GET_SIZE(args[1]));
     if (off == 1)
         return NULL;
     if (off == 0)
@@ -263,7 +265,8 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
         return NULL;
     }
-    uint64_t off = heap_add(self, tag, PyBytes_AS_STRING(args[2]), (uint64_t)PyBytes_GET_SIZE(args[2]));
+    uint64_t off =
+        heap_add(self, tag, PyBytes_AS_STRING(args[2]), (uint64_t)PyBytes_GET_SIZE(args[2]));
     if (off == 1)
         return NULL;
     if (off == 0)
@@ -301,7 +304,8 @@ static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
     if (out == NULL)
         return NULL;
     for (int64_t i = 0; i < len; i++) {
-        PyObject *item = element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        PyObject *item =
+            element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -348,8 +352,7 @@ static PySequenceMethods Vector_as_sequence = {
 };
 
 PyTypeObject ps_VectorType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "procshare._core.Vector",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Vector",
     .tp_basicsize = sizeof(ps_Vector),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Vector_as_sequence,
