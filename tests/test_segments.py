@@ -186,3 +186,14 @@ def test_segment_being_created_is_waited_for(name: str) -> None:
             Counter(name=name)
     finally:
         procshare._segment._ATTACH_WAIT = old
+
+
+def test_every_object_kind_has_its_class() -> None:
+    from procshare import _names
+
+    objects = set(_names.Kind) - _names.TABLE_KINDS
+    assert {k for k in objects if _names.class_of(k) is None} == set()
+    for kind in objects:
+        cls = _names.class_of(kind)
+        assert cls._kind is kind and cls.__module__.startswith("procshare.")
+    assert all(_names.class_of(k) is None for k in _names.TABLE_KINDS)

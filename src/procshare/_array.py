@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 from . import _core
 from ._errors import KindError
 from ._lock import LOCK_SPACE, Synchronized, lock_of, lock_param
-from ._segment import Kind, Segment
+from ._names import Kind
+from ._segment import Segment
 from ._shared import Shared
 from ._typecodes import typecode_of
 

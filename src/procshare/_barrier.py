@@ -21,8 +21,9 @@ from ._condition import MAX_WAITERS, Condition
 from ._condition import size as condition_size
 from ._errors import CorruptSegmentError, ProcshareError
 from ._lock import LOCK_SPACE, Lock
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment, check_attach
+from ._segment import Segment, check_attach
 from ._sync_base import SyncObject
 
 __all__ = ["Barrier", "BrokenBarrierError"]

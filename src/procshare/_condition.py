@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from . import _core, _parking
 from ._errors import CorruptSegmentError
 from ._lock import LOCK_SPACE, Lock, RLock, Synchronized, lock_of, lock_param
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment, check_attach
+from ._segment import Segment, check_attach
 from ._sync_base import SyncObject
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._segment import Kind
+from ._names import Kind
 from ._value import RawValue, open_scalar
 
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from . import _core
 from ._generations import Generational, Plan, guarded_repr
 from ._keys import canonical, restore, stored
-from ._segment import Kind
+from ._names import Kind
 from ._values import decode_value, encode_value
 
 _MISSING: Any = object()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core, _parking
+from ._names import Kind
 from ._parking import Park, Waiting
-from ._segment import Kind, Segment
+from ._segment import Segment
 from ._sync_base import SyncObject
 
 

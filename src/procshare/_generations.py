@@ -30,7 +30,8 @@ from typing import Any, ClassVar, TypeVar
 from . import _core, _names
 from ._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from ._lock import LOCK_SPACE, RLock
-from ._segment import FLAG_UNLINKED, Kind, Segment, at_exit, check_trust, on_unlink
+from ._names import Kind
+from ._segment import FLAG_UNLINKED, Segment, at_exit, check_trust
 from ._shared import Shared
 
 T = TypeVar("T")
@@ -93,6 +94,12 @@ class Generational(Shared):
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
         return cls._from_segment(Segment.attach(name, cls._kind))
+
+    @classmethod
+    def _after_unlink(cls, seg: Segment) -> None:
+        """The root's name was removed: its tables go once no process uses them."""
+        if not _in_use(seg):
+            _remove_tables(seg)
 
     @property
     def lock(self) -> RLock:
@@ -241,12 +248,6 @@ def _in_use(root: Segment) -> bool:
     return any(pid and _core.pid_alive(pid) for pid in _users(root)[:])
 
 
-def _unlinked(root: Segment) -> None:
-    """The root's name was removed: its tables go once no process uses them."""
-    if not _in_use(root):
-        _remove_tables(root)
-
-
 class _Hold:
     """This process's place in one root's users table, and its handles of that root."""
 
@@ -322,7 +323,6 @@ class _Holds:
 
 
 _holds = _Holds()
-on_unlink[Kind.DICT] = on_unlink[Kind.LIST] = _unlinked
 
 
 def stale_table(name: str, mapped: Callable[[], set[str]]) -> bool:

@@ -11,7 +11,7 @@ from functools import cache
 from . import _core, _names
 from ._errors import NotFoundError, ProcshareError, UntrustedSegmentError
 from ._generations import stale_table
-from ._segment import DEFAULT_MODE, Kind, Segment, check_trust, owner_name, start_time
+from ._segment import DEFAULT_MODE, Segment, check_trust, owner_name, start_time
 
 SHM_DIR = "/dev/shm"
 
@@ -115,7 +115,7 @@ def leftovers() -> list[Entry]:
     for e in entries():
         if e.refused:
             continue
-        if e.kind in _TABLE_KINDS:
+        if e.kind in _TABLE_KIND_NAMES:
             if stale_table(e.name, _mapped):
                 left.append(e)
         elif e.kind.startswith("damaged") or (e.anonymous and not e.creator_alive):
@@ -123,7 +123,7 @@ def leftovers() -> list[Entry]:
     return left
 
 
-_TABLE_KINDS = {Kind.DICT_TABLE.name.lower(), Kind.LIST_TABLE.name.lower()}
+_TABLE_KIND_NAMES = {kind.name.lower() for kind in _names.TABLE_KINDS}
 
 
 def main_ls() -> int:

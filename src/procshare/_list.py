@@ -16,7 +16,7 @@ from typing import Any, ClassVar, SupportsIndex, overload
 
 from . import _core
 from ._generations import Generational, Plan, guarded_repr
-from ._segment import Kind
+from ._names import Kind
 from ._values import decode_value, encode_value
 
 Item = tuple[int, bytes]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core, _parking
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment, accepting
+from ._segment import Segment, accepting
 from ._sync_base import AsyncAcquire, SyncObject
 
 
@@ -81,8 +82,8 @@ def _zeroed(mapping: _core.Mapping, offset: int) -> None:
     """New segments are zero-filled, which is an unlocked lock word."""
 
 
-#: Bytes reserved in front of a synchronised object's data for its own lock.
-LOCK_SPACE = 64
+#: Bytes reserved in front of a synchronised object's data for its own lock (the core's).
+LOCK_SPACE: int = _core.LOCK_SPACE
 
 
 def lock_param(lock: object) -> list[Any] | None:

@@ -1,20 +1,64 @@
-"""Segment names: user names, fresh anonymous names, table names, the common prefix.
+"""Segment identity: names (user, anonymous, table), kinds, and the class of each kind.
 
 User names use the alphabet ``A-Z a-z 0-9 . _ -`` and start with a letter or
 digit.  Every name procshare makes for itself lies outside that set, so it
 can never meet a user's: anonymous names start with ``_``, and a Dict's or
-List's tables are ``<root>~<token>.<generation>``.
+List's tables are ``<root>~<token>.<generation>``.  Every segment's header
+records its Kind; each public type registers itself as the class of its
+kind, which is how ``procshare ls``/``rm`` and cleanup find what a kind needs.
 """
 
+from __future__ import annotations
+
+import enum
 import os
 import re
 import secrets
+from typing import Any
 
 #: Every segment procshare creates is /dev/shm/<PREFIX><name>.
 PREFIX = "procshare."
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _TABLE = re.compile(r"(.+)~([0-9a-f]{16})\.([0-9]+)")
+
+
+class Kind(enum.IntEnum):
+    """What a segment holds."""
+
+    VALUE = 1
+    ARRAY = 2
+    COUNTER = 3
+    LOCK = 4
+    RLOCK = 5
+    SEMAPHORE = 6
+    BOUNDED_SEMAPHORE = 7
+    CONDITION = 8
+    EVENT = 9
+    BARRIER = 10
+    QUEUE = 11
+    SIMPLE_QUEUE = 12
+    JOINABLE_QUEUE = 13
+    DICT = 14
+    DICT_TABLE = 15
+    LIST = 16
+    LIST_TABLE = 17
+
+
+#: Kinds of the segments that hold a Dict's or List's data, not an object of their own.
+TABLE_KINDS = frozenset({Kind.DICT_TABLE, Kind.LIST_TABLE})
+
+_classes: dict[Kind, Any] = {}
+
+
+def register(kind: Kind, cls: Any) -> None:
+    """Record cls as the class of kind (the first class to define the kind)."""
+    _classes.setdefault(kind, cls)
+
+
+def class_of(kind: Kind) -> Any:
+    """The class registered for kind, or None (a table, or a type not imported)."""
+    return _classes.get(kind)
 
 
 def validate(name: object) -> str:

@@ -45,21 +45,18 @@ Waiting = Generator[tuple[Park, float | None], bool, T]
 #: Longest single park of an asyncio wait (bounds how long a cancelled wait holds a thread).
 ASYNC_SLICE = 0.05
 
-#: How often a waiter checks whether the process it depends on is still alive.
-PROBE = 0.02
-
-#: Seconds a waiter spins on a word before sleeping: a waker on another core is often that close.
-SPIN = 20e-6
+#: How often a lock's waiter checks whether the holder is still alive (the core's interval).
+PROBE = _core.PROBE_NS / 1e9
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 
 
 def park_word(mapping: _core.Mapping, offset: int, value: int) -> Park:
-    """A park on the 32-bit word at offset while it holds value (spinning SPIN first);
-    its wake-ups go to every sleeper (an Event's or a Condition slot's)."""
+    """A park on the 32-bit word at offset while it holds value (spinning first, as the
+    core does); its wake-ups go to every sleeper (an Event's or a Condition slot's)."""
     return Park(
-        lambda timeout: mapping.wait(offset, value, timeout, SPIN),
+        lambda timeout: mapping.wait(offset, value, timeout),
         lambda: mapping.wake(offset),
     )
 

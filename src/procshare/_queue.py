@@ -17,8 +17,9 @@ from functools import partial
 from typing import Any, ClassVar
 
 from . import _core, _parking
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment, check_attach
+from ._segment import Segment, check_attach
 from ._sync_base import SyncObject
 
 _EMPTY: Any = object()  # Ring.get's answer when no message came in time

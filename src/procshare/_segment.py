@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import enum
 import errno
 import json
 import os
@@ -45,6 +44,7 @@ from ._errors import (
     UntrustedSegmentError,
     VersionError,
 )
+from ._names import Kind
 
 MAGIC = b"PROCSHR\x00"
 LAYOUT_VERSION = 2
@@ -67,32 +67,6 @@ FLAG_ESCAPED = 1  # a handle was pickled or a child forked: another process may 
 FLAG_UNLINKED = 2  # the name was removed; the last process holding the object cleans up
 
 _ATTACH_WAIT = 5.0  # seconds to wait for a segment that is being created
-
-
-class Kind(enum.IntEnum):
-    """What a segment holds."""
-
-    VALUE = 1
-    ARRAY = 2
-    COUNTER = 3
-    LOCK = 4
-    RLOCK = 5
-    SEMAPHORE = 6
-    BOUNDED_SEMAPHORE = 7
-    CONDITION = 8
-    EVENT = 9
-    BARRIER = 10
-    QUEUE = 11
-    SIMPLE_QUEUE = 12
-    JOINABLE_QUEUE = 13
-    DICT = 14
-    DICT_TABLE = 15
-    LIST = 16
-    LIST_TABLE = 17
-
-
-#: What unlinking a segment of a kind must also do (Dict and List: their tables).
-on_unlink: dict[Kind, Callable[[Segment], None]] = {}
 
 
 def check_mode(mode: object) -> int:
@@ -409,8 +383,8 @@ class Segment:
         _lifetimes.forget(self.name)
         with contextlib.suppress(FileNotFoundError):
             _core.shm_unlink(path)
-        if (after := on_unlink.get(self.kind)) is not None:
-            after(self)
+        if (cls := _names.class_of(self.kind)) is not None:
+            cls._after_unlink(self)
 
     def creator(self) -> tuple[int, int]:
         """The creating process: (pid, start time), from the header."""

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from . import _core, _parking
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Segment
 from ._sync_base import AsyncAcquire, SyncObject
-
-_VALUE, _MAXIMUM = 0, 8  # byte offsets inside the semaphore's layout
 
 
 class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
@@ -35,8 +34,7 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
             raise ValueError(f"semaphore value must be 0 to {_core.SEMAPHORE_MAX}, not {value}")
 
         def init(mapping: _core.Mapping, offset: int) -> None:
-            _core.Cell(mapping, offset + _VALUE, "I").store(value)
-            _core.Cell(mapping, offset + _MAXIMUM, "I").store(value if cls._bounded else 0)
+            _core.Semaphore.init(mapping, offset, value, value if cls._bounded else 0)
 
         seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode)
         return cls._at(seg, seg.data_offset)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _names
 from ._segment import Segment, accepting
 
 
@@ -18,6 +19,15 @@ class Shared:
 
     __slots__ = ()
     _seg: Segment
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if (kind := cls.__dict__.get("_kind")) is not None:
+            _names.register(kind, cls)
+
+    @classmethod
+    def _after_unlink(cls, seg: Segment) -> None:
+        """What removing the name of seg, an object of this class, must also do."""
 
     @property
     def name(self) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, cast
 
 from . import _parking
+from ._names import Kind
 from ._parking import Waiting
-from ._segment import Kind, Segment
+from ._segment import Segment
 from ._shared import Shared
 
 

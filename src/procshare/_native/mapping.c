@@ -101,9 +101,10 @@ int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_n
     if (timeout_ns >= 0 && spin_ns > timeout_ns)
         spin_ns = timeout_ns;
     int changed;
-    Py_BEGIN_ALLOW_THREADS changed = ps_spin(word, expected, spin_ns);
-    Py_END_ALLOW_THREADS for (;;)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        changed = ps_spin(word, expected, spin_ns);
+    Py_END_ALLOW_THREADS
+    for (;;) {
         if (changed)
             return 1;
         int64_t slice = PS_SLICE_NS;
@@ -115,8 +116,11 @@ int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_n
                 slice = left;
         }
         ps_wait_result r;
-        Py_BEGIN_ALLOW_THREADS r = ps_sleep(word, expected, slice, sleepers);
-        Py_END_ALLOW_THREADS if (PyErr_CheckSignals() < 0) return -1;
+        Py_BEGIN_ALLOW_THREADS
+            r = ps_sleep(word, expected, slice, sleepers);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0)
+            return -1;
         changed = r != PS_WAIT_TIMEOUT || atomic_load(word) != expected;
     }
 }
@@ -163,13 +167,14 @@ static PyBufferProcs Mapping_as_buffer = {
     .bf_getbuffer = (getbufferproc)Mapping_getbuffer,
 };
 
-/* wait(offset, expected, timeout=None, spin=0.0) -> bool: park on the 32-bit
- * word at offset while it equals expected, spinning up to spin seconds first;
+/* wait(offset, expected, timeout=None, spin=None) -> bool: park on the 32-bit
+ * word at offset while it equals expected, spinning up to spin seconds first
+ * (None: the core's PS_SPIN_NS);
  * False when the timeout expired.  May return True spuriously. */
 static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 2 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "wait(offset, expected, timeout=None, spin=0.0)");
+        PyErr_SetString(PyExc_TypeError, "wait(offset, expected, timeout=None, spin=None)");
         return NULL;
     }
     Py_ssize_t off = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
@@ -183,7 +188,7 @@ static PyObject *Mapping_wait(ps_Mapping *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     int64_t timeout = ps_timeout_ns(nargs >= 3 ? args[2] : Py_None);
-    int64_t spin = nargs == 4 ? ps_timeout_ns(args[3]) : 0;
+    int64_t spin = nargs == 4 && args[3] != Py_None ? ps_timeout_ns(args[3]) : PS_SPIN_NS;
     if (timeout == -2 || spin == -2)
         return NULL;
     char *p = ps_mapping_ptr((PyObject *)self, off, 4, 4);
@@ -217,7 +222,7 @@ static PyObject *Mapping_wake(ps_Mapping *self, PyObject *const *args, Py_ssize_
 
 static PyMethodDef Mapping_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Mapping_wait, METH_FASTCALL,
-     "wait(offset, expected, timeout=None, spin=0.0) -> bool: park on a 32-bit word."},
+     "wait(offset, expected, timeout=None, spin=None) -> bool: park on a 32-bit word."},
     {"wake", (PyCFunction)(void (*)(void))Mapping_wake, METH_FASTCALL,
      "wake(offset, n=-1) -> int: futex wake on a 32-bit word."},
     {NULL, NULL, 0, NULL},
@@ -266,9 +271,11 @@ PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (mode == -1 && PyErr_Occurred())
         return NULL;
     int fd;
-    Py_BEGIN_ALLOW_THREADS fd = ps_shm_open(name, create, (unsigned)mode);
-    Py_END_ALLOW_THREADS if (fd < 0) return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError,
-                                                                                 args[0]);
+    Py_BEGIN_ALLOW_THREADS
+        fd = ps_shm_open(name, create, (unsigned)mode);
+    Py_END_ALLOW_THREADS
+    if (fd < 0)
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
     return PyLong_FromLong(fd);
 }
 

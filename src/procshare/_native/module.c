@@ -85,6 +85,8 @@ PyMODINIT_FUNC PyInit__core(void)
         }
     }
     if (PyModule_AddIntConstant(m, "MUTEX_SIZE", PS_MUTEX_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "LOCK_SPACE", PS_LOCK_SPACE) < 0 ||
+        PyModule_AddIntConstant(m, "PROBE_NS", PS_PROBE_NS) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0 ||
         PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0 ||

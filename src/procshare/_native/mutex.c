@@ -12,7 +12,7 @@
 _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 
 #define PID_MASK 0x7fffffffu
-#define PROBE_NS 20000000 /* how often a sleeper checks that the owner lives */
+_Static_assert(PS_MUTEX_SIZE <= PS_LOCK_SPACE, "a lock fits its space");
 
 typedef struct {
     PS_VIEW_HEAD
@@ -67,7 +67,7 @@ static int mutex_takeover(ps_mutex_layout *m, uint32_t w, uint32_t me)
 }
 
 /* One slice of waiting, run without the GIL: try to take the word, else sleep
- * on it for at most PROBE_NS (or until deadline, < 0: none), then take it
+ * on it for at most PS_PROBE_NS (or until deadline, < 0: none), then take it
  * over if its owner died.  Returns 1 when acquired, 0 at the deadline, 2 when
  * the caller should run signal handlers and call again. */
 static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
@@ -75,7 +75,7 @@ static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *d
     uint32_t w = 0;
     if (atomic_compare_exchange_strong(&m->word, &w, me))
         return 1;
-    int64_t slice = PROBE_NS;
+    int64_t slice = PS_PROBE_NS;
     if (deadline >= 0) {
         int64_t left = deadline - ps_now_ns();
         if (left <= 0)
@@ -105,13 +105,17 @@ int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
         return 0;
     int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
     int r;
-    Py_BEGIN_ALLOW_THREADS r = mutex_spin(m, me, deadline);
-    Py_END_ALLOW_THREADS while (r == 0 || r == 2)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        r = mutex_spin(m, me, deadline);
+    Py_END_ALLOW_THREADS
+    while (r == 0 || r == 2) {
         if (r == 2 && PyErr_CheckSignals() < 0)
             return -1;
-        Py_BEGIN_ALLOW_THREADS r = mutex_slice(m, me, deadline, died);
-        Py_END_ALLOW_THREADS if (r == 0) return 0;
+        Py_BEGIN_ALLOW_THREADS
+            r = mutex_slice(m, me, deadline, died);
+        Py_END_ALLOW_THREADS
+        if (r == 0)
+            return 0;
     }
     return 1;
 }

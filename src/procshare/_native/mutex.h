@@ -14,6 +14,13 @@
 /* Bytes a mutex occupies in a segment (8-byte aligned). */
 #define PS_MUTEX_SIZE 24
 
+/* Bytes reserved for a lock in front of the data it guards: a cache line, so
+ * that the lock word and the data do not share one. */
+#define PS_LOCK_SPACE 64
+
+/* How often a sleeper checks that the lock's owner still lives. */
+#define PS_PROBE_NS 20000000
+
 #include <stdatomic.h>
 #include <stdint.h>
 

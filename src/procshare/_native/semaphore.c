@@ -140,7 +140,35 @@ static PyObject *Semaphore_unpark(ps_Semaphore *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* init(mapping, offset, value, maximum): lay out a new semaphore (maximum 0:
+ * unbounded; the segment is fresh and zero-filled). */
+static PyObject *Semaphore_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, value, maximum)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    unsigned long value = PyLong_AsUnsignedLong(args[2]);
+    unsigned long maximum = PyLong_AsUnsignedLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (value > PS_SEMAPHORE_MAX || maximum > PS_SEMAPHORE_MAX) {
+        PyErr_SetString(PyExc_ValueError, "semaphore value out of range");
+        return NULL;
+    }
+    ps_sem_layout *s = (ps_sem_layout *)ps_mapping_ptr(args[0], offset, PS_SEMAPHORE_SIZE, 4);
+    if (s == NULL)
+        return NULL;
+    atomic_store(&s->value, (uint32_t)value);
+    atomic_store(&s->maximum, (uint32_t)maximum);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Semaphore_methods[] = {
+    {"init", (PyCFunction)(void (*)(void))Semaphore_init, METH_FASTCALL | METH_CLASS,
+     "init(mapping, offset, value, maximum): lay out a new semaphore (maximum 0: unbounded)."},
     {"acquire", (PyCFunction)(void (*)(void))Semaphore_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(block=True, timeout=None) -> bool"},
     {"release", (PyCFunction)(void (*)(void))Semaphore_release, METH_FASTCALL, "release(n=1)"},
