@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from procshare import _core
-from procshare._inventory import remove
-from procshare._segment import at_exit
+from procshare._shm.inventory import remove
+from procshare._shm.segment import at_exit
 
 SHM = "/dev/shm"
 PREFIX = "procshare."

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import procshare
-from procshare._segment import HEADER_SIZE
+from procshare._shm.segment import HEADER_SIZE
 
 SHM = "/dev/shm/procshare."
 

@@ -100,3 +100,13 @@ def test_a_barrier_with_a_held_action_needs_one_to_attach(name: str) -> None:
     mine = CountingAction()
     Barrier(1, action=mine, name=name).wait(5)
     assert mine.calls.value == 1
+
+
+def test_the_public_names_are_pinned() -> None:
+    ours = {
+        "Context", "CorruptSegmentError", "Counter", "Dict", "KindError", "List",
+        "NotFoundError", "ProcshareError", "SpaceError", "UntrustedSegmentError", "VersionError",
+        "BrokenBarrierError", "__version__",
+    }  # fmt: skip
+    assert set(procshare.__all__) == set(mp.__all__) | ours
+    assert all(hasattr(procshare, name) for name in procshare.__all__)

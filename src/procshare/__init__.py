@@ -33,12 +33,13 @@ from multiprocessing import (
     set_start_method,
 )
 
-from ._array import Array, RawArray
-from ._barrier import Barrier, BrokenBarrierError
-from ._condition import Condition
 from ._context import Context, get_context
-from ._counter import Counter
-from ._dict import Dict
+from ._data.array import Array, RawArray
+from ._data.counter import Counter
+from ._data.dict import Dict
+from ._data.list import List
+from ._data.queue import JoinableQueue, Queue, SimpleQueue
+from ._data.value import RawValue, Value
 from ._errors import (
     CorruptSegmentError,
     KindError,
@@ -48,12 +49,11 @@ from ._errors import (
     UntrustedSegmentError,
     VersionError,
 )
-from ._event import Event
-from ._list import List
-from ._lock import Lock, RLock
-from ._queue import JoinableQueue, Queue, SimpleQueue
-from ._semaphore import BoundedSemaphore, Semaphore
-from ._value import RawValue, Value
+from ._sync.barrier import Barrier, BrokenBarrierError
+from ._sync.condition import Condition
+from ._sync.event import Event
+from ._sync.lock import Lock, RLock
+from ._sync.semaphore import BoundedSemaphore, Semaphore
 
 __all__ = [
     "Array",

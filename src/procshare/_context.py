@@ -13,17 +13,17 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from ._array import Array, RawArray
-from ._barrier import Barrier
-from ._condition import Condition
-from ._counter import Counter
-from ._dict import Dict
-from ._event import Event
-from ._list import List
-from ._lock import Lock, RLock
-from ._queue import JoinableQueue, Queue, SimpleQueue
-from ._semaphore import BoundedSemaphore, Semaphore
-from ._value import RawValue, Value
+from ._data.array import Array, RawArray
+from ._data.counter import Counter
+from ._data.dict import Dict
+from ._data.list import List
+from ._data.queue import JoinableQueue, Queue, SimpleQueue
+from ._data.value import RawValue, Value
+from ._sync.barrier import Barrier
+from ._sync.condition import Condition
+from ._sync.event import Event
+from ._sync.lock import Lock, RLock
+from ._sync.semaphore import BoundedSemaphore, Semaphore
 
 #: The shared objects a procshare context makes; every other name is multiprocessing's.
 SHARED: dict[str, Any] = {

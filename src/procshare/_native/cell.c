@@ -547,7 +547,8 @@ static PyNumberMethods Cell_as_number = {
 };
 
 PyTypeObject ps_CellType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Cell",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Cell",
     .tp_basicsize = sizeof(ps_Cell),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_number = &Cell_as_number,
@@ -836,7 +837,8 @@ static PyBufferProcs CellArray_as_buffer = {
 };
 
 PyTypeObject ps_CellArrayType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.CellArray",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.CellArray",
     .tp_basicsize = sizeof(ps_CellArray),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &CellArray_as_sequence,

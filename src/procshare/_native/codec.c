@@ -1,5 +1,5 @@
 /* The encodings procshare stores: canonical key bytes for exact str, bytes
- * and int keys (the general encoder for other keys is procshare._keys), and
+ * and int keys (the general encoder for other keys is procshare._shm.keys), and
  * values as (tag, bytes).  One implementation of each, used by the Ring,
  * Table and Vector types and, through the module functions, by Python. */
 #include "codec.h"

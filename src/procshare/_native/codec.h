@@ -6,7 +6,7 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* Value tags (procshare._keys): bytes, pickled, UTF-8 str, 64-bit int. */
+/* Value tags (procshare._shm.keys): bytes, pickled, UTF-8 str, 64-bit int. */
 enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
 
 /* The value stored as (tag, bytes), or NULL with an exception. */

@@ -240,7 +240,8 @@ static PyGetSetDef Mapping_getset[] = {
 };
 
 PyTypeObject ps_MappingType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Mapping",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Mapping",
     .tp_basicsize = sizeof(ps_Mapping),
     .tp_dealloc = (destructor)Mapping_dealloc,
     .tp_as_buffer = &Mapping_as_buffer,

@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 typedef struct {
-    PyObject_HEAD char *base;
+    PyObject_HEAD
+    char *base;
     Py_ssize_t size;
     PyObject *weakreflist;
 } ps_Mapping;
@@ -20,7 +21,9 @@ extern PyTypeObject ps_MappingType;
 
 /* Every type that views memory inside a mapping starts with PS_VIEW_HEAD: the
  * reference that keeps the mapping (and so the memory) alive. */
-#define PS_VIEW_HEAD PyObject_HEAD PyObject *mapping;
+#define PS_VIEW_HEAD \
+    PyObject_HEAD    \
+    PyObject *mapping;
 
 typedef struct {
     PS_VIEW_HEAD

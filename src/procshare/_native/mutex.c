@@ -140,11 +140,11 @@ static uint64_t thread_ident(void)
     return (uint64_t)PyThread_get_thread_ident();
 }
 
-/* procshare._parking.task_ident(): the running task's ident, 0 if none. */
+/* procshare._sync.parking.task_ident(): the running task's ident, 0 if none. */
 static uint64_t task_ident(void)
 {
     static PyObject *fn;
-    if (ps_python_attr("procshare._parking", "task_ident", &fn) == NULL) {
+    if (ps_python_attr("procshare._sync.parking", "task_ident", &fn) == NULL) {
         PyErr_Clear();
         return 0;
     }
@@ -460,7 +460,8 @@ static PyGetSetDef Mutex_getset[] = {
 };
 
 PyTypeObject ps_MutexType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Mutex",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Mutex",
     .tp_basicsize = sizeof(ps_Mutex),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

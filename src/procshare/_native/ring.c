@@ -661,7 +661,8 @@ static PyMethodDef Ring_methods[] = {
 };
 
 PyTypeObject ps_RingType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Ring",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Ring",
     .tp_basicsize = sizeof(ps_Ring),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

@@ -181,7 +181,8 @@ static PyMethodDef Semaphore_methods[] = {
 };
 
 PyTypeObject ps_SemaphoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Semaphore",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Semaphore",
     .tp_basicsize = sizeof(ps_Semaphore),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

@@ -532,7 +532,8 @@ static PySequenceMethods Table_as_sequence = {
 };
 
 PyTypeObject ps_TableType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Table",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Table",
     .tp_basicsize = sizeof(ps_Table),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Table_as_sequence,

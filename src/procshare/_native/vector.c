@@ -352,7 +352,8 @@ static PySequenceMethods Vector_as_sequence = {
 };
 
 PyTypeObject ps_VectorType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "procshare._core.Vector",
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Vector",
     .tp_basicsize = sizeof(ps_Vector),
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Vector_as_sequence,

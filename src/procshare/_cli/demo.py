@@ -1,0 +1,260 @@
+"""The article's scenarios, replayed with real processes.
+
+The list: ten processes append to a plain global list (the parent still
+sees ``[]``: each child appended to its own copy), to a Manager list, and to
+a procshare List.
+
+The counter: N processes each add 1 to a shared count M times.  A Manager
+Value updated with ``v.value += 1`` loses updates (read and write are two
+round trips); a Manager Lock fixes it slowly; procshare's ``v += 1`` and
+Counter are exact without a lock.
+
+The recommendation: exchange messages instead of sharing state.  Producers
+send numbers through a queue to one consumer, which sums them: the same
+program with multiprocessing.Queue and with procshare.Queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .._data.counter import Counter
+from .._data.list import List
+from .._data.queue import Queue
+from .._data.value import Value
+
+
+def _manager_no_lock(v: Any, lock: Any, n: int) -> None:
+    for _ in range(n):
+        v.value += 1
+
+
+def _locked_value(v: Any, lock: Any, n: int) -> None:
+    for _ in range(n):
+        with lock:
+            v.value += 1
+
+
+def _atomic(v: Any, lock: Any, n: int) -> None:
+    for _ in range(n):
+        v += 1
+
+
+@dataclass
+class Row:
+    implementation: str
+    procs: int
+    incs: int
+    got: int
+    seconds: float
+
+    @property
+    def expected(self) -> int:
+        return self.procs * self.incs
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.got
+
+
+def _run(
+    ctx: Any,
+    label: str,
+    make: Callable[[], tuple[Any, Any]],
+    work: Callable[[Any, Any, int], None],
+    procs: int,
+    incs: int,
+) -> Row:
+    value, lock = make()
+    workers = [ctx.Process(target=work, args=(value, lock, incs)) for _ in range(procs)]
+    t0 = time.perf_counter()
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join()
+    seconds = time.perf_counter() - t0
+    failed = [p.exitcode for p in workers if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{label}: {len(failed)} worker(s) failed, exit codes {failed}")
+    return Row(label, procs, incs, int(value.value), seconds)
+
+
+def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list[Row]:
+    """Run every implementation of the counter experiment and return one row each."""
+    ctx = mp.get_context(start_method)
+    with ctx.Manager() as manager:
+        cases: list[tuple[str, Callable[[], tuple[Any, Any]], Callable[[Any, Any, int], None]]] = [
+            ("multiprocessing Manager Value, no lock", lambda: (manager.Value("i", 0), None),
+             _manager_no_lock),
+            ("multiprocessing Manager Value + Manager Lock",
+             lambda: (manager.Value("i", 0), manager.Lock()), _locked_value),
+            ("multiprocessing.Value + get_lock()", _mp_value(ctx), _locked_value),
+            ("procshare Value, v += 1", lambda: (Value("i", 0), None), _atomic),
+            ("procshare Value + procshare Lock", _ps_locked, _locked_value),
+            ("procshare Counter, c += 1", lambda: (Counter(), None), _atomic),
+        ]  # fmt: skip
+        return [_run(ctx, label, make, work, procs, incs) for label, make, work in cases]
+
+
+def _mp_value(ctx: Any) -> Callable[[], tuple[Any, Any]]:
+    def make() -> tuple[Any, Any]:
+        v = ctx.Value("i", 0)
+        return v, v.get_lock()
+
+    return make
+
+
+def _ps_locked() -> tuple[Any, Any]:
+    v = Value("i", 0)
+    return v, v.get_lock()
+
+
+def format_rows(rows: list[Row]) -> str:
+    """The rows as a table, with each time's ratio to the Manager + Lock row."""
+    base = next((r.seconds for r in rows if "Manager Lock" in r.implementation), None)
+    head = (
+        "implementation",
+        "procs x incs",
+        "expected",
+        "got",
+        "lost",
+        "seconds",
+        "speed vs Mgr+Lock",
+    )
+    table = [head]
+    for r in rows:
+        ratio = f"{base / r.seconds:.1f}x" if base and r.seconds > 0 else "-"
+        table.append(
+            (r.implementation, f"{r.procs} x {r.incs}", str(r.expected), str(r.got),
+             str(r.lost), f"{r.seconds:.3f}", ratio)
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _produce(q: Any, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        q.put(i)
+    q.put(None)
+
+
+def _consume(q: Any, producers: int, result: Any) -> None:
+    total, done = 0, 0
+    while done < producers:
+        item = q.get()
+        if item is None:
+            done += 1
+        else:
+            total += item
+    result.put(total)
+
+
+@dataclass
+class MessageRow:
+    queue: str
+    producers: int
+    messages: int
+    sum_right: bool
+    seconds: float
+
+
+def message_rows(producers: int, messages: int, start_method: str | None) -> list[MessageRow]:
+    """Producers send numbers to one consumer through each kind of queue; one row each."""
+    ctx: Any = mp.get_context(start_method)
+    expected = sum(range(producers * messages))
+    rows = []
+    for label, make in (("multiprocessing.Queue", ctx.Queue), ("procshare Queue", Queue)):
+        q, result = make(), ctx.SimpleQueue()
+        procs = [ctx.Process(target=_produce, args=(q, p * messages, messages))
+                 for p in range(producers)]  # fmt: skip
+        procs.append(ctx.Process(target=_consume, args=(q, producers, result)))
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        got = result.get()
+        for p in procs:
+            p.join()
+        rows.append(MessageRow(label, producers, messages, got == expected,
+                               time.perf_counter() - t0))  # fmt: skip
+    return rows
+
+
+def format_messages(rows: list[MessageRow]) -> str:
+    base = rows[0].seconds
+    lines = [f"{'queue':24} {'producers x messages':>21} {'sum right':>9} {'msgs/s':>11} "
+             f"{'seconds':>8}  speed vs multiprocessing"]  # fmt: skip
+    for r in rows:
+        shape = f"{r.producers} x {r.messages}"
+        rate = r.producers * r.messages / r.seconds
+        right = "yes" if r.sum_right else "NO"
+        lines.append(f"{r.queue:24} {shape:>21} {right:>9} {rate:>11,.0f} {r.seconds:>8.3f}  "
+                     f"{base / r.seconds:.1f}x")  # fmt: skip
+    return "\n".join(lines)
+
+
+_GLOBAL: list[int] = []
+
+
+def _append_global(i: int) -> None:
+    _GLOBAL.append(i)
+
+
+def _append_shared(items: Any, i: int) -> None:
+    items.append(i)
+
+
+def list_rows(n: int, start_method: str | None) -> list[tuple[str, list[Any], float]]:
+    """n processes each append their number; (implementation, what the parent sees, seconds)."""
+    ctx: Any = mp.get_context(start_method)
+    rows = []
+    with ctx.Manager() as manager:
+        cases: list[tuple[str, Any]] = [
+            ("plain global list", None),
+            ("multiprocessing Manager list", manager.list()),
+            ("procshare List", List()),
+        ]
+        for label, shared in cases:
+            t0 = time.perf_counter()
+            procs = [
+                ctx.Process(target=_append_global, args=(i,)) if shared is None
+                else ctx.Process(target=_append_shared, args=(shared, i))
+                for i in range(n)
+            ]  # fmt: skip
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            seen = sorted(_GLOBAL if shared is None else list(shared))
+            rows.append((label, seen, time.perf_counter() - t0))
+    return rows
+
+
+def main(procs: int, incs: int, start_method: str | None, messages: int = 20_000) -> int:
+    print("The article's list: 10 processes each append their number.\n")
+    lists = list_rows(10, start_method)
+    width = max(len(label) for label, _, _ in lists)
+    for label, seen, seconds in lists:
+        print(f"{label:{width}}  {seconds:6.3f} s  parent sees {seen}")
+    ok = lists[-1][1] == list(range(10))
+    print()
+    print(f"The article's counter: {procs} processes each add 1, {incs} time(s).\n")
+    rows = counter_rows(procs, incs, start_method)
+    print(format_rows(rows))
+    exact = [r for r in rows if r.implementation.startswith("procshare")]
+    ok = ok and all(r.lost == 0 for r in exact)
+    print("\nprocshare rows exact:", "yes" if ok else "NO")
+    producers = 4
+    print(f"\nMessages instead of shared state: {producers} producers each send {messages} "
+          "numbers to one consumer, which sums them.\n")  # fmt: skip
+    sent = message_rows(producers, messages, start_method)
+    print(format_messages(sent))
+    ok = ok and all(r.sum_right for r in sent)
+    return 0 if ok else 1

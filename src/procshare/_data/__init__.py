@@ -1,0 +1,1 @@
+"""Shared data: scalars, arrays, counters, queues, Dict and List."""

@@ -1,0 +1,346 @@
+"""Dict: a hash table in shared memory, read without locks, written under a robust lock.
+
+A small root segment (the Dict's name) holds the writers' robust lock and
+the current generation; the entries live in a table segment named
+``<name>.g<generation>``.  Readers never lock: they load the generation (one
+atomic read), re-attach if it changed, look the key up (entries are
+immutable, slots are published with one atomic store) and check that the
+generation is still the same.  Writers take the lock; when the table's slots
+or heap run out, the writer builds the next generation, copies the live
+entries, publishes it with one store and unlinks the old table.  A writer
+killed at any point leaks heap space at worst; the next writer repairs the
+counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any, ClassVar
+
+from .. import _core
+from .._shm.codec import decode_value, encode_value
+from .._shm.generations import Generational, Plan, guarded_repr
+from .._shm.keys import canonical, restore, stored
+from .._shm.names import Kind
+
+_MISSING: Any = object()
+_SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding
+_INT_TAG = _core.encode_value(0)[0]  # values stored as a 64-bit int: arithmetic runs no user code
+
+
+class Dict(Generational, MutableMapping[Any, Any]):
+    """``Dict(mapping_or_iterable=(), /, *, name=None, **kwargs)``: a dict shared by processes.
+
+    The full dict API; keys and values are any picklable objects (see
+    procshare._shm.keys for which keys meet across processes).  Atomic helpers:
+    ``incr``, ``compare_and_set``, ``setdefault``, ``pop``; compound updates
+    go under ``with d.lock:``.  Values that are procshare objects are stored
+    by reference.  With ``name=`` an existing Dict is attached and the
+    initial contents are ignored.  ``mode=`` (default 0o600) shares the
+    segment with the creator's group or others; ``name`` and ``mode`` are
+    keyword-only arguments, never keys.
+
+    No user code (pickling, ``__eq__``, ``__hash__``) runs while the
+    cross-process lock is held: values are encoded first, and the atomic
+    helpers compare stored bytes.
+    """
+
+    __slots__ = ()
+    _kind: ClassVar[Kind] = Kind.DICT
+    _table_kind: ClassVar[Kind] = Kind.DICT_TABLE
+    _table_type = _core.Table
+    _table: _core.Table
+
+    def __new__(
+        cls,
+        mapping_or_iterable: object = (),
+        /,
+        *,
+        name: str | None = None,
+        mode: int = 0o600,
+        **kwargs: Any,
+    ) -> Any:
+        initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
+        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
+        size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
+        self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded), mode)
+        self._fresh = True
+        return self
+
+    def __init__(
+        self,
+        mapping_or_iterable: object = (),
+        /,
+        *,
+        name: str | None = None,
+        mode: int = 0o600,
+        **kwargs: Any,
+    ) -> None:
+        """Called again on an existing Dict, updates it as dict.__init__ does."""
+        if self._fresh:
+            self._fresh = False  # just built by __new__ from these arguments
+            return
+        self.update(mapping_or_iterable, **kwargs)
+
+    @classmethod
+    def fromkeys(
+        cls, iterable: Iterable[Any], value: Any = None, *, name: str | None = None
+    ) -> Any:
+        """A new Dict (built by ``cls()``, as dict does) with every key set to value."""
+        d = cls() if name is None else cls(name=name)
+        d.update(dict.fromkeys(iterable, value))
+        return d
+
+    def _read(self, canon: bytes) -> tuple[int, bytes] | None:
+        return self._stable(_core.Table.get, canon)
+
+    def _snapshot(self) -> list[tuple[int, bytes, bytes, int, bytes]]:
+        """Live entries in insertion order: a consistent view of one generation."""
+        entries = self._stable(_entries)
+        entries.sort()
+        return entries
+
+    # -- writing (holding the lock) ----------------------------------------------
+
+    def _put(self, canon: bytes, blob: bytes, tag: int, data: bytes) -> int:
+        table: _core.Table = self._writable()
+        while (done := table.put(canon, blob, tag, data)) < 0:
+            table = self._grow(len(canon) + len(blob) + len(data))
+        return done
+
+    def _grow(self, extra_bytes: int, extra_keys: int = 1) -> _core.Table:
+        """Build the next generation, with room for the live entries and the extra."""
+        source = self._current()
+        source.recount()  # the counters size the next table: never trust damaged ones
+        count, _, _, used, heap, garbage, _ = source.stats()
+        live = min(used, heap) - min(garbage, used)
+        size, init = _plan(count + extra_keys, max(0, live) + extra_bytes, source=source)
+        table: _core.Table = self._replace(size, init)
+        return table
+
+    # -- the mapping protocol ------------------------------------------------------
+
+    def _lookup(self, key: Any, missing: Any) -> Any:
+        """d.get(key, missing): one C call when the generation is current and the key is
+        an exact str, bytes or int; the general path otherwise."""
+        gen_cell = self._gen_cell
+        gen = gen_cell.load()
+        if gen == self._gen:
+            value = self._table.lookup(key, missing, _SLOW)
+            if value is not _SLOW and gen_cell.load() == gen:
+                return value
+        found = self._read(canonical(key))
+        return missing if found is None else decode_value(*found)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._lookup(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._lookup(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return self._lookup(key, _MISSING) is not _MISSING
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            # One C call for exact str/bytes/int keys and values with room in the table
+            # (no user code runs); else encode outside the lock, then put (and grow).
+            done = self._writable().store(key, value, _SLOW)
+            if done is not _SLOW and done >= 0:
+                return
+        item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+        with self._lock:
+            self._put(*item)
+
+    def __delitem__(self, key: Any) -> None:
+        canon = canonical(key)
+        with self._lock:
+            if self._writable().delete(canon) is None:
+                raise KeyError(key)
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __iter__(self) -> Iterator[Any]:
+        for _, canon, blob, _, _ in self._snapshot():
+            yield restore(canon, blob)
+
+    def __reversed__(self) -> Iterator[Any]:
+        for _, canon, blob, _, _ in reversed(self._snapshot()):
+            yield restore(canon, blob)
+
+    def keys(self) -> KeysView[Any]:
+        return _Keys(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _Values(self)
+
+    def items(self) -> ItemsView[Any, Any]:
+        return _Items(self)
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Remove key and return its value, in one step."""
+        canon = canonical(key)
+        with self._lock:
+            found = self._writable().delete(canon)
+        if found is not None:
+            return decode_value(*found)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the most recently inserted item (LIFO, as dict)."""
+        with self._lock:
+            entries = self._snapshot()
+            if not entries:
+                raise KeyError("popitem(): dictionary is empty")
+            _, canon, blob, tag, data = entries[-1]
+            self._writable().delete(canon)
+        return restore(canon, blob), decode_value(tag, data)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """d[key] if present, else set it to default and return that, in one step."""
+        item = (canonical(key), stored(key), *encode_value(default))
+        with self._lock:
+            found = self._writable().get(item[0])
+            if found is None:
+                self._put(*item)
+        return default if found is None else decode_value(*found)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Insert every item, all under the lock (atomic to other writers)."""
+        # as dict.update: anything with keys() is a mapping, else an iterable of pairs
+        keys = getattr(other, "keys", None)
+        pairs = [(k, other[k]) for k in keys()] if keys is not None else list(other)
+        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in pairs]
+        encoded += [(canonical(k), stored(k), *encode_value(v)) for k, v in kwargs.items()]
+        with self._lock:
+            for item in encoded:
+                self._put(*item)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._replace(*_plan(0, 0))
+
+    def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
+        """d[key] = d.get(key, default) + n in one step; return the new value."""
+        canon, blob = canonical(key), stored(key)
+        if type(n) is int and type(default) is int:
+            with self._lock:  # 64-bit ints: the sum runs no user code, do it holding the lock
+                found = self._writable().get(canon)
+                if found is None or found[0] == _INT_TAG:
+                    new = (default if found is None else decode_value(*found)) + n
+                    self._put(canon, blob, *encode_value(new))
+                    return new
+        return self._update(canon, blob, lambda old: (default if old is _MISSING else old) + n)
+
+    def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
+        """Set d[key] = new if it currently equals expected, in one step."""
+        canon, blob = canonical(key), stored(key)
+        item = encode_value(new)
+        while True:
+            found = self._read(canon)
+            if found is None or decode_value(*found) != expected:  # outside the lock
+                return False
+            with self._lock:
+                if self._writable().get(canon) == found:
+                    self._put(canon, blob, *item)
+                    return True
+
+    def _update(self, canon: bytes, blob: bytes, compute: Callable[[Any], Any]) -> Any:
+        """Set the key to compute(its value, or _MISSING) in one step and return the
+        result: computed and encoded outside the lock, stored only if the entry's bytes
+        are still those it was computed from (else computed again)."""
+        while True:
+            found = self._read(canon)
+            new = compute(_MISSING if found is None else decode_value(*found))
+            item = encode_value(new)
+            with self._lock:
+                if self._writable().get(canon) == found:
+                    self._put(canon, blob, *item)
+                    return new
+
+    def copy(self) -> dict[Any, Any]:
+        """A plain dict with the current contents."""
+        return {restore(c, b): decode_value(t, d) for _, c, b, t, d in self._snapshot()}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Dict | dict | Mapping):
+            return self.copy() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self.copy() | dict(other)
+
+    def __ror__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(other) | self.copy()
+
+    def __ior__(self, other: Any) -> Dict:
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return guarded_repr(self, lambda: repr(self.copy()), "{...}")
+
+
+class _Keys(KeysView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._mapping))  # type: ignore[attr-defined]
+
+
+class _Values(ValuesView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._mapping.copy().values())  # type: ignore[attr-defined]
+
+
+class _Items(ItemsView[Any, Any]):
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self._mapping.copy().items())  # type: ignore[attr-defined]
+
+
+def _plan(
+    keys: int,
+    live_bytes: int,
+    source: _core.Table | None = None,
+    items: list[tuple[bytes, bytes, int, bytes]] | None = None,
+) -> Plan:
+    """A table for keys entries of live_bytes in all, with room to grow, filled with the
+    live entries of source and then items."""
+    nslots = 8
+    while nslots * 3 < keys * 8:  # at most 3/8 full
+        nslots *= 2
+    heap = -(-max(4096, 3 * (live_bytes + 48 * keys)) // 8) * 8
+
+    def init(mapping: _core.Mapping, offset: int) -> None:
+        _core.Table.init(mapping, offset, nslots, heap, 0)
+        table = _core.Table(mapping, offset)
+        if source is not None and not table.copy_from(source):
+            raise RuntimeError("the live entries did not fit the next table")
+        for item in items or ():
+            if table.put(*item) < 0:
+                raise RuntimeError("the initial entries did not fit the first table")
+
+    return _core.TABLE_HEADER + 8 * nslots + heap, init
+
+
+def _entries(table: _core.Table, _: object) -> list[tuple[int, bytes, bytes, int, bytes]]:
+    return table.entries()

@@ -1,0 +1,337 @@
+"""List: a list shared by processes, read without locks, written under a robust lock.
+
+Elements are immutable (tag, bytes) entries in a heap; a slot array points
+at them and the length is published last, so lock-free readers see each
+element whole.  ``l[i] = x``, ``append`` and ``pop()`` change one slot or the
+length in place; everything that moves elements (insert, delete, slices,
+sort, reverse, growth) builds the next generation and publishes it with one
+store (see procshare._shm.generations), so readers never see a half-shifted list.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Iterator, MutableSequence
+from typing import Any, ClassVar, SupportsIndex, overload
+
+from .. import _core
+from .._shm.codec import decode_value, encode_value
+from .._shm.generations import Generational, Plan, guarded_repr
+from .._shm.names import Kind
+
+Item = tuple[int, bytes]
+_MISSING: Any = object()
+
+
+class List(Generational, MutableSequence[Any]):
+    """``List(iterable=(), /, *, name=None)``: a list shared by processes.
+
+    The full list API, comparisons with lists and Lists, ``+``, ``*``,
+    ``copy()`` (a plain list).  Values are any picklable objects; procshare
+    objects are stored by reference.  ``with l.lock:`` makes compound updates
+    atomic.  With ``name=`` an existing List is attached and the initial
+    contents are ignored; ``mode=`` (default 0o600) shares the segment with
+    the creator's group or others.  No user code (pickling, ``__eq__``, a
+    sort key) runs while the cross-process lock is held.
+    """
+
+    __slots__ = ()
+    _kind: ClassVar[Kind] = Kind.LIST
+    _table_kind: ClassVar[Kind] = Kind.LIST_TABLE
+    _table_type = _core.Vector
+    _table: _core.Vector
+
+    def __new__(
+        cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
+    ) -> Any:
+        items = [encode_value(v) for v in iterable]  # errors here change nothing
+        self, _ = cls._open_root(name, _plan(items), mode)
+        self._fresh = True
+        return self
+
+    def __init__(
+        self, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
+    ) -> None:
+        """Called again on an existing List, replaces its contents as list.__init__ does."""
+        if self._fresh:
+            self._fresh = False  # just built by __new__ from these arguments
+            return
+        items = [encode_value(v) for v in iterable]
+        with self._lock:
+            self._rebuild(items)
+
+    # -- storage ------------------------------------------------------------------
+
+    def _items(self) -> list[Item]:
+        items: list[Item] = self._stable(_all)
+        return items
+
+    def _values(self) -> list[Any]:
+        return [decode_value(t, d) for t, d in self._items()]
+
+    def _rebuild(self, items: list[Item], room: int = 0) -> _core.Vector:
+        """Publish a new generation holding exactly items, with room to grow."""
+        table: _core.Vector = self._replace(*_plan(items, room))
+        return table
+
+    def _index(self, n: int, length: int) -> int:
+        """n (already an int, from _as_index) within a list of length."""
+        if n < 0:
+            n += length
+        if not 0 <= n < length:
+            raise IndexError("list index out of range")
+        return n
+
+    # -- reading --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: SupportsIndex | slice) -> Any:
+        if isinstance(i, slice):
+            return self._values()[i]
+        value = self._stable(_value, i)
+        if value is _MISSING:
+            raise IndexError("list index out of range")
+        return value
+
+    def __iter__(self) -> Iterator[Any]:
+        """Reads by index, as list's iterator does: items appended meanwhile are seen."""
+        return _Iterator(self, 0, 1)
+
+    def __reversed__(self) -> Iterator[Any]:
+        return _Iterator(self, len(self) - 1, -1)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def index(self, value: Any, start: SupportsIndex = 0, stop: SupportsIndex | None = None) -> int:
+        values = self._values()
+        return values.index(value, start, len(values) if stop is None else stop)
+
+    def count(self, value: Any) -> int:
+        return self._values().count(value)
+
+    def copy(self) -> list[Any]:
+        """A plain list with the current contents."""
+        return self._values()
+
+    # -- writing: in place ------------------------------------------------------------
+
+    def append(self, value: Any) -> None:
+        tag, data = encode_value(value)
+        with self._lock:
+            if not self._writable().append(tag, data):
+                self._rebuild([*self._items(), (tag, data)], room=len(self))
+
+    def extend(self, values: Iterable[Any]) -> None:
+        items = [encode_value(v) for v in values]
+        with self._lock:
+            done = self._writable().extend(items)
+            if done < len(items):
+                self._rebuild(self._items() + items[done:], room=len(self) + len(items))
+
+    def __iadd__(self, values: Iterable[Any]) -> List:  # type: ignore[misc]
+        self.extend(values)
+        return self
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        i = _as_index(index)
+        with self._lock:
+            table = self._writable()
+            n = self._index(i, len(table))
+            if n == len(table) - 1:
+                found = table.pop_last()
+                assert found is not None
+                return decode_value(*found)
+            items = self._items()
+            found = items.pop(n)
+            self._rebuild(items)
+        return decode_value(*found)
+
+    @overload
+    def __setitem__(self, i: SupportsIndex, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, i: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, i: SupportsIndex | slice, value: Any) -> None:
+        if isinstance(i, slice):
+            new = [encode_value(v) for v in value]
+            with self._lock:
+                items = self._items()
+                items[i] = new
+                self._rebuild(items)
+            return
+        tag, data = encode_value(value)
+        index = _as_index(i)
+        with self._lock:
+            table = self._writable()
+            n = self._index(index, len(table))
+            if not table.set(n, tag, data):
+                items = self._items()
+                items[n] = (tag, data)
+                self._rebuild(items)
+
+    # -- writing: rearranging (a new generation) -----------------------------------
+
+    def __delitem__(self, i: SupportsIndex | slice) -> None:
+        index = i if isinstance(i, slice) else _as_index(i)
+        with self._lock:
+            items = self._items()
+            if isinstance(index, slice):
+                del items[index]
+            else:
+                del items[self._index(index, len(items))]
+            self._rebuild(items)
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        item, i = encode_value(value), _as_index(index)
+        with self._lock:
+            items = self._items()
+            items.insert(i, item)
+            self._rebuild(items)
+
+    def remove(self, value: Any) -> None:
+        """Remove the first item equal to value (ValueError if none), in one step."""
+        while True:
+            items = self._items()
+            values = (decode_value(*item) for item in items)
+            # __eq__ runs here, outside the lock
+            n = next((n for n, v in enumerate(values) if v is value or v == value), -1)
+            if n < 0:
+                raise ValueError("list.remove(x): x not in list")
+            with self._lock:
+                if self._items() == items:  # unchanged meanwhile (compares stored bytes)
+                    del items[n]
+                    self._rebuild(items)
+                    return
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rebuild([])
+
+    def reverse(self) -> None:
+        with self._lock:
+            self._rebuild(self._items()[::-1])
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        """Sort in place, stably, as list.sort.  The key and comparisons run outside the
+        lock; if the list changed meanwhile, ValueError and nothing changes (as list)."""
+        items = self._items()
+        values = [decode_value(*item) for item in items]
+        keys = values if key is None else [key(v) for v in values]
+        order = sorted(range(len(items)), key=keys.__getitem__, reverse=reverse)
+        with self._lock:
+            if self._items() != items:
+                raise ValueError("list modified during sort")
+            self._rebuild([items[i] for i in order])
+
+    def __imul__(self, n: SupportsIndex) -> List:
+        times = _as_index(n)
+        with self._lock:
+            self._rebuild(self._items() * times)
+        return self
+
+    # -- behaving like list -------------------------------------------------------
+
+    def _plain(self, other: object) -> list[Any] | None:
+        if isinstance(other, List):
+            return other._values()
+        return other if isinstance(other, list) else None
+
+    def __eq__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() == plain
+
+    def __lt__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() < plain
+
+    def __le__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() <= plain
+
+    def __gt__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() > plain
+
+    def __ge__(self, other: object) -> bool:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() >= plain
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: object) -> list[Any]:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else self._values() + plain
+
+    def __radd__(self, other: object) -> list[Any]:
+        plain = self._plain(other)
+        return NotImplemented if plain is None else plain + self._values()
+
+    def __mul__(self, n: int) -> list[Any]:
+        return self._values() * n
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return guarded_repr(self, lambda: repr(self._values()), "[...]")
+
+
+def _as_index(i: object) -> int:
+    """i as a list index (TypeError as list gives), computed before any lock is taken."""
+    try:
+        return operator.index(i)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"list indices must be integers or slices, not {type(i).__name__}"
+        ) from None
+
+
+class _Iterator(Iterator[Any]):
+    """Reads a List by index (step 1 or -1), as list's iterators do; once exhausted,
+    stays exhausted."""
+
+    __slots__ = ("_i", "_list", "_step")
+
+    def __init__(self, lst: List, start: int, step: int) -> None:
+        self._list: List | None = lst
+        self._i, self._step = start, step
+
+    def __next__(self) -> Any:
+        lst = self._list
+        value = _MISSING if lst is None or self._i < 0 else lst._stable(_value, self._i)
+        if value is _MISSING:
+            self._list = None
+            raise StopIteration
+        self._i += self._step
+        return value
+
+    def __length_hint__(self) -> int:
+        if self._list is None:
+            return 0
+        return max(0, len(self._list) - self._i if self._step > 0 else self._i + 1)
+
+
+def _value(table: _core.Vector, i: SupportsIndex) -> Any:
+    return table.value(i, _MISSING)
+
+
+def _plan(items: list[Item], room: int = 0) -> Plan:
+    """A table holding exactly items, with room for more."""
+    capacity = max(8, 2 * (len(items) + room))
+    heap = -(-max(4096, 3 * sum(16 + len(d) for _, d in items) + 64 * (room + 8)) // 8) * 8
+
+    def init(mapping: _core.Mapping, offset: int) -> None:
+        _core.Vector.init(mapping, offset, capacity, heap)
+        if _core.Vector(mapping, offset).extend(items) != len(items):
+            raise RuntimeError("the elements did not fit the next table")
+
+    return _core.VECTOR_HEADER + 8 * capacity + heap, init
+
+
+def _all(table: _core.Vector, _: object) -> list[Item]:
+    return table.items()

@@ -1,0 +1,280 @@
+"""Queue, SimpleQueue, JoinableQueue: message rings in shared memory.
+
+Messages are stored as procshare._shm.codec describes: ``bytes``, ``str`` and
+64-bit ints as they are, anything else pickled (encoded and decoded in C).
+Every put and get is one call into C that takes the ring's robust lock, copies
+the message in or out and publishes it with one store, so a producer or
+consumer killed at any point leaves the ring whole: each message is delivered
+once, whole, or not at all.  Blocking puts and gets spin briefly, then sleep
+on futex words; wake-ups cost a syscall only when someone sleeps.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterable
+from functools import partial
+from typing import Any, ClassVar
+
+from .. import _core
+from .._shm.names import Kind
+from .._shm.segment import Segment, check_attach
+from .._sync import parking as _parking
+from .._sync.base import SyncObject
+from .._sync.parking import Waiting
+
+_EMPTY: Any = object()  # Ring.get's answer when no message came in time
+
+#: Bytes of message buffer a queue gets unless capacity= says otherwise.
+DEFAULT_CAPACITY = 1 << 20
+
+
+class Queue(SyncObject):
+    """``Queue(maxsize=0, *, name=None, capacity=1 MiB)``: multiprocessing.Queue's API.
+
+    Bounded by ``maxsize`` messages (0 or less: no limit) and by ``capacity``
+    bytes of buffer; a message larger than the whole buffer raises
+    ValueError at put and changes nothing.  Extras: ``put_many``,
+    ``get_many``, ``put_async``, ``get_async``, ``name=``.
+    """
+
+    __slots__ = ("_closed", "_offset", "_ring", "_seg")
+    _kind: ClassVar[Kind] = Kind.QUEUE
+    _ring: _core.Ring
+    _closed: bool
+
+    def __new__(
+        cls,
+        maxsize: int = 0,
+        *,
+        name: str | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        mode: int = 0o600,
+    ) -> Any:
+        return cls._open(maxsize, name, capacity, mode)
+
+    @classmethod
+    def _open(cls, maxsize: int, name: str | None, capacity: int, mode: int) -> Any:
+        for arg, value in (("maxsize", maxsize), ("capacity", capacity)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
+        if capacity < 64:
+            raise ValueError(f"capacity must be at least 64 bytes, not {capacity}")
+        capacity = -(-capacity // 8) * 8
+        maxsize = max(0, maxsize)
+        params = {"maxsize": maxsize, "capacity": capacity}
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Ring.init(mapping, offset, capacity, maxsize)
+
+        seg, created = Segment.open(
+            name, cls._kind, params, _core.RING_HEADER + capacity, init, mode=mode
+        )
+        if not created:
+            check_attach(seg, params, {"maxsize": 0, "capacity": DEFAULT_CAPACITY})
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        seg = Segment.attach(name, cls._kind)
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = object.__new__(cls)
+        self._seg, self._offset = seg, offset
+        self._ring = _core.Ring(seg.mapping, offset)
+        self._closed = False
+        return self
+
+    def _handle_args(self) -> tuple[Any, ...]:
+        return ()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    # -- putting --------------------------------------------------------------
+
+    def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
+        """Add obj; wait for room (queue.Full after timeout, or at once if not block)."""
+        if self._closed:
+            self._check_open()
+        if not self._ring.put(obj, block, timeout):
+            raise queue.Full
+
+    def put_nowait(self, obj: object) -> None:
+        self.put(obj, False)
+
+    def put_many(
+        self, objs: Iterable[object], block: bool = True, timeout: float | None = None
+    ) -> None:
+        """Add every object in order, taking the lock once per batch that fits.
+
+        Everything is encoded first, so an unpicklable object raises before
+        any is put.  queue.Full (after timeout) says how many were put.
+        """
+        self._check_open()
+        items = list(objs)
+        done = self._ring.put_many(items, block, timeout)
+        if done < len(items):
+            raise queue.Full(f"{done} of {len(items)} messages were put")
+
+    # -- getting --------------------------------------------------------------
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and return the oldest message; queue.Empty after timeout."""
+        if self._closed:
+            self._check_open()
+        item = self._ring.get(block, timeout, _EMPTY)
+        if item is _EMPTY:
+            raise queue.Empty
+        return item
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def get_many(
+        self, max_messages: int = 1_000, block: bool = True, timeout: float | None = None
+    ) -> list[Any]:
+        """Remove and return up to max_messages (at least one; queue.Empty after timeout)."""
+        self._check_open()
+        items = self._ring.get_many(max_messages, block, timeout)
+        if not items:
+            raise queue.Empty
+        return items
+
+    # -- asyncio --------------------------------------------------------------
+
+    def _put_steps(self, obj: object, timeout: float | None) -> Waiting[None]:
+        until = _parking.deadline(timeout)
+        while True:
+            _, seen = self._ring.seqs()
+            if self._ring.put(obj, False, None):
+                return
+            left = _parking.remaining(until)
+            if left == 0:
+                raise queue.Full
+            yield (
+                _parking.Park(partial(self._ring._park_space, seen), self._ring._unpark_space),
+                left,
+            )
+
+    def _get_steps(self, timeout: float | None) -> Waiting[Any]:
+        until = _parking.deadline(timeout)
+        while True:
+            seen, _ = self._ring.seqs()
+            item = self._ring.get(False, None, _EMPTY)
+            if item is not _EMPTY:
+                return item
+            left = _parking.remaining(until)
+            if left == 0:
+                raise queue.Empty
+            yield (
+                _parking.Park(partial(self._ring._park_items, seen), self._ring._unpark_items),
+                left,
+            )
+
+    async def put_async(self, obj: object, timeout: float | None = None) -> None:
+        """put() without blocking the event loop."""
+        self._check_open()
+        await _parking.run_async(self._put_steps(obj, timeout))
+
+    async def get_async(self, timeout: float | None = None) -> Any:
+        """get() without blocking the event loop."""
+        self._check_open()
+        return await _parking.run_async(self._get_steps(timeout))
+
+    # -- state ----------------------------------------------------------------
+
+    def qsize(self) -> int:
+        """Messages in the queue now (exact at the moment of reading)."""
+        return int(self._ring.stats()[0])
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        maxsize = self._seg.params["maxsize"]
+        return bool(maxsize) and self.qsize() >= maxsize
+
+    def close(self) -> None:
+        """This handle can no longer put or get; the queue itself lives on."""
+        self._closed = True
+
+    def join_thread(self) -> None:
+        """No feeder thread exists: nothing to join (multiprocessing compatibility)."""
+
+    def cancel_join_thread(self) -> None:
+        """No feeder thread exists: nothing to cancel (multiprocessing compatibility)."""
+
+    def __repr__(self) -> str:
+        count, used, capacity, _ = self._ring.stats()
+        return (
+            f"<procshare.{type(self).__name__} {self._seg.name!r} messages={count} "
+            f"bytes={used}/{capacity}>"
+        )
+
+
+class SimpleQueue(Queue):
+    """``SimpleQueue(*, name=None, capacity=1 MiB)``: multiprocessing.SimpleQueue's API
+    (put, get, empty, close), unbounded in messages."""
+
+    __slots__ = ()
+    _kind = Kind.SIMPLE_QUEUE
+
+    def __new__(
+        cls, *, name: str | None = None, capacity: int = DEFAULT_CAPACITY, mode: int = 0o600
+    ) -> Any:
+        return cls._open(0, name, capacity, mode)
+
+
+class JoinableQueue(Queue):
+    """``JoinableQueue(maxsize=0, *, name=None, capacity=1 MiB)``: a Queue with
+    ``task_done()`` and ``join()``, as multiprocessing's.
+
+    A producer killed inside put() may leave one task counted that no
+    consumer will finish; ``join(timeout)`` lets callers bound the wait.
+    """
+
+    __slots__ = ()
+    _kind = Kind.JOINABLE_QUEUE
+
+    def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
+        self._ring.add_unfinished(1)
+        try:
+            super().put(obj, block, timeout)
+        except BaseException:
+            self._ring.add_unfinished(-1)
+            raise
+
+    def put_many(
+        self, objs: Iterable[object], block: bool = True, timeout: float | None = None
+    ) -> None:
+        self._check_open()
+        items = list(objs)
+        self._ring.add_unfinished(len(items))
+        done = 0
+        try:
+            done = self._ring.put_many(items, block, timeout)
+        finally:
+            if done < len(items):
+                self._ring.add_unfinished(done - len(items))
+        if done < len(items):
+            raise queue.Full(f"{done} of {len(items)} messages were put")
+
+    async def put_async(self, obj: object, timeout: float | None = None) -> None:
+        self._ring.add_unfinished(1)
+        try:
+            await super().put_async(obj, timeout)
+        except BaseException:
+            self._ring.add_unfinished(-1)
+            raise
+
+    def task_done(self) -> None:
+        """One message taken earlier is fully processed; ValueError if called too often."""
+        self._ring.add_unfinished(-1)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Block until every message put has been task_done() (False after timeout)."""
+        return bool(self._ring.join_wait(timeout))

@@ -1,0 +1,113 @@
+"""Value and RawValue: one C scalar in shared memory, with atomic operations.
+
+Loads and stores are single atomic accesses.  On integer typecodes
+``v += n``, ``v -= n``, ``add``, ``sub``, ``exchange``, ``compare_exchange``
+and ``fetch_add`` / ``fetch_sub`` / ``fetch_and`` / ``fetch_or`` /
+``fetch_xor`` are each one atomic step; arithmetic wraps modulo 2**bits as
+the C type does.  Floating-point values get atomic add and subtract (a
+compare-exchange loop).  ``v.value += 1`` is a load followed by a store, two
+steps, exactly as in multiprocessing: write ``v += 1`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .. import _core
+from .._errors import KindError
+from .._shm.names import Kind
+from .._shm.segment import Segment
+from .._shm.shared import Shared
+from .._shm.typecodes import typecode_of
+from .._sync.lock import LOCK_SPACE, Synchronized, lock_of, lock_param
+
+
+def open_scalar(
+    kind: Kind,
+    name: str | None,
+    typecode: str,
+    initial: tuple[Any, ...],
+    mode: int,
+    lock: object = True,
+) -> Segment:
+    """Create or attach the segment of a scalar: LOCK_SPACE bytes of lock, then the value."""
+    if len(initial) > 1:
+        raise TypeError(f"expected at most one initial value, got {len(initial)}")
+    params: dict[str, Any] = {"typecode": typecode}
+    if (lp := lock_param(lock)) is not None:
+        params["lock"] = lp
+
+    def init(mapping: _core.Mapping, offset: int) -> None:
+        if initial:
+            _core.Cell(mapping, offset + LOCK_SPACE, typecode).store(initial[0])
+
+    size = LOCK_SPACE + _core.itemsize(typecode)
+    seg, _ = Segment.open(name, kind, params, size, init, mode=mode)
+    if seg.params["typecode"] != typecode:
+        raise KindError(f"{seg.name!r} holds typecode {seg.params['typecode']!r}, not {typecode!r}")
+    return seg
+
+
+class RawValue(Shared, _core.Cell):
+    """A shared C scalar without a lock: ``RawValue(typecode_or_type, *args, name=None)``.
+
+    ``mode=`` (default 0o600) shares the segment with the creator's group or others.
+    """
+
+    __slots__ = ("_seg",)
+    _kind: ClassVar[Kind] = Kind.VALUE
+
+    def __new__(
+        cls, typecode_or_type: object, *args: Any, name: str | None = None, mode: int = 0o600
+    ) -> Any:
+        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode)
+        return cls._from_segment(seg)
+
+    @classmethod
+    def _from_segment(cls, seg: Segment) -> Any:
+        typecode = seg.params["typecode"]
+        self = _core.Cell.__new__(cls, seg.mapping, seg.data_offset + LOCK_SPACE, typecode)
+        self._seg = seg
+        return self
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        return cls._from_segment(Segment.attach(name, cls._kind))
+
+    def get_obj(self) -> RawValue:
+        """The unsynchronised object (multiprocessing's get_obj)."""
+        raw: RawValue = RawValue._from_segment(self._seg)
+        return raw
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.typecode!r}, {self.value!r})"
+
+
+class Value(Synchronized, RawValue):
+    """A shared C scalar with a lock (multiprocessing.Value's signature).
+
+    ``Value(typecode_or_type, *args, lock=True, name=None)``: lock=True gives it
+    its own RLock, a procshare Lock or RLock is shared with other objects, and
+    lock=False returns a RawValue.  ``name=`` creates or attaches by name.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __new__(
+        cls,
+        typecode_or_type: object,
+        *args: Any,
+        lock: object = True,
+        name: str | None = None,
+        mode: int = 0o600,
+    ) -> Any:
+        if lock is False:
+            return RawValue(typecode_or_type, *args, name=name, mode=mode)
+        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode, lock)
+        return cls._from_segment(seg)
+
+    @classmethod
+    def _from_segment(cls, seg: Segment) -> Any:
+        self = super()._from_segment(seg)
+        self._lock = lock_of(seg)
+        return self

@@ -1,0 +1,1 @@
+"""Shared-memory plumbing: segments, names, handles, codecs, table generations, the inventory."""

@@ -1,0 +1,66 @@
+"""What every shared object has: a segment, a name, unlink(), and pickling as a handle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import names as _names
+from .segment import Segment, accepting
+
+
+class Shared:
+    """Mixin for types whose state lives in a segment (the attribute _seg).
+
+    Pickling yields (type, name, mode, extra handle arguments), never the
+    contents; unpickling attaches the segment by name in the receiving
+    process, accepting the mode it was shared with.  Two handles of the same
+    object compare equal and hash alike.
+    """
+
+    __slots__ = ()
+    _seg: Segment
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if (kind := cls.__dict__.get("_kind")) is not None:
+            _names.register(kind, cls)
+
+    @classmethod
+    def _after_unlink(cls, seg: Segment) -> None:
+        """What removing the name of seg, an object of this class, must also do."""
+
+    @property
+    def name(self) -> str:
+        """The name other processes can attach this object by."""
+        return self._seg.name
+
+    def unlink(self) -> None:
+        """Remove the name now; processes that already have the object keep using it."""
+        self._seg.unlink()
+
+    def _handle_args(self) -> tuple[Any, ...]:
+        return ()
+
+    @classmethod
+    def _attach(cls, name: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (self._seg.inode, self._seg.kind, getattr(self, "_offset", None))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Shared):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        seg = self._seg
+        return (_rebuild, (type(self), seg.handle(), seg.mode, *self._handle_args()))
+
+
+def _rebuild(cls: type[Shared], name: str, mode: int, *args: Any) -> Any:
+    with accepting(mode):
+        return cls._attach(name, *args)

@@ -1,0 +1,1 @@
+"""Synchronisation: the parking primitive and the types built on it."""

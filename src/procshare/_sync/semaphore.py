@@ -1,0 +1,69 @@
+"""Semaphore and BoundedSemaphore: counting semaphores in shared memory.
+
+A count has no owner, so a process that dies holding a unit does not give it
+back (as with multiprocessing's POSIX semaphores); use a Lock where a dead
+holder must be recovered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .. import _core
+from .._shm.names import Kind
+from .._shm.segment import Segment
+from . import parking as _parking
+from .base import AsyncAcquire, SyncObject
+from .parking import Waiting
+
+
+class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
+    """``Semaphore(value=1, *, name=None)``, multiprocessing.Semaphore's semantics.
+
+    ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()``,
+    ``with sem:``, ``await sem.acquire_async(timeout)`` and ``async with sem:``.
+    """
+
+    __slots__ = ("_offset", "_seg")
+    _kind: ClassVar[Kind] = Kind.SEMAPHORE
+    _bounded: ClassVar[bool] = False
+
+    def __new__(cls, value: int = 1, *, name: str | None = None, mode: int = 0o600) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"semaphore value must be an int, not {type(value).__name__}")
+        if not 0 <= value <= _core.SEMAPHORE_MAX:
+            raise ValueError(f"semaphore value must be 0 to {_core.SEMAPHORE_MAX}, not {value}")
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Semaphore.init(mapping, offset, value, value if cls._bounded else 0)
+
+        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode)
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = _core.Semaphore.__new__(cls, seg.mapping, offset)
+        self._seg = seg
+        self._offset = offset
+        return self
+
+    def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:
+        until = _parking.deadline(timeout)
+        while not self.acquire(False):
+            left = _parking.remaining(until)
+            if left == 0:
+                return False
+            yield _parking.Park(self._park, self._unpark), left
+        return True
+
+    def __repr__(self) -> str:
+        return f"<procshare.{type(self).__name__}(value={self.get_value()}) {self._seg.name!r}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """``BoundedSemaphore(value=1, *, name=None)``: releasing past the initial value raises
+    ValueError and changes nothing."""
+
+    __slots__ = ()
+    _kind = Kind.BOUNDED_SEMAPHORE
+    _bounded = True

@@ -1,0 +1,344 @@
+"""Dict: dict's behaviour (a state machine against dict), equal keys across processes,
+exact concurrent updates, readers beside writers, growth, SIGKILL, nested objects."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import threading
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from procshare import Counter, Dict, KindError, Lock, _core
+from procshare._shm import inventory as _inventory
+from procshare._shm import names as _names
+from procshare._shm.codec import decode_value, encode_value
+from procshare._shm.keys import canonical, canonical_general
+
+import workers
+from conftest import kill_while_running, run_all
+
+keys = st.one_of(st.integers(-5, 20), st.text(max_size=3), st.tuples(st.integers(0, 3)),
+                 st.sampled_from([1.0, True, False, None, b"k", 2.5]))  # fmt: skip
+values = st.one_of(st.integers(), st.text(max_size=5), st.binary(max_size=5), st.none(),
+                   st.lists(st.integers(), max_size=3))  # fmt: skip
+
+
+class DictMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: Dict = Dict()
+        self.model: dict[Any, Any] = {}
+
+    @rule(k=keys, v=values)
+    def set(self, k: Any, v: Any) -> None:
+        self.shared[k] = v
+        self.model[k] = v
+
+    @rule(k=keys)
+    def delete(self, k: Any) -> None:
+        if k in self.model:
+            del self.shared[k]
+            del self.model[k]
+        else:
+            with pytest.raises(KeyError):
+                del self.shared[k]
+
+    @rule(k=keys, v=values)
+    def setdefault(self, k: Any, v: Any) -> None:
+        assert self.shared.setdefault(k, v) == self.model.setdefault(k, v)
+
+    @rule(k=keys)
+    def pop(self, k: Any) -> None:
+        assert self.shared.pop(k, "none") == self.model.pop(k, "none")
+
+    @rule()
+    def popitem(self) -> None:
+        if self.model:
+            assert self.shared.popitem() == self.model.popitem()
+        else:
+            with pytest.raises(KeyError):
+                self.shared.popitem()
+
+    @rule(k=keys, n=st.integers(-3, 3))
+    def incr(self, k: Any, n: int) -> None:
+        if isinstance(self.model.get(k, 0), int):
+            self.model[k] = self.model.get(k, 0) + n
+            assert self.shared.incr(k, n) == self.model[k]
+
+    @rule(items=st.dictionaries(keys, values, max_size=4))
+    def update(self, items: dict[Any, Any]) -> None:
+        self.shared.update(items)
+        self.model.update(items)
+
+    @rule()
+    def clear(self) -> None:
+        self.shared.clear()
+        self.model.clear()
+
+    @invariant()
+    def same(self) -> None:
+        assert len(self.shared) == len(self.model)
+        assert list(self.shared.items()) == list(self.model.items())  # insertion order too
+        assert self.shared == self.model and self.shared.copy() == self.model
+
+
+TestDictMachine = DictMachine.TestCase
+TestDictMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+def test_dict_protocol_details() -> None:
+    d = Dict([("a", 1)], b=2)
+    assert d == {"a": 1, "b": 2} and d != {"a": 1} and d != [("a", 1)]
+    assert Dict.fromkeys("xy", 0) == {"x": 0, "y": 0}
+    assert d | {"c": 3} == {"a": 1, "b": 2, "c": 3} and {"z": 0} | d == {"z": 0, "a": 1, "b": 2}
+    d |= {"c": 3}
+    assert set(d.keys()) == {"a", "b", "c"} and sorted(d.values()) == [1, 2, 3]
+    assert ("a", 1) in d.items() and "a" in d.keys() and 2 in d.values()  # noqa: SIM118
+    assert type(d.copy()) is dict and repr(d) == str(d) == "{'a': 1, 'b': 2, 'c': 3}"
+    assert list(reversed(d)) == ["c", "b", "a"] and dict(d) == {"a": 1, "b": 2, "c": 3}
+    assert d.keys() & {"a", "z"} == {"a"}
+    d["self"] = d  # stored by reference: repr does not recurse forever
+    assert repr(d).endswith("'self': {...}}")
+    assert d.compare_and_set("a", 1, 10) and not d.compare_and_set("a", 1, 11) and d["a"] == 10
+    assert not d.compare_and_set("missing", None, 1)
+    with d.lock:
+        d["b"] += 1
+    assert d["b"] == 3
+    with pytest.raises(TypeError):
+        hash(d)
+
+
+def test_equal_keys_meet() -> None:
+    d = Dict()
+    d[1] = "int"
+    assert d[1.0] == "int" and d[True] == "int" and d[complex(1, 0)] == "int"
+    d[0.0] = "zero"
+    assert d[-0.0] == "zero" and d[False] == "zero"
+    d[(1, "a")] = "t"
+    assert d[(1.0, "a")] == "t"
+    d[frozenset({"x", "y"})] = "fs"
+    assert d[frozenset({"y", "x"})] == "fs"
+    first = next(iter(d))
+    assert first == 1 and type(first) is int  # the first key object is kept
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_keys_meet_across_processes_with_other_hash_seeds(method: str) -> None:
+    d = Dict()
+    run_all(mp.get_context(method), workers.dict_keys_from_spawn, [(d,)])
+    assert d[frozenset({"gamma", "alpha", "beta"})] == "fs"
+    assert d[("t", 1, None)] == "tuple" and d["h\u00e9"] == "text"
+
+
+def test_bad_input_changes_nothing(name: str) -> None:
+    d = Dict({"keep": 1}, name=name)
+    with pytest.raises(TypeError):
+        d[[1, 2]] = 1
+    with pytest.raises(TypeError):
+        d[{}]
+    with pytest.raises(Exception, match="pickle"):
+        d["bad"] = threading.Lock()
+    with pytest.raises(Exception, match="pickle"):
+        d.update({"x": 1, "bad": threading.Lock()})
+    assert d.copy() == {"keep": 1}
+    with pytest.raises(KeyError):
+        d["missing"]
+    with pytest.raises(KindError):
+        Lock(name=name)
+    d.unlink()
+
+
+def test_attach_by_name_and_pickle(name: str) -> None:
+    d = Dict({"x": 1}, name=name)
+    same = Dict({"ignored": 0}, name=name)
+    same["y"] = 2
+    assert d.copy() == {"x": 1, "y": 2}
+    twin = pickle.loads(pickle.dumps(d))
+    twin["z"] = 3
+    assert d["z"] == 3 and len(pickle.dumps(d)) < 200
+    d.unlink()
+
+
+class Sub(Dict):
+    def double(self, key: str) -> int:
+        return int(self[key]) * 2
+
+
+def test_subclass() -> None:
+    s = Sub(a=4)
+    assert s.double("a") == 8 and type(pickle.loads(pickle.dumps(s))) is Sub
+
+
+def test_growth_keeps_everything() -> None:
+    d = Dict()
+    for i in range(5000):
+        d[i] = str(i) * (i % 7)
+    for i in range(0, 5000, 2):
+        del d[i]
+    assert len(d) == 2500 and all(d[i] == str(i) * (i % 7) for i in range(1, 5000, 2))
+    assert list(d) == list(range(1, 5000, 2))
+
+
+def test_hot_key_increments_are_exact(ctx: Any) -> None:
+    d = Dict()
+    run_all(ctx, workers.dict_incr, [(d, "hot", 500)] * 4)
+    assert d["hot"] == 2000
+
+
+def test_distinct_key_increments_are_exact(ctx: Any) -> None:
+    d = Dict()
+    run_all(ctx, workers.dict_incr, [(d, f"k{i}", 300) for i in range(4)])
+    assert d.copy() == {f"k{i}": 300 for i in range(4)}
+
+
+def test_readers_never_see_torn_or_foreign_values_while_writers_grow_it() -> None:
+    ctx = mp.get_context("fork")
+    d, bad, stop = Dict(), Counter(), ctx.Event()
+    readers = [ctx.Process(target=workers.dict_check_reads, args=(d, p, 3000, bad, stop))
+               for p in ("a", "b")]  # fmt: skip
+    for r in readers:
+        r.start()
+    try:
+        run_all(ctx, workers.dict_fill, [(d, "a", 3000), (d, "b", 3000)], timeout=120)
+    finally:
+        stop.set()
+        for r in readers:
+            r.join(30)
+    assert all(r.exitcode == 0 for r in readers)
+    assert bad.value == 0 and len(d) == 6000 and d._gen > 1
+
+
+def test_killed_writer_leaves_a_consistent_dict() -> None:
+    for _ in range(3):
+        d = Dict()
+        kill_while_running(workers.dict_write_forever, (d,), (0.02, 0.3))
+        d["after"] = "ok"  # the next writer takes the lock over and repairs
+        items = d.copy()
+        assert len(d) == len(items) and items["after"] == "ok"
+        for (_, i), value in ((k, v) for k, v in items.items() if k != "after"):
+            assert value[:2] == ("w", i)
+
+
+def test_nested_objects_are_shared_by_reference(ctx: Any) -> None:
+    d = Dict()
+    d["counter"] = Counter(1)
+    d["inner"] = Dict()
+    run_all(ctx, workers.dict_nested_append, [(d,)])
+    assert d["counter"].value == 8 and d["inner"]["child"] == "was here"
+
+
+def test_writer_killed_while_growing_leaves_no_damage() -> None:
+    for _ in range(4):
+        d = Dict()
+        kill_while_running(workers.dict_grow_forever, (d,), (0.05, 0.4))
+        items = d.copy()  # every key the victim published, none torn, none missing
+        n = len(items)
+        assert items == {i: "x" * (i % 50) for i in range(n)}
+        for i in range(n, n + 3000):  # forces further growth past whatever was left half-done
+            d[i] = "x" * (i % 50)
+        assert len(d) == n + 3000 and d[n + 2999] == "x" * ((n + 2999) % 50)
+        stale = [e.name for e in _inventory.leftovers() if e.name.startswith(d.name + "~")]
+        current = d._table_seg.name
+        assert current == _names.table(d.name, d._seg.params["token"], d._gen)
+        assert current not in stale
+        for name in stale:
+            _inventory.remove(name)
+        assert d[n] == "x" * (n % 50)  # still readable after removing the stale tables
+
+
+@given(st.one_of(st.text(), st.binary(), st.integers(), st.integers(2**63, 2**80)))
+def test_fast_canonical_encoding_agrees_with_the_general_one(key: Any) -> None:
+    assert _core.canonical_fast(key) in (None, canonical_general(key))
+    assert canonical(key) == canonical_general(key)
+
+
+@given(st.one_of(st.text(), st.binary(), st.integers(), st.floats(allow_nan=False),
+                 st.lists(st.integers()), st.none()))  # fmt: skip
+def test_values_round_trip(value: Any) -> None:
+    assert decode_value(*encode_value(value)) == value
+    assert type(decode_value(*encode_value(value))) is type(value)
+
+
+def test_creation_with_contents_is_atomic(name: str) -> None:
+    # Whoever attaches while another process creates sees all the initial contents or
+    # waits: never an empty or half-filled Dict.
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=workers.dict_create_named, args=(name, 20_000))
+    p.start()
+    try:
+        path = f"/dev/shm/procshare.{name}"
+        end = time.monotonic() + 30
+        while not os.path.exists(path):
+            assert time.monotonic() < end
+        d = Dict._attach(name)
+        assert len(d) == 20_000 and d[19_999] == 19_999**2
+    finally:
+        p.join(30)
+    Dict._attach(name).unlink()
+
+
+class Watched:
+    """A value, key or number whose pickling, comparison and arithmetic record whether the
+    Dict's cross-process lock was held at that moment."""
+
+    seen: list[bool] = []  # noqa: RUF012 - shared by design
+    lock: Any = None
+
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def _note(self) -> None:
+        Watched.seen.append(Watched.lock.locked())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self._note()
+        return (Watched, (self.n,))
+
+    def __eq__(self, other: object) -> bool:
+        self._note()
+        return isinstance(other, Watched) and other.n == self.n
+
+    def __hash__(self) -> int:
+        self._note()
+        return hash(self.n)
+
+    def __add__(self, other: int) -> Watched:
+        self._note()
+        return Watched(self.n + other)
+
+
+def test_no_user_code_runs_under_the_lock() -> None:
+    d = Dict()
+    Watched.lock, Watched.seen = d.lock, []
+    d["v"] = Watched(1)
+    d[Watched(2)] = 1
+    d.setdefault("s", Watched(3))
+    d.update({"u": Watched(4)})
+    d["n"] = Watched(5)
+    assert d.incr("n", 2) == Watched(7)
+    assert d.compare_and_set("v", Watched(1), Watched(8))
+    assert not d.compare_and_set("v", Watched(1), Watched(9))
+    assert d["v"] == Watched(8) and d.pop(Watched(2)) == 1
+    assert Watched.seen and not any(Watched.seen)
+
+
+def test_init_again_updates_and_fromkeys_builds_through_cls() -> None:
+    d = Dict(a=1)
+    d.__init__({"b": 2}, c=3)  # type: ignore[misc]
+    assert d == {"a": 1, "b": 2, "c": 3}
+
+    class Tagged(Dict):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            self = super().__new__(cls, *args, **kwargs)
+            self["tag"] = "made by __new__"
+            return self
+
+    t = Tagged.fromkeys("xy", 0)
+    assert type(t) is Tagged and t == {"tag": "made by __new__", "x": 0, "y": 0}

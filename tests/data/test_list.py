@@ -1,0 +1,257 @@
+"""List: list's behaviour (a state machine against list), appends from many processes,
+readers beside rearranging writers, SIGKILL, nested objects."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from procshare import Counter, Dict, KindError, List
+from procshare._shm import inventory as _inventory
+
+import workers
+from conftest import kill_while_running, run_all
+
+values = st.one_of(st.integers(-5, 5), st.text(max_size=2), st.none(), st.binary(max_size=2))
+indices = st.integers(-6, 6)
+
+
+class ListMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: List = List()
+        self.model: list[Any] = []
+
+    @rule(v=values)
+    def append(self, v: Any) -> None:
+        self.shared.append(v)
+        self.model.append(v)
+
+    @rule(vs=st.lists(values, max_size=4))
+    def extend(self, vs: list[Any]) -> None:
+        self.shared += vs
+        self.model += vs
+
+    @rule(i=indices, v=values)
+    def insert(self, i: int, v: Any) -> None:
+        self.shared.insert(i, v)
+        self.model.insert(i, v)
+
+    @rule(i=indices, v=values)
+    def setitem(self, i: int, v: Any) -> None:
+        if -len(self.model) <= i < len(self.model):
+            self.shared[i] = v
+            self.model[i] = v
+        else:
+            with pytest.raises(IndexError):
+                self.shared[i] = v
+
+    @rule(i=indices)
+    def pop(self, i: int) -> None:
+        if -len(self.model) <= i < len(self.model):
+            assert self.shared.pop(i) == self.model.pop(i)
+        else:
+            with pytest.raises(IndexError):
+                self.shared.pop(i)
+
+    @rule(a=indices, b=indices, step=st.sampled_from([1, 2, -1]))
+    def delete_slice(self, a: int, b: int, step: int) -> None:
+        del self.shared[a:b:step]
+        del self.model[a:b:step]
+
+    @rule(a=indices, b=indices, vs=st.lists(values, max_size=3))
+    def set_slice(self, a: int, b: int, vs: list[Any]) -> None:
+        self.shared[a:b] = vs
+        self.model[a:b] = vs
+
+    @precondition(lambda self: all(isinstance(v, int) for v in self.model))
+    @rule(reverse=st.booleans())
+    def sort(self, reverse: bool) -> None:
+        self.shared.sort(reverse=reverse)
+        self.model.sort(reverse=reverse)
+
+    @rule()
+    def reverse(self) -> None:
+        self.shared.reverse()
+        self.model.reverse()
+
+    @rule(v=values)
+    def remove(self, v: Any) -> None:
+        if v in self.model:
+            self.shared.remove(v)
+            self.model.remove(v)
+        else:
+            with pytest.raises(ValueError):
+                self.shared.remove(v)
+
+    @invariant()
+    def same(self) -> None:
+        assert len(self.shared) == len(self.model) and self.shared == self.model
+        assert list(self.shared) == self.model and self.shared.copy() == self.model
+        for i in (0, -1, len(self.model) // 2):
+            if self.model:
+                assert self.shared[i] == self.model[i]
+
+
+TestListMachine = ListMachine.TestCase
+TestListMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+def test_behaves_like_list() -> None:
+    a, b = List([1, 2]), List([1, 2])
+    assert a == b and a == [1, 2] and [1, 2] == a and a != [2] and (a != b) is False  # noqa: SIM300
+    assert a < [1, 3] and List([3]) > a and a <= b and a >= [1]
+    assert [0] + a == [0, 1, 2] and a + [3] == [1, 2, 3] and a + b == [1, 2, 1, 2]  # noqa: RUF005
+    assert a * 2 == [1, 2, 1, 2] and 2 * a == [1, 2, 1, 2]
+    a *= 2
+    assert a == [1, 2, 1, 2] and a[::2] == [1, 1] and a[-1] == 2
+    assert a.index(2) == 1 and a.index(2, 2) == 3 and a.count(1) == 2 and 2 in a
+    assert list(reversed(a)) == [2, 1, 2, 1] and repr(b) == str(b) == "[1, 2]"
+    assert type(a.copy()) is list
+    with pytest.raises(IndexError):
+        a[10]
+    with pytest.raises(ValueError):
+        a.index(9)
+    with pytest.raises(TypeError):
+        hash(a)
+    a.append(a)
+    assert repr(a) == "[1, 2, 1, 2, [...]]"
+
+
+def test_bad_input_changes_nothing(name: str) -> None:
+    items = List([1], name=name)
+    with pytest.raises(Exception, match="pickle"):
+        items.append(threading.Lock())
+    with pytest.raises(Exception, match="pickle"):
+        items.extend([2, threading.Lock()])
+    assert items == [1]
+    with pytest.raises(KindError):
+        Dict(name=name)
+    items.unlink()
+
+
+def test_the_article_list_fills_from_ten_processes(ctx: Any) -> None:
+    items = List()
+    run_all(ctx, workers.list_append, [(items, p, 1) for p in range(10)])
+    assert sorted(items) == [(p, 0) for p in range(10)]
+
+
+def test_many_appends_are_exact_and_ordered_per_process(ctx: Any) -> None:
+    items = List()
+    run_all(ctx, workers.list_append, [(items, p, 500) for p in range(3)])
+    assert len(items) == 1500
+    for p in range(3):
+        assert [i for q, i in items if q == p] == list(range(500))
+
+
+def test_pickle_and_attach(name: str) -> None:
+    items = List([1], name=name)
+    List([9], name=name).append(2)  # attaches: the 9 is ignored
+    assert items == [1, 2] and pickle.loads(pickle.dumps(items)) == [1, 2]
+    items.unlink()
+
+
+class Sub(List):
+    def total(self) -> int:
+        return sum(self)
+
+
+def test_subclass() -> None:
+    s = Sub([1, 2])
+    assert s.total() == 3 and type(pickle.loads(pickle.dumps(s))) is Sub
+
+
+def test_killed_appender_leaves_a_consistent_list() -> None:
+    for _ in range(3):
+        items = List()
+        kill_while_running(workers.list_append_forever, (items,), (0.05, 0.3))
+        assert len(items) >= 1  # killed while busy, after its first append
+        items.append("after")
+        seen = list(items)
+        assert seen[-1] == "after"
+        assert [i for _, i in seen[:-1]] == list(range(len(seen) - 1))  # no gaps, no tears
+
+
+def test_nested_objects_by_reference() -> None:
+    items = List([Counter(1)])
+    counter = items[0]
+    counter += 1
+    assert items[0].value == 2
+
+
+def test_table_grown_by_an_exited_child_is_not_a_leftover() -> None:
+    # The current table of a List was created by a child that has exited: it belongs to
+    # the List (whose creator lives), not to the dead child.
+    items = List()
+    run_all(mp.get_context("fork"), workers.list_append, [(items, "c", 200)])
+    assert len(items) == 200
+    current = items._table_seg.name
+    assert current.startswith(items.name + "~") and items._gen > 1
+    assert current not in {e.name for e in _inventory.leftovers()}
+
+
+def test_iteration_reads_by_index_as_list_does() -> None:
+    items = List([1, 2])
+    seen = []
+    for x in items:
+        seen.append(x)
+        if x < 3:
+            items.append(x + 2)
+    assert seen == [1, 2, 3, 4]
+    it = iter(items)
+    assert list(it) == [1, 2, 3, 4]
+    items.append(5)
+    assert list(it) == []  # exhausted stays exhausted
+    assert list(reversed(items)) == [5, 4, 3, 2, 1]
+
+
+def test_behaves_as_list_where_code_can_tell() -> None:
+    items = List([3, 1, 2])
+    items.__init__([9, 8])  # type: ignore[misc]
+    assert items == [9, 8] and str(items) == "[9, 8]"
+    with pytest.raises(TypeError, match="list indices must be integers"):
+        items["x"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        items["x"]  # type: ignore[index]
+    with pytest.raises(TypeError, match="list indices must be integers"):
+        del items["x"]  # type: ignore[arg-type]
+
+    def key(x: int) -> int:
+        items.append(0)
+        return x
+
+    with pytest.raises(ValueError, match="modified during sort"):
+        items.sort(key=key)
+    assert items[:2] == [9, 8]  # the sort changed nothing
+
+
+def test_no_user_code_runs_under_the_lock() -> None:
+    items = List([3, 1, 2])
+    held = []
+
+    class Probe:
+        def __eq__(self, other: object) -> bool:
+            held.append(items.lock.locked())
+            return other == 1
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            held.append(items.lock.locked())
+            return (int, (7,))
+
+    def key(x: int) -> int:
+        held.append(items.lock.locked())
+        return -x
+
+    items.sort(key=key)
+    items.remove(Probe())
+    items.append(Probe())
+    items[0] = Probe()
+    items.insert(0, Probe())
+    assert items == [7, 7, 2, 7] and held and not any(held)
