@@ -107,14 +107,9 @@ int ps_park_checked(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_n
     for (;;) {
         if (changed)
             return 1;
-        int64_t slice = PS_SLICE_NS;
-        if (deadline >= 0) {
-            int64_t left = deadline - ps_now_ns();
-            if (left <= 0)
-                return 0;
-            if (left < slice)
-                slice = left;
-        }
+        int64_t slice = ps_slice_until(deadline, PS_SLICE_NS);
+        if (slice == 0)
+            return 0;
         ps_wait_result r;
         Py_BEGIN_ALLOW_THREADS
             r = ps_sleep(word, expected, slice, sleepers);

@@ -75,14 +75,9 @@ static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *d
     uint32_t w = 0;
     if (atomic_compare_exchange_strong(&m->word, &w, me))
         return 1;
-    int64_t slice = PS_PROBE_NS;
-    if (deadline >= 0) {
-        int64_t left = deadline - ps_now_ns();
-        if (left <= 0)
-            return 0;
-        if (left < slice)
-            slice = left;
-    }
+    int64_t slice = ps_slice_until(deadline, PS_PROBE_NS);
+    if (slice == 0)
+        return 0;
     if (ps_sleep(&m->word, w, slice, &m->waiters) == PS_WAIT_TIMEOUT && mutex_takeover(m, w, me)) {
         *died = 1;
         return 1;

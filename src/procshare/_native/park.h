@@ -28,6 +28,16 @@ static inline void ps_cpu_relax(void)
 #endif
 }
 
+/* The next sleep of a wait that ends at deadline (ns, < 0: never): at most
+ * slice_ns, 0 when the deadline has passed. */
+static inline int64_t ps_slice_until(int64_t deadline, int64_t slice_ns)
+{
+    if (deadline < 0)
+        return slice_ns;
+    int64_t left = deadline - ps_now_ns();
+    return left <= 0 ? 0 : left < slice_ns ? left : slice_ns;
+}
+
 /* Spin up to spin_ns while *word == expected.  Returns 1 when it changed. */
 static inline int ps_spin(_Atomic uint32_t *word, uint32_t expected, int64_t spin_ns)
 {
