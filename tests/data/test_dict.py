@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from procshare import Counter, Dict, KindError, Lock, _core
+from procshare import Counter, Dict, KindError, Lock
 from procshare._shm import inventory as _inventory
 from procshare._shm import names as _names
 from procshare._shm.codec import decode_value, encode_value
-from procshare._shm.keys import canonical, canonical_general
+from procshare._shm.keys import canonical
 
 import workers
 from conftest import kill_while_running, run_all
@@ -253,10 +253,24 @@ def test_writer_killed_while_growing_leaves_no_damage() -> None:
         assert d[n] == "x" * (n % 50)  # still readable after removing the stale tables
 
 
-@given(st.one_of(st.text(), st.binary(), st.integers(), st.integers(2**63, 2**80)))
-def test_fast_canonical_encoding_agrees_with_the_general_one(key: Any) -> None:
-    assert _core.canonical_fast(key) in (None, canonical_general(key))
-    assert canonical(key) == canonical_general(key)
+keys = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(),
+              st.binary()),
+    lambda inner: st.one_of(st.tuples(inner, inner), st.frozensets(inner, max_size=4)),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@given(keys, keys)
+def test_keys_meet_exactly_when_equal(a: Any, b: Any) -> None:
+    """The canonical encoding (one implementation, in C) is equal exactly for equal keys."""
+    assert (canonical(a) == canonical(b)) == (a == b)
+
+
+@given(st.integers(-(2**53), 2**53))  # floats hold these exactly
+def test_equal_numbers_of_every_type_meet(n: int) -> None:
+    assert canonical(n) == canonical(float(n)) == canonical(complex(n)) == canonical((n, 0)[0])
+    assert canonical(frozenset({n, "a", b"b"})) == canonical(frozenset({b"b", "a", float(n)}))
 
 
 @given(st.one_of(st.text(), st.binary(), st.integers(), st.floats(allow_nan=False),

@@ -1,9 +1,9 @@
-/* The encodings procshare stores: canonical key bytes for exact str, bytes
- * and int keys (the general encoder for other keys is procshare._shm.keys), and
- * values as (tag, bytes).  One implementation of each, used by the Ring,
- * Table and Vector types and, through the module functions, by Python. */
+/* The encodings procshare stores: canonical key bytes, and values as (tag,
+ * bytes).  One implementation of each, used by the Ring, Table and Vector
+ * types and, through the module functions, by Python. */
 #include "codec.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -145,25 +145,31 @@ int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t
     return 0;
 }
 
+/* pickle.dumps(obj, 5) as bytes (protocol 5: the same bytes on every version
+ * procshare supports, so pickled keys meet across interpreters). */
+static PyObject *pickled(PyObject *obj)
+{
+    if (load_pickle() < 0)
+        return NULL;
+    PyObject *proto = PyLong_FromLong(5);
+    if (proto == NULL)
+        return NULL;
+    PyObject *blob = PyObject_CallFunctionObjArgs(pickle_dumps, obj, proto, NULL);
+    Py_DECREF(proto);
+    if (blob != NULL && !PyBytes_Check(blob)) {
+        Py_CLEAR(blob);
+        PyErr_SetString(PyExc_TypeError, "pickle.dumps did not return bytes");
+    }
+    return blob;
+}
+
 int ps_encode(PyObject *value, ps_encoded *out)
 {
     out->owned = NULL;
     if (ps_encode_fast(value, &out->tag, &out->data, &out->len, out->int_buf))
         return 0;
-    if (load_pickle() < 0)
+    if ((out->owned = pickled(value)) == NULL)
         return -1;
-    PyObject *proto = PyLong_FromLong(5); /* pickle.HIGHEST_PROTOCOL on 3.8+ */
-    if (proto == NULL)
-        return -1;
-    out->owned = PyObject_CallFunctionObjArgs(pickle_dumps, value, proto, NULL);
-    Py_DECREF(proto);
-    if (out->owned == NULL)
-        return -1;
-    if (!PyBytes_Check(out->owned)) {
-        Py_CLEAR(out->owned);
-        PyErr_SetString(PyExc_TypeError, "pickle.dumps did not return bytes");
-        return -1;
-    }
     out->tag = TAG_PICKLED;
     out->data = PyBytes_AS_STRING(out->owned);
     out->len = PyBytes_GET_SIZE(out->owned);
@@ -182,16 +188,141 @@ PyObject *ps_encode_value_py(PyObject *module, PyObject *value)
     return bytes == NULL ? NULL : Py_BuildValue("(IN)", e.tag, bytes);
 }
 
-PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key)
+/* prefix followed by n bytes of body, as a new bytes object. */
+static PyObject *prefixed(char prefix, const char *body, Py_ssize_t n)
 {
-    (void)module;
+    PyObject *r = PyBytes_FromStringAndSize(NULL, n + 1);
+    if (r != NULL) {
+        PyBytes_AS_STRING(r)[0] = prefix;
+        memcpy(PyBytes_AS_STRING(r) + 1, body, (size_t)n);
+    }
+    return r;
+}
+
+/* "i" and the decimal digits of the int value of v (subclasses' overrides ignored). */
+static PyObject *canon_int(PyObject *v)
+{
+    PyObject *digits = PyLong_Type.tp_repr(v);
+    if (digits == NULL)
+        return NULL;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(digits, &n);
+    PyObject *r = s == NULL ? NULL : prefixed('i', s, n);
+    Py_DECREF(digits);
+    return r;
+}
+
+/* An integral float meets the equal int; any other is "f" and its 8 bytes. */
+static PyObject *canon_float(double d)
+{
+    if (isfinite(d) && d == floor(d)) {
+        PyObject *i = PyLong_FromDouble(d);
+        PyObject *r = i == NULL ? NULL : canon_int(i);
+        Py_XDECREF(i);
+        return r;
+    }
+    char packed[8];
+    if (PyFloat_Pack8(d, packed, 1) < 0)
+        return NULL;
+    return prefixed('f', packed, 8);
+}
+
+/* prefix, then each item's canonical bytes framed by their 4-byte length (in
+ * order, or sorted: a frozenset's parts, whatever its iteration order). */
+static PyObject *canon_parts(PyObject *items, char prefix, int sort)
+{
+    PyObject *parts = PyList_New(0), *it = PyObject_GetIter(items), *item;
+    if (parts == NULL || it == NULL)
+        goto fail;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *c = ps_canonical(item);
+        Py_DECREF(item);
+        if (c == NULL)
+            goto fail;
+        Py_ssize_t n = PyBytes_GET_SIZE(c);
+        PyObject *framed = PyBytes_FromStringAndSize(NULL, n + 4);
+        if (framed != NULL) {
+            for (int b = 0; b < 4; b++)
+                PyBytes_AS_STRING(framed)[b] = (char)(((uint64_t)n >> (8 * b)) & 0xff);
+            memcpy(PyBytes_AS_STRING(framed) + 4, PyBytes_AS_STRING(c), (size_t)n);
+        }
+        Py_DECREF(c);
+        if (framed == NULL || PyList_Append(parts, framed) < 0) {
+            Py_XDECREF(framed);
+            goto fail;
+        }
+        Py_DECREF(framed);
+    }
+    if (PyErr_Occurred() || (sort && PyList_Sort(parts) < 0))
+        goto fail;
+    Py_CLEAR(it);
+    Py_ssize_t total = 1, count = PyList_GET_SIZE(parts);
+    for (Py_ssize_t i = 0; i < count; i++)
+        total += PyBytes_GET_SIZE(PyList_GET_ITEM(parts, i));
+    PyObject *r = PyBytes_FromStringAndSize(NULL, total);
+    if (r != NULL) {
+        char *dst = PyBytes_AS_STRING(r);
+        *dst++ = prefix;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *part = PyList_GET_ITEM(parts, i);
+            memcpy(dst, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
+            dst += PyBytes_GET_SIZE(part);
+        }
+    }
+    Py_DECREF(parts);
+    return r;
+fail:
+    Py_XDECREF(parts);
+    Py_XDECREF(it);
+    return NULL;
+}
+
+PyObject *ps_canonical(PyObject *key)
+{
     char buf[256], *out, *heap_copy;
     Py_ssize_t n = ps_canon_fast(key, buf, sizeof buf, &out, &heap_copy);
     if (n == -2)
         return NULL;
-    if (n == -1)
-        Py_RETURN_NONE;
-    PyObject *r = PyBytes_FromStringAndSize(out, n);
-    PyMem_Free(heap_copy);
+    if (n >= 0) {
+        PyObject *r = PyBytes_FromStringAndSize(out, n);
+        PyMem_Free(heap_copy);
+        return r;
+    }
+    if (PyUnicode_Check(key)) {
+        PyObject *utf8 = PyUnicode_AsEncodedString(key, "utf-8", "surrogatepass");
+        PyObject *r =
+            utf8 == NULL ? NULL : prefixed('s', PyBytes_AS_STRING(utf8), PyBytes_GET_SIZE(utf8));
+        Py_XDECREF(utf8);
+        return r;
+    }
+    if (PyBytes_Check(key))
+        return prefixed('b', PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    if (PyLong_Check(key)) /* bool too: True == 1 */
+        return canon_int(key);
+    if (key == Py_None)
+        return prefixed('n', "", 0);
+    if (PyFloat_Check(key))
+        return canon_float(PyFloat_AS_DOUBLE(key));
+    if (PyComplex_Check(key) && PyComplex_ImagAsDouble(key) == 0.0)
+        return canon_float(PyComplex_RealAsDouble(key));
+    if (PyTuple_Check(key) || PyFrozenSet_Check(key)) {
+        if (Py_EnterRecursiveCall(" while encoding a dict key"))
+            return NULL;
+        PyObject *r = canon_parts(key, PyTuple_Check(key) ? 't' : 'F', PyFrozenSet_Check(key));
+        Py_LeaveRecursiveCall();
+        return r;
+    }
+    if (PyObject_Hash(key) == -1) /* unhashable keys raise TypeError, as with dict */
+        return NULL;
+    PyObject *blob = pickled(key);
+    PyObject *r =
+        blob == NULL ? NULL : prefixed('p', PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob));
+    Py_XDECREF(blob);
     return r;
+}
+
+PyObject *ps_canonical_py(PyObject *module, PyObject *key)
+{
+    (void)module;
+    return ps_canonical(key);
 }

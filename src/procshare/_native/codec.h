@@ -41,9 +41,16 @@ static inline void ps_encoded_done(ps_encoded *e)
  * with an exception. */
 Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy);
 
-/* Module functions: decode_value(tag, data), encode_value(value), canonical_fast(key). */
+/* The canonical bytes of any key: equal for keys that are equal in a dict, in
+ * every process.  None, bool, int, float and complex (equal numbers alike),
+ * str, bytes, and tuples and frozensets of these are encoded exactly; any
+ * other hashable key by its pickle (such keys meet when they pickle alike).
+ * TypeError for an unhashable key.  A new bytes object, or NULL. */
+PyObject *ps_canonical(PyObject *key);
+
+/* Module functions: decode_value(tag, data), encode_value(value), canonical(key). */
 PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_encode_value_py(PyObject *module, PyObject *value);
-PyObject *ps_canonical_fast_py(PyObject *module, PyObject *key);
+PyObject *ps_canonical_py(PyObject *module, PyObject *key);
 
 #endif

@@ -6,51 +6,22 @@ process's hash seed), and ``hash()`` of str differs between processes.  Keys
 of the common types are encoded canonically: None, bool, int, float and
 complex (equal numbers encode alike), str, bytes, and tuples and frozensets
 of these.  Any other hashable key is encoded by its pickle, so such keys meet
-only when they pickle identically.
+only when they pickle identically.  The encoding is written once, in C
+(procshare._native/codec.c); this module adds how a key object is given back.
 """
 
 from __future__ import annotations
 
 import pickle
-import struct
+from collections.abc import Callable
 
 from .. import _core
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def canonical(key: object) -> bytes:
-    """Bytes equal for equal keys of the supported types; TypeError if unhashable."""
-    fast = _core.canonical_fast(key)  # exact str, bytes and int, in C
-    return fast if fast is not None else canonical_general(key)
-
-
-def canonical_general(key: object) -> bytes:
-    """canonical() for every type (the C fast path must agree with this)."""
-    if isinstance(key, str):
-        return b"s" + key.encode("utf-8", "surrogatepass")
-    if isinstance(key, bytes):
-        return b"b" + key
-    if isinstance(key, int):  # bool included: True == 1
-        return b"i%d" % key
-    if key is None:
-        return b"n"
-    if isinstance(key, float):
-        if key.is_integer():
-            return b"i%d" % int(key)
-        return b"f" + struct.pack("<d", key)
-    if isinstance(key, complex) and key.imag == 0:
-        return canonical(key.real)
-    if isinstance(key, tuple):
-        return b"t" + b"".join(_framed(canonical(item)) for item in key)
-    if isinstance(key, frozenset):
-        return b"F" + b"".join(sorted(_framed(canonical(item)) for item in key))
-    hash(key)  # unhashable keys raise TypeError, as with dict
-    return b"p" + pickle.dumps(key, _PROTOCOL)
-
-
-def _framed(part: bytes) -> bytes:
-    return len(part).to_bytes(4, "little") + part
+#: Bytes equal for equal keys of the supported types; TypeError if unhashable (in C).
+canonical: Callable[[object], bytes] = _core.canonical
 
 
 def stored(key: object) -> bytes:
