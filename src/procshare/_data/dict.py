@@ -27,9 +27,9 @@ from collections.abc import (
 from typing import Any, ClassVar
 
 from .. import _core
-from .._shm.codec import decode_value, encode_value
+from .._shm.codec import decode_value, encode_item, encode_value
 from .._shm.generations import Generational, Plan, guarded_repr
-from .._shm.keys import canonical, restore, stored
+from .._shm.keys import canonical, restore
 from .._shm.names import Kind
 
 _MISSING: Any = object()
@@ -70,7 +70,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
-        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in initial.items()]
+        encoded = [encode_item(k, v) for k, v in initial.items()]
         size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
         self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded), mode)
         self._fresh = True
@@ -160,7 +160,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
             done = self._writable().store(key, value, _SLOW)
             if done is not _SLOW and done >= 0:
                 return
-        item = (canonical(key), stored(key), *encode_value(value))  # errors change nothing
+        item = encode_item(key, value)  # errors change nothing
         with self._lock:
             self._put(*item)
 
@@ -213,7 +213,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """d[key] if present, else set it to default and return that, in one step."""
-        item = (canonical(key), stored(key), *encode_value(default))
+        item = encode_item(key, default)
         with self._lock:
             found = self._writable().get(item[0])
             if found is None:
@@ -225,8 +225,8 @@ class Dict(Generational, MutableMapping[Any, Any]):
         # as dict.update: anything with keys() is a mapping, else an iterable of pairs
         keys = getattr(other, "keys", None)
         pairs = [(k, other[k]) for k in keys()] if keys is not None else list(other)
-        encoded = [(canonical(k), stored(k), *encode_value(v)) for k, v in pairs]
-        encoded += [(canonical(k), stored(k), *encode_value(v)) for k, v in kwargs.items()]
+        encoded = [encode_item(k, v) for k, v in pairs]
+        encoded += [encode_item(k, v) for k, v in kwargs.items()]
         with self._lock:
             for item in encoded:
                 self._put(*item)
@@ -237,7 +237,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
         """d[key] = d.get(key, default) + n in one step; return the new value."""
-        canon, blob = canonical(key), stored(key)
+        canon, blob, _, _ = encode_item(key, None)
         if type(n) is int and type(default) is int:
             with self._lock:  # 64-bit ints: the sum runs no user code, do it holding the lock
                 found = self._writable().get(canon)
@@ -249,7 +249,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
         """Set d[key] = new if it currently equals expected, in one step."""
-        canon, blob = canonical(key), stored(key)
+        canon, blob, _, _ = encode_item(key, None)
         item = encode_value(new)
         while True:
             found = self._read(canon)

@@ -326,3 +326,27 @@ PyObject *ps_canonical_py(PyObject *module, PyObject *key)
     (void)module;
     return ps_canonical(key);
 }
+
+PyObject *ps_encode_item_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_item(key, value)");
+        return NULL;
+    }
+    PyObject *key = args[0];
+    PyObject *canon = ps_canonical(key);
+    if (canon == NULL)
+        return NULL;
+    int exact = PyUnicode_CheckExact(key) || PyBytes_CheckExact(key) || PyLong_CheckExact(key);
+    PyObject *blob = exact ? PyBytes_FromStringAndSize(NULL, 0) : pickled(key);
+    PyObject *value = blob == NULL ? NULL : ps_encode_value_py(NULL, args[1]);
+    PyObject *item = NULL;
+    if (value != NULL)
+        item = Py_BuildValue("(OOOO)", canon, blob, PyTuple_GET_ITEM(value, 0),
+                             PyTuple_GET_ITEM(value, 1));
+    Py_DECREF(canon);
+    Py_XDECREF(blob);
+    Py_XDECREF(value);
+    return item;
+}

@@ -53,4 +53,9 @@ PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t
 PyObject *ps_encode_value_py(PyObject *module, PyObject *value);
 PyObject *ps_canonical_py(PyObject *module, PyObject *key);
 
+/* encode_item(key, value) -> (canonical key, key pickle or b"" when the canonical
+ * bytes give the key back, value tag, value bytes): everything a Dict stores,
+ * encoded in one call, before its lock is taken. */
+PyObject *ps_encode_item_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

@@ -45,6 +45,8 @@ static PyMethodDef module_methods[] = {
      "decode_value(tag, data) -> the value a Dict or List stored as (tag, data)."},
     {"encode_value", (PyCFunction)ps_encode_value_py, METH_O,
      "encode_value(value) -> (tag, data): bytes, str and 64-bit ints as they are, else pickled."},
+    {"encode_item", (PyCFunction)(void (*)(void))ps_encode_item_py, METH_FASTCALL,
+     "encode_item(key, value) -> (canonical key, key pickle or b'', value tag, value bytes)."},
     {"canonical", (PyCFunction)ps_canonical_py, METH_O,
      "canonical(key) -> bytes equal for keys that are equal in a dict, in every process."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,

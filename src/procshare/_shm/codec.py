@@ -18,3 +18,7 @@ encode_value: Callable[[object], tuple[int, bytes]] = _core.encode_value
 
 #: The value stored as (tag, bytes).
 decode_value: Callable[[int, bytes], Any] = _core.decode_value
+
+#: Everything a Dict stores for key and value, encoded in one call: (canonical key, the
+#: key's pickle or b"" when the canonical bytes give it back, value tag, value bytes).
+encode_item: Callable[[object, object], tuple[bytes, bytes, int, bytes]] = _core.encode_item

@@ -17,22 +17,13 @@ from collections.abc import Callable
 
 from .. import _core
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
 #: Bytes equal for equal keys of the supported types; TypeError if unhashable (in C).
 canonical: Callable[[object], bytes] = _core.canonical
 
 
-def stored(key: object) -> bytes:
-    """What to store to give the key object back: empty when canonical() decodes exactly."""
-    if type(key) in (str, bytes, int):
-        return b""
-    return pickle.dumps(key, _PROTOCOL)
-
-
 def restore(canon: bytes, blob: bytes) -> object:
-    """The key object from its canonical bytes and stored blob."""
+    """The key object from its canonical bytes and the blob encode_item stored with it
+    (the key's pickle, or empty when the canonical bytes give an exact str, bytes or int)."""
     if blob:
         return pickle.loads(blob)
     kind, body = canon[:1], canon[1:]
