@@ -86,8 +86,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
         **kwargs: Any,
     ) -> None:
         """Called again on an existing Dict, updates it as dict.__init__ does."""
-        if self._fresh:
-            self._fresh = False  # just built by __new__ from these arguments
+        if self._constructing():
             return
         self.update(mapping_or_iterable, **kwargs)
 

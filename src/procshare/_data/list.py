@@ -53,8 +53,7 @@ class List(Generational, MutableSequence[Any]):
         self, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> None:
         """Called again on an existing List, replaces its contents as list.__init__ does."""
-        if self._fresh:
-            self._fresh = False  # just built by __new__ from these arguments
+        if self._constructing():
             return
         items = [encode_value(v) for v in iterable]
         with self._lock:

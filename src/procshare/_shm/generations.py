@@ -96,6 +96,12 @@ class Generational(Shared):
     def _attach(cls, name: str, *args: Any) -> Any:
         return cls._from_segment(Segment.attach(name, cls._kind))
 
+    def _constructing(self) -> bool:
+        """True once, in the __init__ call that follows construction by __new__ (which
+        already applied the arguments); False when __init__ is called again."""
+        fresh, self._fresh = self._fresh, False
+        return fresh
+
     @classmethod
     def _after_unlink(cls, seg: Segment) -> None:
         """The root's name was removed: its tables go once no process uses them."""
