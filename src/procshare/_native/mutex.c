@@ -122,8 +122,7 @@ int ps_mutex_unlock(ps_mutex_layout *m)
      * counted here or finds the word changed when the futex re-checks it. */
     if (atomic_exchange(&m->word, 0) == 0)
         return 0;
-    if (atomic_load(&m->waiters) != 0)
-        ps_futex_wake(&m->word, 1);
+    ps_wake_if(&m->word, &m->waiters, 1);
     return 1;
 }
 
@@ -368,8 +367,7 @@ static PyObject *Mutex_park(ps_Mutex *self, PyObject *arg)
 static PyObject *Mutex_unpark(ps_Mutex *self, PyObject *unused)
 {
     (void)unused;
-    if (atomic_load(&self->m->waiters) != 0)
-        ps_futex_wake(&self->m->word, 1);
+    ps_wake_if(&self->m->word, &self->m->waiters, 1);
     Py_RETURN_NONE;
 }
 

@@ -28,6 +28,15 @@ static inline void ps_cpu_relax(void)
 #endif
 }
 
+/* Wake up to n sleepers on word, making the syscall only when *sleepers says
+ * someone sleeps (the waker changed the word first: a sleeper counted after
+ * this load finds the word changed when the futex re-checks it). */
+static inline void ps_wake_if(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, int n)
+{
+    if (atomic_load(sleepers) != 0)
+        ps_futex_wake(word, n);
+}
+
 /* The next sleep of a wait that ends at deadline (ns, < 0: never): at most
  * slice_ns, 0 when the deadline has passed. */
 static inline int64_t ps_slice_until(int64_t deadline, int64_t slice_ns)

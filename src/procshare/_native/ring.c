@@ -233,12 +233,6 @@ static int park_on(_Atomic uint32_t *seq, uint32_t seen, _Atomic uint32_t *sleep
     return r < 0 ? -1 : !r;
 }
 
-static void wake_if(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
-{
-    if (atomic_load(sleepers) != 0)
-        ps_futex_wake(seq, n);
-}
-
 static int64_t deadline_of(int64_t timeout)
 {
     return timeout < 0 ? -1 : ps_now_ns() + timeout;
@@ -310,7 +304,7 @@ static int ring_run(ps_Ring *self, int64_t timeout, int putting, ring_step step,
         uint32_t seen = atomic_load(wait_seq);
         ring_unlock(self);
         if (moved > 0)
-            wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
+            ps_wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
         if (done != 0 || last)
             return done;
         int p = park_on(wait_seq, seen, wait_sleepers, deadline);
@@ -534,14 +528,14 @@ static PyObject *Ring_park_items(ps_Ring *self, PyObject *const *args, Py_ssize_
 static PyObject *Ring_unpark_items(ps_Ring *self, PyObject *unused)
 {
     (void)unused;
-    wake_if(&self->r->put_seq, &self->r->getters, 1);
+    ps_wake_if(&self->r->put_seq, &self->r->getters, 1);
     Py_RETURN_NONE;
 }
 
 static PyObject *Ring_unpark_space(ps_Ring *self, PyObject *unused)
 {
     (void)unused;
-    wake_if(&self->r->get_seq, &self->r->putters, 1);
+    ps_wake_if(&self->r->get_seq, &self->r->putters, 1);
     Py_RETURN_NONE;
 }
 

@@ -97,8 +97,7 @@ static PyObject *Semaphore_release(ps_Semaphore *self, PyObject *const *args, Py
             return NULL;
         }
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + (uint32_t)n));
-    if (atomic_load(&s->waiters) > 0)
-        ps_futex_wake(&s->value, (int)(n < INT32_MAX ? n : INT32_MAX));
+    ps_wake_if(&s->value, &s->waiters, (int)(n < INT32_MAX ? n : INT32_MAX));
     Py_RETURN_NONE;
 }
 
@@ -135,8 +134,7 @@ static PyObject *Semaphore_park(ps_Semaphore *self, PyObject *arg)
 static PyObject *Semaphore_unpark(ps_Semaphore *self, PyObject *unused)
 {
     (void)unused;
-    if (atomic_load(&self->s->waiters) != 0)
-        ps_futex_wake(&self->s->value, 1);
+    ps_wake_if(&self->s->value, &self->s->waiters, 1);
     Py_RETURN_NONE;
 }
 
