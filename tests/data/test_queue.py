@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procshare import Counter, JoinableQueue, Lock, Queue, SimpleQueue
+from procshare import Counter, JoinableQueue, Lock, Queue, SimpleQueue, _core
 
 import workers
 from conftest import rng, run_all
@@ -166,6 +167,34 @@ def test_killed_consumer_does_not_block_the_others() -> None:
     # the victim counted what it fully took; at most one message died with it
     assert 2_000 - 1 <= taken.value + len(rest) <= 2_000
     assert rest == sorted(rest)
+
+
+def _hold_the_ring_lock_and_die(q: Any) -> None:
+    _core.Mutex(q._seg.mapping, q._seg.data_offset, False).acquire()
+    os._exit(0)
+
+
+@pytest.mark.parametrize("side", ["blocking", "asyncio"])
+def test_a_dead_holder_of_the_ring_lock_is_replaced(side: str) -> None:
+    """A process that died inside put or get (holding the ring's lock) delays the
+    others by about one probe interval, blocking and awaited alike."""
+    q = Queue()
+    q.put("before")
+    holder = mp.get_context("fork").Process(target=_hold_the_ring_lock_and_die, args=(q,))
+    holder.start()
+    holder.join(10)
+    assert holder.exitcode == 0  # the lock word still names the dead pid
+    if side == "blocking":
+        q.put("after", timeout=10)
+        got = [q.get(timeout=10), q.get(timeout=10)]
+    else:
+
+        async def main() -> list[Any]:
+            await q.put_async("after", timeout=10)
+            return [await q.get_async(10), await q.get_async(10)]
+
+        got = asyncio.run(asyncio.wait_for(main(), 30))
+    assert got == ["before", "after"]
 
 
 def test_named_queue_from_a_child(ctx: Any, name: str) -> None:

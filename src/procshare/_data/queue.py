@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterable
-from functools import partial
 from typing import Any, ClassVar
 
 from .. import _core
@@ -147,33 +146,14 @@ class Queue(SyncObject):
     # -- asyncio --------------------------------------------------------------
 
     def _put_steps(self, obj: object, timeout: float | None) -> Waiting[None]:
-        until = _parking.deadline(timeout)
-        while True:
-            _, seen = self._ring.seqs()
-            if self._ring.put(obj, False, None):
-                return
-            left = _parking.remaining(until)
-            if left == 0:
-                raise queue.Full
-            yield (
-                _parking.Park(partial(self._ring._park_space, seen), self._ring._unpark_space),
-                left,
-            )
+        if not (yield from self._ring._putting(obj, timeout)):
+            raise queue.Full
 
     def _get_steps(self, timeout: float | None) -> Waiting[Any]:
-        until = _parking.deadline(timeout)
-        while True:
-            seen, _ = self._ring.seqs()
-            item = self._ring.get(False, None, _EMPTY)
-            if item is not _EMPTY:
-                return item
-            left = _parking.remaining(until)
-            if left == 0:
-                raise queue.Empty
-            yield (
-                _parking.Park(partial(self._ring._park_items, seen), self._ring._unpark_items),
-                left,
-            )
+        items = yield from self._ring._getting(timeout)
+        if not items:
+            raise queue.Empty
+        return items[0]
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
         """put() without blocking the event loop."""

@@ -12,6 +12,7 @@
 #include "semaphore.h"
 #include "table.h"
 #include "vector.h"
+#include "wait.h"
 
 static PyObject *itemsize_py(PyObject *module, PyObject *arg)
 {
@@ -68,16 +69,17 @@ PyMODINIT_FUNC PyInit__core(void)
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {&ps_MappingType,   &ps_CellType, &ps_CellArrayType, &ps_MutexType,
-                             &ps_SemaphoreType, &ps_RingType, &ps_TableType,     &ps_VectorType};
+    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType,      &ps_CellArrayType,
+                             &ps_MutexType,   &ps_SemaphoreType, &ps_RingType,
+                             &ps_TableType,   &ps_VectorType,    &ps_WaitingType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping",   "Cell", "CellArray", "Mutex",
-                           "Semaphore", "Ring", "Table",     "Vector"};
+    const char *names[] = {"Mapping", "Cell",  "CellArray", "Mutex",  "Semaphore",
+                           "Ring",    "Table", "Vector",    "Waiting"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {

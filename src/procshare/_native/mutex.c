@@ -8,13 +8,14 @@
 #include "park.h"
 #include "platform.h"
 #include "pythread.h"
+#include "wait.h"
 
 _Static_assert(sizeof(ps_mutex_layout) == PS_MUTEX_SIZE, "mutex layout size");
 
 #define PID_MASK 0x7fffffffu
 _Static_assert(PS_MUTEX_SIZE <= PS_LOCK_SPACE, "a lock fits its space");
 
-typedef struct {
+typedef struct ps_Mutex {
     PS_VIEW_HEAD
     ps_mutex_layout *m;
     int recursive;
@@ -40,25 +41,6 @@ static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-/* Spin up to PS_SPIN_NS (and at most until deadline, if >= 0) for the word to
- * become free, and take it.  Returns 1 when taken. */
-static int mutex_spin(ps_mutex_layout *m, uint32_t me, int64_t deadline)
-{
-    int64_t spin_end = ps_now_ns() + PS_SPIN_NS;
-    if (deadline >= 0 && deadline < spin_end)
-        spin_end = deadline;
-    for (uint32_t i = 1;; i++) {
-        if (atomic_load_explicit(&m->word, memory_order_relaxed) == 0) {
-            uint32_t w = 0;
-            if (atomic_compare_exchange_strong(&m->word, &w, me))
-                return 1;
-        }
-        ps_cpu_relax();
-        if ((i & 63) == 0 && ps_now_ns() >= spin_end)
-            return 0;
-    }
-}
-
 /* Take over the word from owner w if that process is dead. */
 static int mutex_takeover(ps_mutex_layout *m, uint32_t w, uint32_t me)
 {
@@ -66,53 +48,71 @@ static int mutex_takeover(ps_mutex_layout *m, uint32_t w, uint32_t me)
            atomic_compare_exchange_strong(&m->word, &w, me);
 }
 
-/* One slice of waiting, run without the GIL: try to take the word, else sleep
- * on it for at most PS_PROBE_NS (or until deadline, < 0: none), then take it
- * over if its owner died.  Returns 1 when acquired, 0 at the deadline, 2 when
- * the caller should run signal handlers and call again. */
-static int mutex_slice(ps_mutex_layout *m, uint32_t me, int64_t deadline, int *died)
-{
-    uint32_t w = 0;
-    if (atomic_compare_exchange_strong(&m->word, &w, me))
-        return 1;
-    int64_t slice = ps_slice_until(deadline, PS_PROBE_NS);
-    if (slice == 0)
-        return 0;
-    if (ps_sleep(&m->word, w, slice, &m->waiters) == PS_WAIT_TIMEOUT && mutex_takeover(m, w, me)) {
-        *died = 1;
-        return 1;
-    }
-    return 2;
-}
-
-/* Take the word for this process.  timeout_ns < 0 waits without limit; a
- * wait that reaches its deadline tries once more before it gives up.
- * Returns 1 when acquired, 0 on timeout, -1 with an exception (a signal
- * handler raised).  *died is set when the previous owner was dead. */
-int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+int ps_mutex_try(ps_mutex_layout *m, int woke, int *died, ps_park *park)
 {
     uint32_t me = ps_self_pid();
     uint32_t w = 0;
-    *died = 0;
     if (atomic_compare_exchange_strong(&m->word, &w, me))
         return 1;
-    if (timeout_ns == 0)
-        return 0;
-    int64_t deadline = timeout_ns < 0 ? -1 : ps_now_ns() + timeout_ns;
-    int r;
-    Py_BEGIN_ALLOW_THREADS
-        r = mutex_spin(m, me, deadline);
-    Py_END_ALLOW_THREADS
-    while (r == 0 || r == 2) {
-        if (r == 2 && PyErr_CheckSignals() < 0)
-            return -1;
-        Py_BEGIN_ALLOW_THREADS
-            r = mutex_slice(m, me, deadline, died);
-        Py_END_ALLOW_THREADS
-        if (r == 0)
-            return 0;
+    if (woke == 0 && mutex_takeover(m, w, me)) {
+        *died = 1;
+        return 1;
     }
-    return 1;
+    /* Spin only before the first sleep: after a wake-up that another waiter
+     * won, sleeping at once is cheaper for everyone. */
+    *park = (ps_park){
+        .word = &m->word,
+        .seen = w,
+        .sleepers = &m->waiters,
+        .spin_ns = woke < 0 ? PS_SPIN_NS : 0,
+        .slice_ns = PS_PROBE_NS,
+    };
+    return 0;
+}
+
+/* A wait for the word: by a Mutex object (self, NULL for a bare word such as
+ * a ring's), for owner with recursion count. */
+typedef struct {
+    ps_mutex_layout *m;
+    struct ps_Mutex *self;
+    uint64_t owner;
+    uint32_t count;
+    int died;
+} lock_op;
+
+static void took(lock_op *op);
+static int owned_by(ps_mutex_layout *m, uint64_t owner);
+static PyObject *reenter(ps_mutex_layout *m, uint32_t count);
+
+/* Take the word for op's owner; a recursive Mutex already held by that owner
+ * is re-entered at the first try. */
+static int lock_step(ps_wait *w, int woke)
+{
+    lock_op *op = w->op;
+    if (woke < 0 && op->self != NULL && op->self->recursive && owned_by(op->m, op->owner))
+        return (w->result = reenter(op->m, op->count)) == NULL ? -1 : PS_DONE;
+    if (ps_mutex_try(op->m, woke, &op->died, &w->park)) {
+        took(op);
+        w->result = Py_NewRef(Py_True);
+    } else if (w->last) {
+        w->result = Py_NewRef(Py_False);
+    } else {
+        return PS_PARK;
+    }
+    return PS_DONE;
+}
+
+int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died)
+{
+    lock_op op = {.m = m};
+    ps_wait w;
+    ps_wait_init(&w, lock_step, NULL, &op, timeout_ns);
+    PyObject *r = ps_wait_block(&w);
+    *died = op.died;
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return r == Py_True;
 }
 
 /* Free the word; returns 0 if it was already free (and nothing changed). */
@@ -152,15 +152,31 @@ static uint64_t task_ident(void)
     return ident;
 }
 
-/* Record a fresh acquisition by owner (a thread or task ident) with recursion count. */
-static void took(ps_Mutex *self, int died, uint32_t count, uint64_t owner)
+/* Record a fresh acquisition: owner_died, and for a recursive mutex the
+ * owner (a thread or task ident) and recursion count. */
+static void took(lock_op *op)
 {
-    self->owner_died = died;
+    ps_Mutex *self = op->self;
+    if (self == NULL)
+        return;
+    self->owner_died = op->died;
     if (self->recursive) {
         /* Ordered by the lock word itself: relaxed is enough. */
-        atomic_store_explicit(&self->m->thread, owner, memory_order_relaxed);
-        atomic_store_explicit(&self->m->count, count, memory_order_relaxed);
+        atomic_store_explicit(&self->m->thread, op->owner, memory_order_relaxed);
+        atomic_store_explicit(&self->m->count, op->count, memory_order_relaxed);
     }
+}
+
+/* Enter a recursive mutex already held by its owner count more times. */
+static PyObject *reenter(ps_mutex_layout *m, uint32_t count)
+{
+    uint32_t c = atomic_load(&m->count);
+    if (c > UINT32_MAX - count) {
+        PyErr_SetString(PyExc_OverflowError, "recursion count of the lock is too large");
+        return NULL;
+    }
+    atomic_store(&m->count, c + count);
+    Py_RETURN_TRUE;
 }
 
 /* Held by this process and by owner. */
@@ -222,6 +238,15 @@ int64_t ps_parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     return blocking ? ns : 0;
 }
 
+/* The wait of acquire and _acquiring: re-enter when owner holds a recursive
+ * mutex already, else take the word for owner with recursion count. */
+static void lock_wait(ps_wait *w, lock_op *op, ps_Mutex *self, uint64_t owner, uint32_t count,
+                      int64_t timeout)
+{
+    *op = (lock_op){.m = self->m, .self = self, .owner = owner, .count = count};
+    ps_wait_init(w, lock_step, (PyObject *)self, op, timeout);
+}
+
 static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs,
                                PyObject *kwnames)
 {
@@ -231,23 +256,17 @@ static PyObject *Mutex_acquire(ps_Mutex *self, PyObject *const *args, Py_ssize_t
         if (timeout == -2)
             return NULL;
     }
-    if (self->recursive && owned_by_me(self->m)) {
-        uint32_t c = atomic_load(&self->m->count);
-        if (c == UINT32_MAX) {
-            PyErr_SetString(PyExc_OverflowError, "recursion count of the lock is too large");
-            return NULL;
-        }
-        atomic_store(&self->m->count, c + 1);
+    if (self->recursive && owned_by_me(self->m))
+        return reenter(self->m, 1);
+    lock_op op = {.m = self->m, .self = self, .owner = thread_ident(), .count = 1};
+    uint32_t free_word = 0;
+    if (atomic_compare_exchange_strong(&self->m->word, &free_word, ps_self_pid())) {
+        took(&op); /* uncontended: nothing to wait for */
         Py_RETURN_TRUE;
     }
-    int died;
-    int r = ps_mutex_lock(self->m, timeout, &died);
-    if (r < 0)
-        return NULL;
-    if (r == 0)
-        Py_RETURN_FALSE;
-    took(self, died, 1, thread_ident());
-    Py_RETURN_TRUE;
+    ps_wait w;
+    lock_wait(&w, &op, self, op.owner, 1, timeout);
+    return ps_wait_block(&w);
 }
 
 static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
@@ -300,90 +319,39 @@ static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
     return Py_BuildValue("(kK)", (unsigned long)count, (unsigned long long)owner);
 }
 
-/* Parse (owner, count): owner 0 means the calling thread. */
-static int parse_owner_count(PyObject *const *args, Py_ssize_t nargs, uint64_t *owner,
-                             uint32_t *count)
+static void lock_op_free(void *op)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "expected (owner, count)");
-        return -1;
+    PyMem_Free(op);
+}
+
+/* _acquiring(timeout, owner, count) -> Waiting: acquire as a generator of
+ * parks, for owner (a task or thread ident; 0: this thread) with recursion
+ * count, or restoring what _release_save returned.  Returns True, or False
+ * at the deadline. */
+static PyObject *Mutex_acquiring(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_acquiring(timeout, owner, count)");
+        return NULL;
     }
-    unsigned long long o = PyLong_AsUnsignedLongLong(args[0]);
-    unsigned long c = PyLong_AsUnsignedLong(args[1]);
-    if (PyErr_Occurred())
-        return -1;
-    if (c == 0 || c > UINT32_MAX) {
+    int64_t timeout = ps_timeout_ns(args[0]);
+    unsigned long long owner = PyLong_AsUnsignedLongLong(args[1]);
+    unsigned long count = PyLong_AsUnsignedLong(args[2]);
+    if (timeout == -2 || PyErr_Occurred())
+        return NULL;
+    if (count == 0 || count > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "invalid saved lock state");
-        return -1;
+        return NULL;
     }
-    *owner = o ? (uint64_t)o : thread_ident();
-    *count = (uint32_t)c;
-    return 0;
-}
-
-/* _try_acquire_as(owner, count) -> bool: without waiting, re-enter (recursive,
- * already held by owner: the count grows by count) or take the lock for owner
- * (a thread or task ident; 0: this thread) with recursion count. */
-static PyObject *Mutex_try_acquire_as(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    uint64_t owner;
-    uint32_t count;
-    if (parse_owner_count(args, nargs, &owner, &count) < 0)
-        return NULL;
-    ps_mutex_layout *m = self->m;
-    if (self->recursive && owned_by(m, owner)) {
-        uint32_t c = atomic_load(&m->count);
-        if (c > UINT32_MAX - count) {
-            PyErr_SetString(PyExc_OverflowError, "recursion count of the lock is too large");
-            return NULL;
-        }
-        atomic_store(&m->count, c + count);
-        Py_RETURN_TRUE;
-    }
-    uint32_t w = 0;
-    if (!atomic_compare_exchange_strong(&m->word, &w, ps_self_pid()))
-        Py_RETURN_FALSE;
-    took(self, 0, count, owner);
-    Py_RETURN_TRUE;
-}
-
-/* _park(timeout) -> bool: wait (without taking the lock) until it may be free;
- * False when timeout passed.  Safe from any thread: asyncio waits run it in a
- * worker thread, then try the lock on the event loop's thread. */
-static PyObject *Mutex_park(ps_Mutex *self, PyObject *arg)
-{
-    int64_t timeout = ps_timeout_ns(arg);
-    if (timeout == -2)
-        return NULL;
-    ps_mutex_layout *m = self->m;
-    uint32_t w = atomic_load(&m->word);
-    if (w == 0)
-        Py_RETURN_TRUE;
-    int r = ps_park_checked(&m->word, w, timeout, PS_SPIN_NS, &m->waiters);
-    return r < 0 ? NULL : PyBool_FromLong(r);
-}
-
-/* _unpark(): pass a wake-up on to one sleeper (one that an abandoned wait took). */
-static PyObject *Mutex_unpark(ps_Mutex *self, PyObject *unused)
-{
-    (void)unused;
-    ps_wake_if(&self->m->word, &self->m->waiters, 1);
-    Py_RETURN_NONE;
-}
-
-/* _takeover_if_dead(owner, count) -> bool: take the lock for owner if its
- * holder is dead (then owner_died is set); the non-blocking half of robust
- * waiting for asyncio. */
-static PyObject *Mutex_takeover_if_dead(ps_Mutex *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    uint64_t owner;
-    uint32_t count;
-    if (parse_owner_count(args, nargs, &owner, &count) < 0)
-        return NULL;
-    if (!mutex_takeover(self->m, atomic_load(&self->m->word), ps_self_pid()))
-        Py_RETURN_FALSE;
-    took(self, 1, count, owner);
-    Py_RETURN_TRUE;
+    if (owner == 0)
+        owner = thread_ident();
+    lock_op *op = PyMem_Malloc(sizeof *op);
+    if (op == NULL)
+        return PyErr_NoMemory();
+    ps_wait w;
+    lock_wait(&w, op, self, owner, (uint32_t)count, timeout);
+    w.op_free = lock_op_free;
+    return ps_waiting_new(&w);
 }
 
 static PyObject *Mutex_enter(ps_Mutex *self, PyObject *unused)
@@ -429,10 +397,8 @@ static PyMethodDef Mutex_methods[] = {
     {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
     {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "locked() -> bool: held by anyone."},
     {"_release_save", (PyCFunction)Mutex_release_save, METH_NOARGS, NULL},
-    {"_try_acquire_as", (PyCFunction)(void (*)(void))Mutex_try_acquire_as, METH_FASTCALL, NULL},
-    {"_park", (PyCFunction)Mutex_park, METH_O, NULL},
-    {"_unpark", (PyCFunction)Mutex_unpark, METH_NOARGS, NULL},
-    {"_takeover_if_dead", (PyCFunction)(void (*)(void))Mutex_takeover_if_dead, METH_FASTCALL, NULL},
+    {"_acquiring", (PyCFunction)(void (*)(void))Mutex_acquiring, METH_FASTCALL,
+     "_acquiring(timeout, owner, count) -> Waiting: acquire as a generator of parks."},
     {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,
      "_is_owned() -> bool: held by this thread (recursive) or this process."},
     {NULL, NULL, 0, NULL},

@@ -24,6 +24,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "wait.h"
+
 typedef struct {
     _Atomic uint32_t word;    /* 0: free; else the owner's pid */
     _Atomic uint32_t waiters; /* sleepers on word: release wakes one only if non-zero */
@@ -39,6 +41,11 @@ extern PyTypeObject ps_MutexType;
  * 0 on timeout, -1 with an exception set (a signal handler raised).  *died
  * is set when the previous owner was dead: what it protected may need repair. */
 int ps_mutex_lock(ps_mutex_layout *m, int64_t timeout_ns, int *died);
+
+/* One try at the word without waiting: take it if free, or, when the last
+ * park timed out (woke == 0), take it over if its holder is dead (*died set).
+ * Returns 1 when taken, else 0 with *park saying how to wait for it. */
+int ps_mutex_try(ps_mutex_layout *m, int woke, int *died, ps_park *park);
 
 /* Free the word; returns 0 if it was already free (and nothing changed). */
 int ps_mutex_unlock(ps_mutex_layout *m);

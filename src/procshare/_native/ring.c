@@ -9,6 +9,7 @@
 #include "mutex.h"
 #include "park.h"
 #include "platform.h"
+#include "wait.h"
 
 typedef struct {
     ps_mutex_layout lock; /* 24 bytes */
@@ -136,19 +137,16 @@ static int ring_sane(ps_Ring *self)
            (head == tail) == (count == 0) && (r->maxsize == 0 || count <= r->maxsize);
 }
 
-/* Lock the ring (robustly); repair the count if the last holder died.
- * Returns 1, 0 on timeout, -1 with an exception (CorruptSegmentError when the
- * counters are damaged). */
-static int ring_lock(ps_Ring *self, int64_t timeout)
+/* Just locked: repair the count if the last holder died, and check the
+ * counters.  0, or -1 with CorruptSegmentError (then unlocked again). */
+static int ring_locked(ps_Ring *self, int died)
 {
-    int died;
-    int rc = ps_mutex_lock(&self->r->lock, timeout, &died);
-    if (rc == 1 && ((died && recount(self) < 0) || !ring_sane(self))) {
+    if ((died && recount(self) < 0) || !ring_sane(self)) {
         ps_mutex_unlock(&self->r->lock);
         ps_damaged("queue", "counters");
         return -1;
     }
-    return rc;
+    return 0;
 }
 
 static void ring_unlock(ps_Ring *self)
@@ -215,38 +213,6 @@ static PyObject *try_get(ps_Ring *self)
     return item;
 }
 
-/* ---- waiting ------------------------------------------------------------ */
-
-/* Park on seq while it still holds seen, counted in *sleepers.  Returns 0
- * when woken or changed, 1 on timeout, -1 with an exception (signal). */
-static int park_on(_Atomic uint32_t *seq, uint32_t seen, _Atomic uint32_t *sleepers,
-                   int64_t deadline)
-{
-    int64_t left = -1;
-    if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
-        return 1;
-    /* Counted while spinning too: the other side's wake-ups then come sooner,
-     * and batches of put_many/get_many measured up to 1.5x faster so. */
-    atomic_fetch_add(sleepers, 1);
-    int r = ps_park_checked(seq, seen, left, PS_SPIN_NS, NULL);
-    atomic_fetch_sub(sleepers, 1);
-    return r < 0 ? -1 : !r;
-}
-
-static int64_t deadline_of(int64_t timeout)
-{
-    return timeout < 0 ? -1 : ps_now_ns() + timeout;
-}
-
-/* What is left of a wait until deadline, for ps_mutex_lock: -1 no limit, else >= 0. */
-static int64_t left_until(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - ps_now_ns();
-    return left > 0 ? left : 0;
-}
-
 /* Parse (block, timeout) the way Queue.put/get do: a timeout is ignored when
  * block is false.  Returns ns (-1: no limit, 0: do not wait) or -2 on error. */
 static int64_t parse_block_timeout(PyObject *block, PyObject *timeout)
@@ -268,50 +234,68 @@ static int64_t parse_block_timeout(PyObject *block, PyObject *timeout)
     return ps_timeout_ns(timeout);
 }
 
-/* ---- put and get: one driver for every blocking operation ------------- */
+/* ---- put and get: one step for every blocking operation --------------- */
 
-/* A step of put or get, run holding the lock: moves what it can, adds to
+/* A put or get.  move runs holding the lock: it moves what it can, adds to
  * *moved how many messages it moved, and returns 1 when the operation is
- * complete, 0 when it must wait for the other side, -1 on error. */
-typedef int (*ring_step)(ps_Ring *self, void *op, Py_ssize_t *moved);
+ * complete, 0 when it must wait for the other side, -1 on error.  finish
+ * makes the result outside the lock (complete: 0 when the deadline passed). */
+typedef struct ring_op ring_op;
+struct ring_op {
+    ps_Ring *ring;
+    int putting;
+    int on_lock; /* the last park was on the lock word */
+    int (*move)(ring_op *op, Py_ssize_t *moved);
+    PyObject *(*finish)(ring_op *op, int complete);
+};
 
-/* Run step under the lock until it completes, waiting (for space when
- * putting, for messages when getting) up to timeout ns (-1: no limit, 0: not
- * at all); at the deadline the step is tried once more.  Returns 1 complete,
- * 0 timed out, -1 with an exception.  Wakes sleepers of the other side for
- * every message moved. */
-static int ring_run(ps_Ring *self, int64_t timeout, int putting, ring_step step, void *op)
+/* Lock the ring, run the move, and wake sleepers of the other side for every
+ * message moved; else park on the lock word (robustly: a dead holder is
+ * replaced) or on the other side's sequence.  The final try waits briefly
+ * for the lock: its holder only copies bytes. */
+static int ring_step(ps_wait *w, int woke)
 {
+    ring_op *op = w->op;
+    ps_Ring *self = op->ring;
     ps_ring_layout *r = self->r;
-    _Atomic uint32_t *wait_seq = putting ? &r->get_seq : &r->put_seq;
-    _Atomic uint32_t *wait_sleepers = putting ? &r->putters : &r->getters;
-    _Atomic uint32_t *wake_seq = putting ? &r->put_seq : &r->get_seq;
-    _Atomic uint32_t *wake_sleepers = putting ? &r->getters : &r->putters;
-    int64_t deadline = deadline_of(timeout);
-    int last = timeout == 0; /* the last try: the lock is still waited for briefly */
-    for (;;) {
-        int rc = ring_lock(self, last ? PS_SPIN_NS : left_until(deadline));
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            if (last)
-                return 0;
-            last = 1;
-            continue;
-        }
-        Py_ssize_t moved = 0;
-        int done = step(self, op, &moved);
-        uint32_t seen = atomic_load(wait_seq);
-        ring_unlock(self);
-        if (moved > 0)
-            ps_wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
-        if (done != 0 || last)
-            return done;
-        int p = park_on(wait_seq, seen, wait_sleepers, deadline);
-        if (p < 0)
-            return -1;
-        last = p;
+    int died = 0;
+    int got = ps_mutex_try(&r->lock, op->on_lock ? woke : -1, &died, &w->park);
+    if (!got && w->last && (got = ps_mutex_lock(&r->lock, PS_SPIN_NS, &died)) < 0)
+        return -1;
+    if (!got) {
+        if (w->last)
+            return (w->result = op->finish(op, 0)) == NULL ? -1 : PS_DONE;
+        op->on_lock = 1;
+        return PS_PARK;
     }
+    op->on_lock = 0;
+    if (ring_locked(self, died) < 0)
+        return -1;
+    _Atomic uint32_t *wait_seq = op->putting ? &r->get_seq : &r->put_seq;
+    Py_ssize_t moved = 0;
+    int done = op->move(op, &moved);
+    uint32_t seen = atomic_load(wait_seq);
+    ring_unlock(self);
+    if (moved > 0) {
+        _Atomic uint32_t *wake_seq = op->putting ? &r->put_seq : &r->get_seq;
+        _Atomic uint32_t *wake_sleepers = op->putting ? &r->getters : &r->putters;
+        ps_wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
+    }
+    if (done < 0)
+        return -1;
+    if (done || w->last)
+        return (w->result = op->finish(op, done)) == NULL ? -1 : PS_DONE;
+    /* Counted while spinning too: the other side's wake-ups then come sooner,
+     * and batches of put_many/get_many measured up to 1.5x faster so. */
+    w->park = (ps_park){
+        .word = wait_seq,
+        .seen = seen,
+        .sleepers = op->putting ? &r->putters : &r->getters,
+        .count_spinning = 1,
+        .spin_ns = PS_SPIN_NS,
+        .slice_ns = -1,
+    };
+    return PS_PARK;
 }
 
 /* Check that a message of len bytes can ever fit. */
@@ -326,31 +310,91 @@ static int check_fits(ps_Ring *self, Py_ssize_t len)
 }
 
 typedef struct {
+    ring_op base;
     ps_encoded *msgs; /* encoded messages, all known to fit */
     Py_ssize_t n, done;
+    ps_encoded one; /* msgs when there is only one */
 } put_op;
 
-static int put_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
+static int put_move(ring_op *base, Py_ssize_t *moved)
 {
-    put_op *op = opaque;
+    put_op *op = (put_op *)base;
     for (; op->done < op->n; op->done++, (*moved)++) {
         ps_encoded *m = &op->msgs[op->done];
-        if (!try_put(self, m->tag, m->data, (uint32_t)m->len))
+        if (!try_put(base->ring, m->tag, m->data, (uint32_t)m->len))
             return 0;
     }
     return 1;
 }
 
+/* How many messages were put. */
+static PyObject *put_finish(ring_op *base, int complete)
+{
+    (void)complete;
+    return PyLong_FromSsize_t(((put_op *)base)->done);
+}
+
+static void put_clear(put_op *op)
+{
+    for (Py_ssize_t i = 0; i < op->n; i++)
+        ps_encoded_done(&op->msgs[i]);
+    if (op->msgs != &op->one)
+        PyMem_Free(op->msgs);
+    op->msgs = NULL;
+    op->n = 0;
+}
+
+static void put_free(void *op)
+{
+    put_clear(op);
+    PyMem_Free(op);
+}
+
+/* Encode every value (before anything is put, so an unpicklable one changes
+ * nothing) and check that each fits.  0, or -1 with an exception (op then
+ * holds nothing). */
+static int put_prepare(put_op *op, ps_Ring *self, PyObject *const *values, Py_ssize_t n)
+{
+    *op = (put_op){.base = {self, 1, 0, put_move, put_finish}};
+    op->msgs = n == 1 ? &op->one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
+    if (op->msgs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (; op->n < n; op->n++)
+        if (ps_encode(values[op->n], &op->msgs[op->n]) < 0 ||
+            check_fits(self, op->msgs[op->n].len) < 0) {
+            op->n++; /* ps_encode leaves a message that ps_encoded_done releases */
+            put_clear(op);
+            return -1;
+        }
+    return 0;
+}
+
+/* Put values, waiting up to timeout: how many were put, or NULL. */
+static PyObject *put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n, int64_t timeout)
+{
+    put_op op;
+    if (put_prepare(&op, self, values, n) < 0)
+        return NULL;
+    ps_wait w;
+    ps_wait_init(&w, ring_step, (PyObject *)self, &op, timeout);
+    PyObject *done = ps_wait_block(&w);
+    put_clear(&op);
+    return done;
+}
+
 typedef struct {
+    ring_op base;
     PyObject *out; /* list receiving (tag, bytes) */
     Py_ssize_t max;
 } get_op;
 
-static int get_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
+static int get_move(ring_op *base, Py_ssize_t *moved)
 {
-    get_op *op = opaque;
+    get_op *op = (get_op *)base;
     while (PyList_GET_SIZE(op->out) < op->max) {
-        PyObject *item = try_get(self);
+        PyObject *item = try_get(base->ring);
         if (item == NULL)
             return -1;
         if (item == Py_None) {
@@ -364,63 +408,6 @@ static int get_step(ps_Ring *self, void *opaque, Py_ssize_t *moved)
             return -1;
     }
     return PyList_GET_SIZE(op->out) > 0;
-}
-
-/* Encode every value of seq (before anything is put, so an unpicklable one
- * changes nothing) and check that each fits; put them, waiting up to timeout.
- * Returns how many were put, or -1 with an exception. */
-static Py_ssize_t put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n, int64_t timeout)
-{
-    ps_encoded one = {0},
-               *msgs = n == 1 ? &one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
-    if (msgs == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t result = -1;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (ps_encode(values[i], &msgs[i]) < 0 || check_fits(self, msgs[i].len) < 0)
-            goto done;
-    put_op op = {msgs, n, 0};
-    if (ring_run(self, timeout, 1, put_step, &op) >= 0)
-        result = op.done;
-done:
-    for (Py_ssize_t i = 0; i < n; i++)
-        ps_encoded_done(&msgs[i]);
-    if (msgs != &one)
-        PyMem_Free(msgs);
-    return result;
-}
-
-/* put_many(values, block, timeout) -> int: put every value in order, as many
- * per lock as fit; how many were put before the deadline.  Values that cannot
- * be encoded or never fit raise before anything is put. */
-static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "put_many(values: list, block, timeout) -> int");
-        return NULL;
-    }
-    int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2)
-        return NULL;
-    Py_ssize_t done =
-        put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]), timeout);
-    return done < 0 ? NULL : PyLong_FromSsize_t(done);
-}
-
-/* put(value, block, timeout) -> bool: False when still full at the deadline. */
-static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "put(value, block, timeout) -> bool");
-        return NULL;
-    }
-    int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2)
-        return NULL;
-    Py_ssize_t done = put_values(self, args, 1, timeout);
-    return done < 0 ? NULL : PyBool_FromLong(done == 1);
 }
 
 /* Replace each (tag, bytes) of list by the value it encodes (outside the lock:
@@ -441,16 +428,71 @@ static int decode_all(PyObject *list)
     return 0;
 }
 
+/* The decoded values taken (empty when the deadline passed first). */
+static PyObject *get_finish(ring_op *base, int complete)
+{
+    (void)complete;
+    get_op *op = (get_op *)base;
+    return decode_all(op->out) < 0 ? NULL : Py_NewRef(op->out);
+}
+
+static void get_free(void *op)
+{
+    Py_XDECREF(((get_op *)op)->out);
+    PyMem_Free(op);
+}
+
+static int get_prepare(get_op *op, ps_Ring *self, Py_ssize_t max)
+{
+    *op = (get_op){.base = {self, 0, 0, get_move, get_finish}, .out = PyList_New(0), .max = max};
+    return op->out == NULL ? -1 : 0;
+}
+
 /* Take up to max messages, waiting up to timeout for the first; the decoded
  * values (empty at the deadline), or NULL with an exception. */
 static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
 {
-    get_op op = {PyList_New(0), max};
-    if (op.out == NULL)
+    get_op op;
+    if (get_prepare(&op, self, max) < 0)
         return NULL;
-    if (ring_run(self, timeout, 0, get_step, &op) < 0 || decode_all(op.out) < 0)
-        Py_CLEAR(op.out);
-    return op.out;
+    ps_wait w;
+    ps_wait_init(&w, ring_step, (PyObject *)self, &op, timeout);
+    PyObject *out = ps_wait_block(&w);
+    Py_DECREF(op.out);
+    return out;
+}
+
+/* put_many(values, block, timeout) -> int: put every value in order, as many
+ * per lock as fit; how many were put before the deadline.  Values that cannot
+ * be encoded or never fit raise before anything is put. */
+static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "put_many(values: list, block, timeout) -> int");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    return put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]), timeout);
+}
+
+/* put(value, block, timeout) -> bool: False when still full at the deadline. */
+static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "put(value, block, timeout) -> bool");
+        return NULL;
+    }
+    int64_t timeout = parse_block_timeout(args[1], args[2]);
+    if (timeout == -2)
+        return NULL;
+    PyObject *done = put_values(self, args, 1, timeout);
+    if (done == NULL)
+        return NULL;
+    int one = PyLong_AsSsize_t(done) == 1;
+    Py_DECREF(done);
+    return PyBool_FromLong(one);
 }
 
 /* get_many(max, block, timeout) -> list: at least one value unless the
@@ -489,61 +531,50 @@ static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
     return value;
 }
 
-/* ---- park entry points for asyncio (wait without taking anything) ----- */
+/* ---- the same operations for asyncio: generators of parks -------------- */
 
-/* _park_items(seen, timeout) / _park_space(seen, timeout) -> bool: wait until
- * the put (or get) sequence differs from seen, as read by seqs() before the
- * caller's last non-blocking attempt; False on timeout. */
-static PyObject *park_py(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, int for_space)
+/* _putting(value, timeout) -> Waiting: put as a generator of parks; returns
+ * how many were put (0 when still full at the deadline). */
+static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_park(seen, timeout) -> bool");
+        PyErr_SetString(PyExc_TypeError, "_putting(value, timeout) -> Waiting");
         return NULL;
     }
-    unsigned long seen = PyLong_AsUnsignedLong(args[0]);
-    if (seen == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
     int64_t timeout = ps_timeout_ns(args[1]);
     if (timeout == -2)
         return NULL;
-    ps_ring_layout *r = self->r;
-    _Atomic uint32_t *seq = for_space ? &r->get_seq : &r->put_seq;
-    _Atomic uint32_t *sleepers = for_space ? &r->putters : &r->getters;
-    int p = park_on(seq, (uint32_t)seen, sleepers, deadline_of(timeout));
-    return p < 0 ? NULL : PyBool_FromLong(p == 0);
+    put_op *op = PyMem_Malloc(sizeof *op);
+    if (op == NULL)
+        return PyErr_NoMemory();
+    if (put_prepare(op, self, args, 1) < 0) {
+        PyMem_Free(op);
+        return NULL;
+    }
+    ps_wait w;
+    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
+    w.op_free = put_free;
+    return ps_waiting_new(&w);
 }
 
-static PyObject *Ring_park_space(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+/* _getting(timeout) -> Waiting: get as a generator of parks; returns a list
+ * of one value, or an empty list at the deadline. */
+static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
 {
-    return park_py(self, args, nargs, 1);
-}
-
-static PyObject *Ring_park_items(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return park_py(self, args, nargs, 0);
-}
-
-/* _unpark_items() / _unpark_space(): pass a wake-up on to one sleeper waiting
- * for messages (or for space), one that an abandoned wait took. */
-static PyObject *Ring_unpark_items(ps_Ring *self, PyObject *unused)
-{
-    (void)unused;
-    ps_wake_if(&self->r->put_seq, &self->r->getters, 1);
-    Py_RETURN_NONE;
-}
-
-static PyObject *Ring_unpark_space(ps_Ring *self, PyObject *unused)
-{
-    (void)unused;
-    ps_wake_if(&self->r->get_seq, &self->r->putters, 1);
-    Py_RETURN_NONE;
-}
-
-/* seqs() -> (put_seq, get_seq) */
-static PyObject *Ring_seqs(ps_Ring *self, PyObject *unused)
-{
-    (void)unused;
-    return Py_BuildValue("(II)", atomic_load(&self->r->put_seq), atomic_load(&self->r->get_seq));
+    int64_t timeout = ps_timeout_ns(arg);
+    if (timeout == -2)
+        return NULL;
+    get_op *op = PyMem_Malloc(sizeof *op);
+    if (op == NULL)
+        return PyErr_NoMemory();
+    if (get_prepare(op, self, 1) < 0) {
+        PyMem_Free(op);
+        return NULL;
+    }
+    ps_wait w;
+    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
+    w.op_free = get_free;
+    return ps_waiting_new(&w);
 }
 
 /* ---- JoinableQueue counters ---------------------------------------------- */
@@ -572,24 +603,32 @@ static PyObject *Ring_add_unfinished(ps_Ring *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* True once no task is unfinished, else park until the count next reaches 0. */
+static int join_step(ps_wait *w, int woke)
+{
+    (void)woke;
+    ps_ring_layout *r = w->op;
+    uint32_t seen = atomic_load(&r->join_seq);
+    if (atomic_load(&r->unfinished) == 0)
+        w->result = Py_NewRef(Py_True);
+    else if (w->last)
+        w->result = Py_NewRef(Py_False);
+    else {
+        w->park = (ps_park){.word = &r->join_seq, .seen = seen, .slice_ns = -1};
+        return PS_PARK;
+    }
+    return PS_DONE;
+}
+
 /* join_wait(timeout) -> bool: True once no task is unfinished. */
 static PyObject *Ring_join_wait(ps_Ring *self, PyObject *arg)
 {
     int64_t timeout = ps_timeout_ns(arg);
     if (timeout == -2)
         return NULL;
-    ps_ring_layout *r = self->r;
-    int64_t deadline = deadline_of(timeout);
-    for (;;) {
-        uint32_t seen = atomic_load(&r->join_seq);
-        if (atomic_load(&r->unfinished) == 0)
-            Py_RETURN_TRUE;
-        int64_t left = -1;
-        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
-            Py_RETURN_FALSE;
-        if (ps_park_checked(&r->join_seq, seen, left, 0, NULL) < 0)
-            return NULL;
-    }
+    ps_wait w;
+    ps_wait_init(&w, join_step, (PyObject *)self, self->r, timeout);
+    return ps_wait_block(&w);
 }
 
 static PyObject *Ring_stats(ps_Ring *self, PyObject *unused)
@@ -641,11 +680,10 @@ static PyMethodDef Ring_methods[] = {
      "get(block, timeout, empty) -> value | empty"},
     {"get_many", (PyCFunction)(void (*)(void))Ring_get_many, METH_FASTCALL,
      "get_many(max, block, timeout) -> list of values"},
-    {"_park_space", (PyCFunction)(void (*)(void))Ring_park_space, METH_FASTCALL, NULL},
-    {"_park_items", (PyCFunction)(void (*)(void))Ring_park_items, METH_FASTCALL, NULL},
-    {"_unpark_space", (PyCFunction)Ring_unpark_space, METH_NOARGS, NULL},
-    {"_unpark_items", (PyCFunction)Ring_unpark_items, METH_NOARGS, NULL},
-    {"seqs", (PyCFunction)Ring_seqs, METH_NOARGS, "seqs() -> (put sequence, get sequence)"},
+    {"_putting", (PyCFunction)(void (*)(void))Ring_putting, METH_FASTCALL,
+     "_putting(value, timeout) -> Waiting: put as a generator of parks."},
+    {"_getting", (PyCFunction)Ring_getting, METH_O,
+     "_getting(timeout) -> Waiting: get as a generator of parks."},
     {"add_unfinished", (PyCFunction)Ring_add_unfinished, METH_O,
      "add_unfinished(n): JoinableQueue's count; ValueError below zero."},
     {"join_wait", (PyCFunction)Ring_join_wait, METH_O, "join_wait(timeout) -> bool"},

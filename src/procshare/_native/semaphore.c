@@ -7,6 +7,7 @@
 #include "mutex.h"
 #include "park.h"
 #include "platform.h"
+#include "wait.h"
 
 typedef struct {
     _Atomic uint32_t value;   /* the futex word */
@@ -48,6 +49,27 @@ static int sem_take(ps_sem_layout *s)
     return 0;
 }
 
+/* Take a unit, or park while the value is zero (spinning before the first
+ * sleep only). */
+static int acquire_step(ps_wait *w, int woke)
+{
+    ps_sem_layout *s = w->op;
+    if (sem_take(s))
+        w->result = Py_NewRef(Py_True);
+    else if (w->last)
+        w->result = Py_NewRef(Py_False);
+    else {
+        w->park = (ps_park){
+            .word = &s->value,
+            .sleepers = &s->waiters,
+            .spin_ns = woke < 0 ? PS_SPIN_NS : 0,
+            .slice_ns = -1,
+        };
+        return PS_PARK;
+    }
+    return PS_DONE;
+}
+
 static PyObject *Semaphore_acquire(ps_Semaphore *self, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames)
 {
@@ -57,18 +79,23 @@ static PyObject *Semaphore_acquire(ps_Semaphore *self, PyObject *const *args, Py
         if (timeout == -2)
             return NULL;
     }
-    int64_t deadline = timeout < 0 ? -1 : ps_now_ns() + timeout;
-    int64_t spin = PS_SPIN_NS;
-    /* A unit is tried after every wake-up and once more at the deadline. */
-    while (!sem_take(self->s)) {
-        int64_t left = -1;
-        if (deadline >= 0 && (left = deadline - ps_now_ns()) <= 0)
-            Py_RETURN_FALSE;
-        if (ps_park_checked(&self->s->value, 0, left, spin, &self->s->waiters) < 0)
-            return NULL;
-        spin = 0;
-    }
-    Py_RETURN_TRUE;
+    if (sem_take(self->s))
+        Py_RETURN_TRUE; /* a unit was free: no wait to set up */
+    ps_wait w;
+    ps_wait_init(&w, acquire_step, (PyObject *)self, self->s, timeout);
+    return ps_wait_block(&w);
+}
+
+/* _acquiring(timeout) -> Waiting: acquire as a generator of parks (True, or
+ * False at the deadline). */
+static PyObject *Semaphore_acquiring(ps_Semaphore *self, PyObject *arg)
+{
+    int64_t timeout = ps_timeout_ns(arg);
+    if (timeout == -2)
+        return NULL;
+    ps_wait w;
+    ps_wait_init(&w, acquire_step, (PyObject *)self, self->s, timeout);
+    return ps_waiting_new(&w);
 }
 
 /* release(n=1): add n units; ValueError past a bounded semaphore's maximum. */
@@ -120,24 +147,6 @@ static PyObject *Semaphore_get_value(ps_Semaphore *self, PyObject *unused)
     return PyLong_FromUnsignedLong(atomic_load(&self->s->value));
 }
 
-/* _park(timeout) -> bool: wait (without taking a unit) while the value is zero. */
-static PyObject *Semaphore_park(ps_Semaphore *self, PyObject *arg)
-{
-    int64_t timeout = ps_timeout_ns(arg);
-    if (timeout == -2)
-        return NULL;
-    int r = ps_park_checked(&self->s->value, 0, timeout, PS_SPIN_NS, &self->s->waiters);
-    return r < 0 ? NULL : PyBool_FromLong(r);
-}
-
-/* _unpark(): pass a wake-up on to one sleeper (one that an abandoned wait took). */
-static PyObject *Semaphore_unpark(ps_Semaphore *self, PyObject *unused)
-{
-    (void)unused;
-    ps_wake_if(&self->s->value, &self->s->waiters, 1);
-    Py_RETURN_NONE;
-}
-
 /* init(mapping, offset, value, maximum): lay out a new semaphore (maximum 0:
  * unbounded; the segment is fresh and zero-filled). */
 static PyObject *Semaphore_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
@@ -173,8 +182,8 @@ static PyMethodDef Semaphore_methods[] = {
     {"__enter__", (PyCFunction)Semaphore_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Semaphore_exit, METH_FASTCALL, NULL},
     {"get_value", (PyCFunction)Semaphore_get_value, METH_NOARGS, "get_value() -> int"},
-    {"_park", (PyCFunction)Semaphore_park, METH_O, NULL},
-    {"_unpark", (PyCFunction)Semaphore_unpark, METH_NOARGS, NULL},
+    {"_acquiring", (PyCFunction)Semaphore_acquiring, METH_O,
+     "_acquiring(timeout) -> Waiting: acquire as a generator of parks."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -36,21 +36,10 @@ class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
     def _acquire_steps(
         self, timeout: float | None, saved: tuple[int, int] | None = None
     ) -> Waiting[bool]:
-        """Acquire as a wait: for the running asyncio task (or this thread), or restoring
-        the (count, owner) that _release_save returned."""
+        """acquire() as a generator of parks (the core's own wait): for the running
+        asyncio task (or this thread), or restoring what _release_save returned."""
         count, owner = (1, _parking.task_ident()) if saved is None else saved
-        until = _parking.deadline(timeout)
-        while not self._try_acquire_as(owner, count):
-            left = _parking.remaining(until)
-            if left == 0:
-                return False
-            woke = yield (
-                _parking.Park(self._park, self._unpark),
-                _parking.shorter(left, _parking.PROBE),
-            )
-            if not woke and self._takeover_if_dead(owner, count):
-                return True
-        return True
+        return self._acquiring(timeout, owner, count)
 
     def __repr__(self) -> str:
         state = "locked" if self.locked() else "unlocked"

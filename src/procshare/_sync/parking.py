@@ -1,11 +1,14 @@
-"""Blocking waits written once, then run blocking or awaited from asyncio.
+"""Waits written once, then run blocking or awaited from asyncio.
 
 A wait is a generator of *parks*: it yields ``(park, timeout)`` where
 ``park.wait`` blocks (without the GIL) for at most timeout seconds until the
 state it watches may have changed, returning False when the time ran out,
 and ``park.wake`` passes one wake-up on to another sleeper of the same word.
 The generator re-checks its own condition and deadline after every park, so
-a park may always return early.
+a park may always return early.  The core's blocking operations (Lock,
+Semaphore, Queue) are such generators written in C (``_core.Waiting``, which
+is its own park); their blocking calls run the same steps in C without
+Python in between.  Condition, Event and Barrier are written here.
 
 ``run`` calls each park in the calling thread.  ``run_async`` runs each park
 in a worker thread, in slices of ASYNC_SLICE seconds, so the event loop never
@@ -26,21 +29,28 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from .. import _core
 
 T = TypeVar("T")
 
 
-class Park(NamedTuple):
+class Parking(Protocol):
     """How to wait for one word to change, and how to pass a wake-up of it on."""
+
+    def wait(self, timeout: float | None, /) -> bool: ...
+    def wake(self) -> object: ...
+
+
+class Park(NamedTuple):
+    """A park made of two callables (Condition, Event and Barrier build them)."""
 
     wait: Callable[[float | None], bool]
     wake: Callable[[], object]
 
 
-Waiting = Generator[tuple[Park, float | None], bool, T]
+Waiting = Generator[tuple[Parking, float | None], bool, T]
 
 #: Longest single park of an asyncio wait (bounds how long a cancelled wait holds a thread).
 ASYNC_SLICE = 0.05
@@ -137,7 +147,7 @@ class _Slice:
 
     __slots__ = ("abandoned", "lock", "park", "woke")
 
-    def __init__(self, park: Park) -> None:
+    def __init__(self, park: Parking) -> None:
         self.park = park
         self.lock = threading.Lock()
         self.abandoned = self.woke = False

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from .. import _core
 from .._shm.names import Kind
 from .._shm.segment import Segment
-from . import parking as _parking
 from .base import AsyncAcquire, SyncObject
 from .parking import Waiting
 
@@ -48,13 +47,7 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
         return self
 
     def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:
-        until = _parking.deadline(timeout)
-        while not self.acquire(False):
-            left = _parking.remaining(until)
-            if left == 0:
-                return False
-            yield _parking.Park(self._park, self._unpark), left
-        return True
+        return self._acquiring(timeout)
 
     def __repr__(self) -> str:
         return f"<procshare.{type(self).__name__}(value={self.get_value()}) {self._seg.name!r}>"
