@@ -3,6 +3,7 @@ counts across processes, lock ownership, queue order, dict and list behaviour, b
 
 Each test takes a context (procshare.get_context(...), or a later back end's) and uses
 only its constructors and processes, so a new back end joins by adding a fixture param.
+The back end's constructor table itself is checked here too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import procshare
+from procshare._backends import OBJECTS, Backend
 
 import workers
 from conftest import run_all
@@ -22,6 +24,13 @@ from conftest import run_all
 def backend(request: pytest.FixtureRequest) -> Any:
     """A context: the shared-memory back end under each start method."""
     return procshare.get_context(request.param.split("-")[1])
+
+
+def test_a_back_end_provides_every_constructor(backend: Any) -> None:
+    assert set(OBJECTS) <= set(dir(backend))
+    assert all(callable(getattr(backend, name)) for name in OBJECTS)
+    with pytest.raises(TypeError, match="must provide exactly"):
+        Backend("partial", {"Lock": backend.Lock})
 
 
 def test_counts_are_exact_across_processes(backend: Any) -> None:

@@ -27,7 +27,8 @@ def test_a_context_makes_procshare_objects(method: str) -> None:
     ctx = procshare.get_context(method)
     assert type(ctx.Value("i", 0)) is Value and type(ctx.Lock()) is Lock
     assert type(ctx.Queue()) is Queue and ctx.Dict is procshare.Dict
-    assert ctx.get_start_method() == method
+    assert ctx.get_start_method() == method and ctx.backend.name == "shm"
+    assert ctx.get_context("fork").backend is ctx.backend
     counter = ctx.Value("i", 0)
     run_all(ctx, workers.iadd, [(counter, 500)] * 2)
     assert counter.value == 1000
