@@ -50,9 +50,28 @@ def test_bench_one_section() -> None:
     assert "Wake-up latency" in r.stdout and "Increments" not in r.stdout
 
 
+def test_bench_scaling_view_counts_exactly() -> None:
+    r = procshare("bench", "--quick", "--only", "scaling", "--procs", "1,2")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for title in ("Queue put / get", "Dict incr, one hot key", "Dict compare_and_set",
+                  "Lock acquire + release, all contending", "Dict get, all readers",
+                  "Dict set, small values", "Dict set, 1 KiB rewrites"):  # fmt: skip
+        assert title in out
+    checked = [ln for ln in out.splitlines() if ln.rstrip().endswith(("exact", "LOST"))
+               or " LOST " in ln]  # fmt: skip
+    # queues (procshare, mp), incr, Counter, compare_and_set, two locks: all exact
+    assert len(checked) >= 7 and all(ln.rstrip().endswith("exact") for ln in checked), out
+    assert "procshare / mp.Lock" in out and "procshare / mp.Queue" in out
+    assert "Increments" not in out
+
+
 def test_bad_options_are_rejected() -> None:
     r = procshare("demo", "--procs", "0")
     assert r.returncode == 2 and "--procs" in r.stderr
+    for bad in (["--procs", "0,2"], ["--procs", "two"], ["--seconds", "0"]):
+        r = procshare("bench", *bad)
+        assert r.returncode == 2 and bad[0] in r.stderr
 
 
 def test_ls_and_rm(name: str) -> None:

@@ -6,6 +6,17 @@ import argparse
 from collections.abc import Sequence
 
 
+def _procs(text: str) -> list[int]:
+    """--procs: comma-separated process counts, each 1 to 256."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or not all(1 <= n <= 256 for n in counts):
+        raise argparse.ArgumentTypeError("process counts must be 1 to 256")
+    return sorted(set(counts))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .. import __version__
 
@@ -26,7 +37,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
     bench.add_argument(
-        "--only", choices=["counters", "locks", "queues", "dicts", "latency"], default=None
+        "--only",
+        choices=["counters", "locks", "queues", "dicts", "latency", "scaling"],
+        default=None,
+    )
+    bench.add_argument(
+        "--procs",
+        type=_procs,
+        default=None,
+        metavar="N,N,...",
+        help="add the scaling view at these process counts (e.g. 1,2,4,8,16)",
+    )
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=0.5,
+        help="length of each fixed-time loop of the scaling view (default 0.5)",
     )
 
     sub.add_parser("ls", help="list procshare segments on this machine")
@@ -58,4 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.iterations, args.repeats = 2_000, 1
     if args.iterations < 1 or args.repeats < 1:
         parser.error("--iterations and --repeats must be >= 1")
-    return _bench.main(args.iterations, args.repeats, args.only)
+    if not 0 < args.seconds <= 60:
+        parser.error("--seconds must be more than 0 and at most 60")
+    procs = args.procs or ([1, 2] if args.only == "scaling" else [])
+    if args.quick:
+        args.seconds = 0.05
+    return _bench.main(args.iterations, args.repeats, args.only, procs, args.seconds)

@@ -1,11 +1,12 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Five sections: increments of a shared count (ratio to procshare Counter),
+Five sections, and a sixth on request: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
 installed), shared dict and list operations (against Manager proxies, and
-UltraDict and LMDB when installed), and wake-up latency between two
-processes (ratio to a multiprocessing Pipe round trip).  Every
+UltraDict and LMDB when installed), wake-up latency between two
+processes (ratio to a multiprocessing Pipe round trip), and with ``--procs``
+the scaling view: each contended operation in 1, 2, 4, … processes at once.  Every
 figure is a median of repeats; peers run in the same process tree.
 """
 
@@ -13,13 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _runner, counters, dicts, latency, locks, queues
+from . import _runner, counters, dicts, latency, locks, queues, scaling
 from .queues import BATCH
 
-SECTIONS = ("counters", "locks", "queues", "dicts", "latency")
+SECTIONS = ("counters", "locks", "queues", "dicts", "latency", "scaling")
 
 
-def main(iterations: int, repeats: int, only: str | None = None) -> int:
+def main(
+    iterations: int,
+    repeats: int,
+    only: str | None = None,
+    procs: list[int] | None = None,
+    seconds: float = 0.5,
+) -> int:
     print(
         f"procshare bench: {iterations:,} iterations per process (slow peers fewer), "
         f"median of {repeats} repeats, fork start method"
@@ -51,4 +58,8 @@ def main(iterations: int, repeats: int, only: str | None = None) -> int:
         n = max(10, iterations // 500)
         print(f"\nWake-up latency: {n} round trips between two processes\n")
         print(latency.format_results(latency.run(n, repeats)))
+    if procs and only in (None, "scaling"):
+        print(f"\nScaling: {seconds:g} s loops in {', '.join(map(str, procs))} processes at once")
+        rows, notes = scaling.run(procs, seconds, repeats)
+        print(scaling.format_results(rows, procs, notes))
     return 0
