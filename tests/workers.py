@@ -198,6 +198,21 @@ def dict_incr(d: Any, key: Any, n: int) -> None:
         d.incr(key)
 
 
+def dict_cas_incr(d: Any, key: Any, n: int) -> None:
+    """n increments of d[key] made by compare_and_set loops."""
+    for _ in range(n):
+        while not d.compare_and_set(key, (old := d[key]), old + 1):
+            pass
+
+
+def dict_grow_and_clear(d: Any, n: int) -> None:
+    """Force new generations under concurrent incrs: many new keys, then clear them."""
+    for i in range(n):
+        d[("filler", i)] = "x" * (i % 50)
+    for i in range(n):
+        del d[("filler", i)]
+
+
 def dict_fill(d: Any, prefix: str, n: int) -> None:
     """d[(prefix, i)] = (prefix, i, i * i) for i in range(n)."""
     for i in range(n):

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from procshare import Counter, Dict, KindError, Lock
+from procshare import Counter, Dict, KindError, List, Lock
 from procshare._shm import inventory as _inventory
 from procshare._shm import names as _names
 from procshare._shm.codec import decode_value, encode_value
@@ -190,6 +190,50 @@ def test_hot_key_increments_are_exact(ctx: Any) -> None:
     d = Dict()
     run_all(ctx, workers.dict_incr, [(d, "hot", 500)] * 4)
     assert d["hot"] == 2000
+
+
+def test_in_place_increments_stay_exact_while_the_table_is_replaced(ctx: Any) -> None:
+    """incr and compare_and_set on ints update the entry in place without a lock; a
+    writer that copies the table to grow it freezes each int first, so none is lost."""
+    d = Dict(hot=0, cas=0)
+    jobs = [(workers.dict_incr, (d, "hot", 3000)), (workers.dict_cas_incr, (d, "cas", 1500))]
+    procs = [ctx.Process(target=f, args=a) for f, a in jobs * 2]
+    procs.append(ctx.Process(target=workers.dict_grow_and_clear, args=(d, 3000)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert d._gen_cell.load() > 1  # it did grow meanwhile
+    assert d["hot"] == 6000 and d["cas"] == 3000
+
+
+def test_ints_past_63_bits_and_back() -> None:
+    big = [2**62 - 1, 2**62, -(2**62), -(2**62) - 1, 2**63 - 1, -(2**63), 2**64, -(2**100)]
+    d, items = Dict(), List(big)
+    for i, v in enumerate(big):
+        d[i] = v
+    assert [d[i] for i in range(len(big))] == big and list(items) == big
+    d["k"] = 2**62 - 2
+    assert d.incr("k") == 2**62 - 1 and d.incr("k") == 2**62 and d.incr("k") == 2**62 + 1
+    assert d.incr("k", -3) == 2**62 - 2 and d.incr("k") == 2**62 - 1  # back in place
+    assert d.compare_and_set("k", 2**62 - 1, 2**70) and d["k"] == 2**70
+    assert d.compare_and_set("k", 2**70, 5) and d.incr("k") == 6
+
+
+def test_a_frozen_int_left_by_a_dead_writer_still_reads_and_updates() -> None:
+    """A writer killed between freezing an int entry and replacing it leaves it frozen:
+    readers ignore the flag, updates take the lock and store over it."""
+    d = Dict(k=41)
+    with d.lock:
+        d._writable().freeze(canonical("k"))  # as the dead writer left it
+    assert d["k"] == 41 and d.get("k") == 41 and d.copy() == {"k": 41}
+    assert d._table.incr("k", 1, None) is None  # frozen: the in-place path declines
+    assert d.incr("k") == 42 and d._table.incr("k", 1, None) == 43  # stored over, thawed
+    with d.lock:
+        d._writable().freeze(canonical("k"))
+    assert d.compare_and_set("k", 43, 50) and d["k"] == 50
+    assert not d.compare_and_set("k", 43, 60) and d.pop("k") == 50 and "k" not in d
 
 
 def test_distinct_key_increments_are_exact(ctx: Any) -> None:

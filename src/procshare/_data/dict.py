@@ -34,7 +34,7 @@ from .._shm.names import Kind
 
 _MISSING: Any = object()
 _SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding
-_INT_TAG = _core.encode_value(0)[0]  # values stored as a 64-bit int: arithmetic runs no user code
+_INT_TAG = _core.encode_value(0)[0]  # ints stored as they are: arithmetic runs no user code
 
 
 class Dict(Generational, MutableMapping[Any, Any]):
@@ -232,22 +232,34 @@ class Dict(Generational, MutableMapping[Any, Any]):
 
     def clear(self) -> None:
         with self._lock:
+            self._writable().freeze_all()  # no in-place update may land on the old table
             self._replace(*_plan(0, 0))
 
     def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
-        """d[key] = d.get(key, default) + n in one step; return the new value."""
+        """d[key] = d.get(key, default) + n in one step; return the new value.
+
+        An int already stored is updated in place with one compare-and-swap, no lock
+        (readers stay lock-free); other cases take the writers' lock."""
+        done = self._table.incr(key, n, _SLOW)
+        if done is not _SLOW:
+            return done
         canon, blob, _, _ = encode_item(key, None)
         if type(n) is int and type(default) is int:
-            with self._lock:  # 64-bit ints: the sum runs no user code, do it holding the lock
-                found = self._writable().get(canon)
+            with self._lock:  # ints: the sum runs no user code, do it holding the lock
+                found = self._writable().freeze(canon)
                 if found is None or found[0] == _INT_TAG:
                     new = (default if found is None else decode_value(*found)) + n
                     self._put(canon, blob, *encode_value(new))
                     return new
+                self._table.thaw(canon)
         return self._update(canon, blob, lambda old: (default if old is _MISSING else old) + n)
 
     def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
-        """Set d[key] = new if it currently equals expected, in one step."""
+        """Set d[key] = new if it currently equals expected, in one step (for an int
+        stored and int arguments: in place, one compare-and-swap, no lock)."""
+        done = self._table.cas(key, expected, new, _SLOW)
+        if done is not _SLOW:
+            return bool(done)
         canon, blob, _, _ = encode_item(key, None)
         item = encode_value(new)
         while True:
@@ -255,8 +267,7 @@ class Dict(Generational, MutableMapping[Any, Any]):
             if found is None or decode_value(*found) != expected:  # outside the lock
                 return False
             with self._lock:
-                if self._writable().get(canon) == found:
-                    self._put(canon, blob, *item)
+                if self._commit_if(canon, blob, found, item):
                     return True
 
     def _update(self, canon: bytes, blob: bytes, compute: Callable[[Any], Any]) -> Any:
@@ -268,9 +279,20 @@ class Dict(Generational, MutableMapping[Any, Any]):
             new = compute(_MISSING if found is None else decode_value(*found))
             item = encode_value(new)
             with self._lock:
-                if self._writable().get(canon) == found:
-                    self._put(canon, blob, *item)
+                if self._commit_if(canon, blob, found, item):
                     return new
+
+    def _commit_if(
+        self, canon: bytes, blob: bytes, found: tuple[int, bytes] | None, item: tuple[int, bytes]
+    ) -> bool:
+        """Holding the lock: store item if the entry still holds found (an int entry is
+        frozen while it is compared, so no in-place update slips in between)."""
+        table = self._writable()
+        if table.freeze(canon) == found:
+            self._put(canon, blob, *item)
+            return True
+        table.thaw(canon)
+        return False
 
     def copy(self) -> dict[Any, Any]:
         """A plain dict with the current contents."""

@@ -134,6 +134,8 @@ int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t
             PyErr_Clear();
             return 0;
         }
+        if (v < PS_INT_MIN || v > PS_INT_MAX)
+            return 0;
         uint64_t u = (uint64_t)v;
         for (int i = 0; i < 8; i++, u >>= 8)
             int_buf[i] = (char)(u & 0xff);

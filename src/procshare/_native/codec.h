@@ -6,13 +6,19 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* Value tags (procshare._shm.keys): bytes, pickled, UTF-8 str, 64-bit int. */
+/* Value tags (procshare._shm.keys): bytes, pickled, UTF-8 str, int. */
 enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
+
+/* The ints stored as TAG_INT (8 bytes, little-endian): 63-bit ones, so that a
+ * Dict can keep one in a word beside a flag bit and update it in place; wider
+ * ints are pickled. */
+#define PS_INT_MAX (((int64_t)1 << 62) - 1)
+#define PS_INT_MIN (-((int64_t)1 << 62))
 
 /* The value stored as (tag, bytes), or NULL with an exception. */
 PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len);
 
-/* A value of an exact bytes, str or 64-bit int type as (tag, pointer, length):
+/* A value of an exact bytes, str or 63-bit int type as (tag, pointer, length):
  * 1 done (an int is written to int_buf), 0 when it must be pickled (no error). */
 int ps_encode_fast(PyObject *value, uint32_t *tag, const char **data, Py_ssize_t *len,
                    char int_buf[8]);

@@ -21,7 +21,15 @@ typedef struct {
 
 _Static_assert(sizeof(ps_table_layout) == PS_TABLE_HEADER, "table header size");
 
-/* An entry in the heap: this header, then canon, key and value bytes, padded to 8. */
+/* An entry in the heap: this header, then canon and key bytes, padded to 8,
+ * then the value bytes, padded to 8.  Entries never change once published,
+ * except the value of an int entry (TAG_INT): one 8-byte word, the value
+ * times two plus a flag bit, FROZEN, that stops in-place updates.  Lock-free
+ * incr and compare_and_set update an unfrozen word with one compare-and-swap;
+ * a writer holding the lock freezes an int entry before it replaces, deletes
+ * or copies it (taking the value from the freezing instruction), so no
+ * in-place update can land on an entry that is no longer current.  Readers
+ * load the word atomically and ignore the flag. */
 typedef struct {
     uint32_t canon_len;
     uint32_t key_len;
@@ -123,6 +131,17 @@ static PyObject *Table_init(PyObject *cls, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
+/* Bytes an entry of these lengths takes in the heap. */
+static uint64_t entry_bytes(uint64_t canon_len, uint64_t key_len, uint64_t value_len)
+{
+    return sizeof(ps_entry) + ALIGN8(canon_len + key_len) + ALIGN8(value_len);
+}
+
+static uint64_t entry_size(const ps_entry *e)
+{
+    return entry_bytes(e->canon_len, e->key_len, e->value_len);
+}
+
 /* The entry a slot value points to, or NULL if it points outside the heap. */
 static ps_entry *entry_of(ps_Table *self, uint64_t slot)
 {
@@ -130,20 +149,76 @@ static ps_entry *entry_of(ps_Table *self, uint64_t slot)
     if (off < HEAP_START || off > self->heap_size - sizeof(ps_entry))
         return NULL;
     ps_entry *e = (ps_entry *)(self->heap + off);
-    uint64_t body = (uint64_t)e->canon_len + e->key_len + e->value_len;
-    if (body > self->heap_size - off - sizeof(ps_entry))
+    if (entry_size(e) > self->heap_size - off)
         return NULL;
     return e;
 }
 
-static uint64_t entry_size(const ps_entry *e)
-{
-    return sizeof(ps_entry) + ALIGN8((uint64_t)e->canon_len + e->key_len + e->value_len);
-}
-
 #define CANON(e) ((const char *)(e) + sizeof(ps_entry))
 #define KEY(e) (CANON(e) + (e)->canon_len)
-#define VALUE(e) (KEY(e) + (e)->key_len)
+#define VALUE(e) (CANON(e) + ALIGN8((uint64_t)(e)->canon_len + (e)->key_len))
+
+#define FROZEN 1u
+
+/* The word of an int entry (its value is 8-aligned: entries and their value
+ * offsets are), or NULL for any other entry. */
+static _Atomic uint64_t *int_word(const ps_entry *e)
+{
+    return e->value_tag == TAG_INT && e->value_len == 8 ? (_Atomic uint64_t *)VALUE(e) : NULL;
+}
+
+static uint64_t word_of(int64_t v)
+{
+    return (uint64_t)v << 1;
+}
+
+static int64_t value_of_word(uint64_t w)
+{
+    uint64_t twice = w & ~(uint64_t)FROZEN;
+    int64_t v;
+    memcpy(&v, &twice, sizeof v); /* two's complement, as every supported target */
+    return v / 2;                 /* exact: twice is even */
+}
+
+/* The 8 little-endian bytes TAG_INT values travel as. */
+static void int_bytes(int64_t v, char out[8])
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++, u >>= 8)
+        out[i] = (char)(u & 0xff);
+}
+
+static int64_t int_from_bytes(const char *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = (u << 8) | (unsigned char)p[i];
+    int64_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* The value of e as (tag, pointer, length); an int's word is read once, atomically,
+ * into buf. */
+static const char *entry_value(const ps_entry *e, char buf[8])
+{
+    _Atomic uint64_t *w = int_word(e);
+    if (w == NULL)
+        return VALUE(e);
+    int_bytes(value_of_word(atomic_load_explicit(w, memory_order_acquire)), buf);
+    return buf;
+}
+
+/* Freeze e (the caller holds the lock) and return its value bytes as they
+ * stand from now on (into buf for an int). */
+static const char *entry_freeze(const ps_entry *e, char buf[8])
+{
+    _Atomic uint64_t *w = int_word(e);
+    if (w == NULL)
+        return VALUE(e);
+    int_bytes(value_of_word(atomic_fetch_or(w, FROZEN)), buf);
+    return buf;
+}
 
 /* Find canon: returns the slot index holding it, or -1; *free_slot gets the
  * first tombstone or empty slot seen (-1 if the table is full of others).
@@ -187,9 +262,10 @@ static PyObject *damaged_error(void)
     return ps_damaged("dict", "entries");
 }
 
-static PyObject *value_of(const ps_entry *e)
+/* (tag, value bytes) of e, from value (VALUE(e), or a copy of an int's word). */
+static PyObject *value_of(const ps_entry *e, const char *value)
 {
-    PyObject *v = PyBytes_FromStringAndSize(VALUE(e), e->value_len);
+    PyObject *v = PyBytes_FromStringAndSize(value, e->value_len);
     return v == NULL ? NULL : Py_BuildValue("(IN)", e->value_tag, v);
 }
 
@@ -223,7 +299,8 @@ static PyObject *Table_get(ps_Table *self, PyObject *canon)
         return NULL;
     if (i < 0)
         Py_RETURN_NONE;
-    return value_of(e); /* entries never change: this one is whole even if replaced since */
+    char buf[8];
+    return value_of(e, entry_value(e, buf)); /* whole even if replaced since */
 }
 
 /* lookup(key, missing, slow) -> the decoded value, missing when absent, or
@@ -252,6 +329,9 @@ static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t 
         return damaged_error();
     if (i < 0)
         return Py_NewRef(args[1]);
+    _Atomic uint64_t *w = int_word(e);
+    if (w != NULL)
+        return PyLong_FromLongLong(value_of_word(atomic_load_explicit(w, memory_order_acquire)));
     return ps_decode_value(e->value_tag, VALUE(e), e->value_len);
 }
 
@@ -263,10 +343,20 @@ typedef struct {
 } ps_item;
 
 /* Insert or replace item (the caller holds the dict's lock): 1 new key, 0
- * replaced, -1 no room (slots or heap), -2 damaged memory. */
+ * replaced, -1 no room (slots or heap), -2 damaged memory, -3 an int item
+ * that is not 8 bytes of a 63-bit value.  An int replacing an int is stored
+ * in place; any other entry replaced is frozen first. */
 static int table_insert(ps_Table *self, const ps_item *it)
 {
     ps_table_layout *t = self->t;
+    int64_t v = 0;
+    if (it->tag == TAG_INT) {
+        if (it->value_len != 8)
+            return -3;
+        v = int_from_bytes(it->value);
+        if (v < PS_INT_MIN || v > PS_INT_MAX)
+            return -3;
+    }
     int64_t free_slot;
     int damaged;
     ps_entry *old = NULL;
@@ -274,7 +364,12 @@ static int table_insert(ps_Table *self, const ps_item *it)
         probe(self, it->canon, (uint32_t)it->canon_len, it->hash, &free_slot, &damaged, &old);
     if (damaged)
         return -2;
-    uint64_t need = sizeof(ps_entry) + ALIGN8(it->canon_len + it->key_len + it->value_len);
+    _Atomic uint64_t *old_word = old ? int_word(old) : NULL;
+    if (old_word != NULL && it->tag == TAG_INT) {
+        atomic_store(old_word, word_of(v)); /* and unfrozen: only lock holders freeze */
+        return 0;
+    }
+    uint64_t need = entry_bytes(it->canon_len, it->key_len, it->value_len);
     uint64_t used = atomic_load(&t->heap_used);
     if (used < HEAP_START || used % 8 != 0 || used > self->heap_size)
         return -2;
@@ -300,10 +395,16 @@ static int table_insert(ps_Table *self, const ps_item *it)
     char *body = (char *)e + sizeof(ps_entry);
     memcpy(body, it->canon, it->canon_len);
     memcpy(body + it->canon_len, it->key, it->key_len);
-    memcpy(body + it->canon_len + it->key_len, it->value, it->value_len);
+    _Atomic uint64_t *word = int_word(e);
+    if (word != NULL)
+        atomic_store_explicit(word, word_of(v), memory_order_relaxed); /* published below */
+    else
+        memcpy((char *)VALUE(e), it->value, it->value_len);
     /* Claim the space before publishing, so a writer killed between the two
      * leaks the entry instead of letting the next writer overwrite it. */
     atomic_store(&t->heap_used, used + need);
+    if (old_word != NULL)
+        atomic_fetch_or(old_word, FROZEN);
     uint64_t was = atomic_load(&self->slots[target]);
     atomic_store_explicit(&self->slots[target],
                           ((it->hash >> 32) << 32) | ((used / 8) & 0xffffffffu),
@@ -316,6 +417,18 @@ static int table_insert(ps_Table *self, const ps_item *it)
     if (was == EMPTY)
         atomic_fetch_add(&t->used_slots, 1);
     return 1;
+}
+
+/* table_insert's result as Python's: the int, or NULL with an exception. */
+static PyObject *insert_result(int r)
+{
+    if (r == -2)
+        return damaged_error();
+    if (r == -3) {
+        PyErr_SetString(PyExc_ValueError, "an int value must be 8 bytes of a 63-bit int");
+        return NULL;
+    }
+    return PyLong_FromLong(r);
 }
 
 /* put(canon, key, tag, value) -> 1 new key, 0 replaced, -1 full (grow and
@@ -344,8 +457,7 @@ static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     it.hash = ps_hash_bytes((const unsigned char *)it.canon, it.canon_len);
-    int r = table_insert(self, &it);
-    return r == -2 ? damaged_error() : PyLong_FromLong(r);
+    return insert_result(table_insert(self, &it));
 }
 
 /* store(key, value, slow) -> 1 new key, 0 replaced, -1 full (grow, then use
@@ -372,13 +484,157 @@ static PyObject *Table_store(ps_Table *self, PyObject *const *args, Py_ssize_t n
     it.key = "";
     it.value_len = (uint64_t)vlen;
     it.hash = ps_hash_bytes((const unsigned char *)canon, (size_t)n);
-    int r = it.canon_len > UINT32_MAX || it.value_len > UINT32_MAX ? -3 : table_insert(self, &it);
+    int r = it.canon_len > UINT32_MAX || it.value_len > UINT32_MAX ? -4 : table_insert(self, &it);
     PyMem_Free(heap_copy);
-    if (r == -3) {
+    if (r == -4) {
         PyErr_SetString(PyExc_OverflowError, "key or value larger than 4 GiB");
         return NULL;
     }
-    return r == -2 ? damaged_error() : PyLong_FromLong(r);
+    return insert_result(r);
+}
+
+/* An exact int argument within the 63-bit range, or 0 (no error) for anything else. */
+static int small_int(PyObject *obj, int64_t *out)
+{
+    if (!PyLong_CheckExact(obj))
+        return 0;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred()) || v < PS_INT_MIN || v > PS_INT_MAX) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The unfrozen int word of key's entry (key: an exact str, bytes or int), or
+ * NULL: *slow set when the general path must decide, else an exception. */
+static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
+{
+    char buf[256], *canon, *heap_copy;
+    *slow = 0;
+    Py_ssize_t n = ps_canon_fast(key, buf, sizeof buf, &canon, &heap_copy);
+    if (n == -2)
+        return NULL;
+    if (n == -1) {
+        *slow = 1;
+        return NULL;
+    }
+    int64_t free_slot;
+    int damaged;
+    ps_entry *e = NULL;
+    int64_t i =
+        probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
+              &free_slot, &damaged, &e);
+    PyMem_Free(heap_copy);
+    if (damaged) {
+        damaged_error();
+        return NULL;
+    }
+    _Atomic uint64_t *w = i < 0 ? NULL : int_word(e);
+    *slow = w == NULL;
+    return w;
+}
+
+/* incr(key, n, slow) -> the new value, updated in place with one
+ * compare-and-swap and no lock, or slow: the key is absent, not of an exact
+ * str, bytes or int type, its value is not an int, the sum leaves the 63-bit
+ * range, or a writer froze the entry. */
+static PyObject *Table_incr(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "incr(key, n, slow)");
+        return NULL;
+    }
+    int64_t n, sum;
+    int slow;
+    if (!small_int(args[1], &n))
+        return Py_NewRef(args[2]);
+    _Atomic uint64_t *w = word_for(self, args[0], &slow);
+    if (w == NULL)
+        return slow ? Py_NewRef(args[2]) : NULL;
+    uint64_t seen = atomic_load(w);
+    do {
+        if (seen & FROZEN || __builtin_add_overflow(value_of_word(seen), n, &sum) ||
+            sum < PS_INT_MIN || sum > PS_INT_MAX)
+            return Py_NewRef(args[2]);
+    } while (!atomic_compare_exchange_weak(w, &seen, word_of(sum)));
+    return PyLong_FromLongLong(sum);
+}
+
+/* cas(key, expected, new, slow) -> True (stored), False (the value differs),
+ * in place and without a lock, or slow as for incr (or when expected or new is
+ * not an exact 63-bit int). */
+static PyObject *Table_cas(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "cas(key, expected, new, slow)");
+        return NULL;
+    }
+    int64_t expected, new;
+    int slow;
+    if (!small_int(args[1], &expected) || !small_int(args[2], &new))
+        return Py_NewRef(args[3]);
+    _Atomic uint64_t *w = word_for(self, args[0], &slow);
+    if (w == NULL)
+        return slow ? Py_NewRef(args[3]) : NULL;
+    uint64_t seen = atomic_load(w);
+    do {
+        if (seen & FROZEN)
+            return Py_NewRef(args[3]);
+        if (value_of_word(seen) != expected)
+            Py_RETURN_FALSE;
+    } while (!atomic_compare_exchange_weak(w, &seen, word_of(new)));
+    Py_RETURN_TRUE;
+}
+
+/* freeze(canon) -> (tag, value bytes) or None: get() for a writer holding the
+ * lock that may replace the entry: an int entry stays as read (in-place
+ * updates wait for the lock) until it is stored over or thawed. */
+static PyObject *Table_freeze(ps_Table *self, PyObject *canon)
+{
+    ps_entry *e = NULL;
+    int64_t i = find(self, canon, "freeze", &e);
+    if (i == -2)
+        return NULL;
+    if (i < 0)
+        Py_RETURN_NONE;
+    char buf[8];
+    return value_of(e, entry_freeze(e, buf));
+}
+
+/* thaw(canon): allow in-place updates of a frozen int entry again (the lock
+ * holder decided not to replace it). */
+static PyObject *Table_thaw(ps_Table *self, PyObject *canon)
+{
+    ps_entry *e = NULL;
+    int64_t i = find(self, canon, "thaw", &e);
+    if (i == -2)
+        return NULL;
+    _Atomic uint64_t *w = i < 0 ? NULL : int_word(e);
+    if (w != NULL)
+        atomic_fetch_and(w, ~(uint64_t)FROZEN);
+    Py_RETURN_NONE;
+}
+
+/* freeze_all(): freeze every int entry (the lock holder is about to retire
+ * this table without copying it, as clear() does). */
+static PyObject *Table_freeze_all(ps_Table *self, PyObject *unused)
+{
+    (void)unused;
+    for (uint64_t i = 0; i < self->nslots; i++) {
+        uint64_t s = atomic_load(&self->slots[i]);
+        if (s == EMPTY || s == TOMB)
+            continue;
+        ps_entry *e = entry_of(self, s);
+        if (e == NULL)
+            return damaged_error();
+        _Atomic uint64_t *w = int_word(e);
+        if (w != NULL)
+            atomic_fetch_or(w, FROZEN);
+    }
+    Py_RETURN_NONE;
 }
 
 static int by_order(const void *a, const void *b)
@@ -414,12 +670,13 @@ static PyObject *Table_copy_from(ps_Table *self, PyObject *arg)
     int r = 1;
     for (uint64_t j = 0; j < n && r >= 0; j++) {
         ps_entry *e = live[j];
-        ps_item it = {CANON(e),   KEY(e),       VALUE(e), e->canon_len,
-                      e->key_len, e->value_len, e->hash,  e->value_tag};
+        char buf[8];
+        ps_item it = {CANON(e),     KEY(e),  entry_freeze(e, buf), e->canon_len, e->key_len,
+                      e->value_len, e->hash, e->value_tag};
         r = table_insert(self, &it);
     }
     PyMem_Free(live);
-    if (r == -2)
+    if (r == -2 || r == -3)
         return damaged_error();
     return PyBool_FromLong(r >= 0);
 }
@@ -433,7 +690,8 @@ static PyObject *Table_delete(ps_Table *self, PyObject *canon)
         return NULL;
     if (i < 0)
         Py_RETURN_NONE;
-    PyObject *v = value_of(e);
+    char buf[8];
+    PyObject *v = value_of(e, entry_freeze(e, buf));
     if (v == NULL)
         return NULL;
     atomic_store(&self->slots[i], TOMB);
@@ -460,9 +718,10 @@ static PyObject *Table_entries(ps_Table *self, PyObject *unused)
             Py_DECREF(out);
             return damaged_error();
         }
+        char buf[8];
         PyObject *item = Py_BuildValue("(Ky#y#Iy#)", (unsigned long long)e->order, CANON(e),
                                        (Py_ssize_t)e->canon_len, KEY(e), (Py_ssize_t)e->key_len,
-                                       e->value_tag, VALUE(e), (Py_ssize_t)e->value_len);
+                                       e->value_tag, entry_value(e, buf), (Py_ssize_t)e->value_len);
         if (item == NULL || PyList_Append(out, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(out);
@@ -515,6 +774,15 @@ static PyMethodDef Table_methods[] = {
      "store(key, value, slow) -> 1 new, 0 replaced, -1 full, or slow (caller holds the lock)."},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
+    {"incr", (PyCFunction)(void (*)(void))Table_incr, METH_FASTCALL,
+     "incr(key, n, slow) -> new value, in place without a lock, or slow."},
+    {"cas", (PyCFunction)(void (*)(void))Table_cas, METH_FASTCALL,
+     "cas(key, expected, new, slow) -> bool, in place without a lock, or slow."},
+    {"freeze", (PyCFunction)Table_freeze, METH_O,
+     "freeze(canon) -> (tag, value) | None, holding an int entry still (caller holds the lock)."},
+    {"thaw", (PyCFunction)Table_thaw, METH_O, "thaw(canon): undo freeze (caller holds the lock)."},
+    {"freeze_all", (PyCFunction)Table_freeze_all, METH_NOARGS,
+     "freeze_all(): freeze every int entry before the table is retired uncopied."},
     {"copy_from", (PyCFunction)Table_copy_from, METH_O,
      "copy_from(source) -> bool: insert source's live entries in order; False if full."},
     {"delete", (PyCFunction)Table_delete, METH_O,
@@ -538,7 +806,8 @@ PyTypeObject ps_TableType = {
     .tp_dealloc = ps_view_dealloc,
     .tp_as_sequence = &Table_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Table(mapping, offset): a hash table of immutable entries inside a mapping.",
+    .tp_doc =
+        "Table(mapping, offset): a hash table inside a mapping (entries immutable but int values).",
     .tp_methods = Table_methods,
     .tp_new = Table_new,
 };
