@@ -115,6 +115,22 @@ def test_dict_protocol_details() -> None:
         hash(d)
 
 
+def test_tuple_keys_and_keyword_arguments_of_the_one_call_methods() -> None:
+    d = Dict({0: "int", (0,): "tuple"})
+    with pytest.raises(KeyError) as missing:
+        d[(1, 2)]
+    assert missing.value.args == ((1, 2),)  # the key itself, as dict says it
+    del d[(0,)]
+    assert d == {0: "int"} and (0,) not in d and d.get((0,), "gone") == "gone"
+    assert d.incr(key="k", n=2, default=5) == 7 and d.incr("k", default=0) == 8
+    assert d.compare_and_set(key="k", expected=8, new=9) and d["k"] == 9
+    for bad in (lambda: d.incr(), lambda: d.incr("k", 1, 0, 0), lambda: d.incr("k", m=1),
+                lambda: d.compare_and_set("k", 9), lambda: d.get()):  # fmt: skip
+        with pytest.raises(TypeError):
+            bad()
+    assert d == {0: "int", "k": 9}  # bad calls changed nothing
+
+
 def test_equal_keys_meet() -> None:
     d = Dict()
     d[1] = "int"

@@ -33,11 +33,10 @@ from .._shm.keys import canonical, restore
 from .._shm.names import Kind
 
 _MISSING: Any = object()
-_SLOW: Any = object()  # lookup()'s answer for keys that need the general encoding
 _INT_TAG = _core.encode_value(0)[0]  # ints stored as they are: arithmetic runs no user code
 
 
-class Dict(Generational, MutableMapping[Any, Any]):
+class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     """``Dict(mapping_or_iterable=(), /, *, name=None, **kwargs)``: a dict shared by processes.
 
     The full dict API; keys and values are any picklable objects (see
@@ -129,41 +128,22 @@ class Dict(Generational, MutableMapping[Any, Any]):
     # -- the mapping protocol ------------------------------------------------------
 
     def _lookup(self, key: Any, missing: Any) -> Any:
-        """d.get(key, missing): one C call when the generation is current and the key is
-        an exact str, bytes or int; the general path otherwise."""
-        gen_cell = self._gen_cell
-        gen = gen_cell.load()
-        if gen == self._gen:
-            value = self._table.lookup(key, missing, _SLOW)
-            if value is not _SLOW and gen_cell.load() == gen:
-                return value
+        """d.get(key, missing) when DictOps's one-call lookup declined: another
+        generation, or a key that needs the general encoding."""
         found = self._read(canonical(key))
         return missing if found is None else decode_value(*found)
 
-    def __getitem__(self, key: Any) -> Any:
-        value = self._lookup(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
+    # d[key], get, in, d[key] = value, incr and compare_and_set are _core.DictOps's: one
+    # C call when the generation is current and the encodings simple; else these:
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self._lookup(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return self._lookup(key, _MISSING) is not _MISSING
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._lock:
-            # One C call for exact str/bytes/int keys and values with room in the table
-            # (no user code runs); else encode outside the lock, then put (and grow).
-            done = self._writable().store(key, value, _SLOW)
-            if done is not _SLOW and done >= 0:
-                return
+    def _setitem(self, key: Any, value: Any) -> None:
+        """d[key] = value when DictOps's one-call store declined: encode outside the lock
+        (a key or value that must be pickled), then put (growing the table if full)."""
         item = encode_item(key, value)  # errors change nothing
         with self._lock:
             self._put(*item)
 
-    def __delitem__(self, key: Any) -> None:
+    def _delitem(self, key: Any) -> None:
         canon = canonical(key)
         with self._lock:
             if self._writable().delete(canon) is None:
@@ -235,14 +215,8 @@ class Dict(Generational, MutableMapping[Any, Any]):
             self._writable().freeze_all()  # no in-place update may land on the old table
             self._replace(*_plan(0, 0))
 
-    def incr(self, key: Any, n: int = 1, default: int = 0) -> Any:
-        """d[key] = d.get(key, default) + n in one step; return the new value.
-
-        An int already stored is updated in place with one compare-and-swap, no lock
-        (readers stay lock-free); other cases take the writers' lock."""
-        done = self._table.incr(key, n, _SLOW)
-        if done is not _SLOW:
-            return done
+    def _incr(self, key: Any, n: Any, default: Any) -> Any:
+        """incr() when no int was stored to update in place: under the lock."""
         canon, blob, _, _ = encode_item(key, None)
         if type(n) is int and type(default) is int:
             with self._lock:  # ints: the sum runs no user code, do it holding the lock
@@ -254,12 +228,9 @@ class Dict(Generational, MutableMapping[Any, Any]):
                 self._table.thaw(canon)
         return self._update(canon, blob, lambda old: (default if old is _MISSING else old) + n)
 
-    def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
-        """Set d[key] = new if it currently equals expected, in one step (for an int
-        stored and int arguments: in place, one compare-and-swap, no lock)."""
-        done = self._table.cas(key, expected, new, _SLOW)
-        if done is not _SLOW:
-            return bool(done)
+    def _compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
+        """compare_and_set() beyond the in-place int case: compared outside the lock,
+        committed under it only if the stored bytes are unchanged."""
         canon, blob, _, _ = encode_item(key, None)
         item = encode_value(new)
         while True:

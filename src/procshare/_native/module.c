@@ -5,6 +5,7 @@
 
 #include "cell.h"
 #include "codec.h"
+#include "generation.h"
 #include "mapping.h"
 #include "mutex.h"
 #include "platform.h"
@@ -65,21 +66,24 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
+    if (ps_generation_init() < 0)
+        return NULL;
     if (ps_platform_init() != 0) {
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {&ps_MappingType, &ps_CellType,      &ps_CellArrayType,
-                             &ps_MutexType,   &ps_SemaphoreType, &ps_RingType,
-                             &ps_TableType,   &ps_VectorType,    &ps_WaitingType};
+    PyTypeObject *types[] = {&ps_MappingType,    &ps_CellType,      &ps_CellArrayType,
+                             &ps_MutexType,      &ps_SemaphoreType, &ps_RingType,
+                             &ps_TableType,      &ps_VectorType,    &ps_WaitingType,
+                             &ps_GenerationType, &ps_DictOpsType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell",  "CellArray", "Mutex",  "Semaphore",
-                           "Ring",    "Table", "Vector",    "Waiting"};
+    const char *names[] = {"Mapping", "Cell",   "CellArray", "Mutex",      "Semaphore", "Ring",
+                           "Table",   "Vector", "Waiting",   "Generation", "DictOps"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {

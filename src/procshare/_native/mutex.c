@@ -296,6 +296,23 @@ static PyObject *Mutex_release(ps_Mutex *self, PyObject *unused)
 
 /* _release_save() -> (count, owner): release completely (all recursion
  * levels), returning what _try_acquire_as needs to restore; for Condition.wait. */
+PyObject *ps_mutex_enter(PyObject *mutex)
+{
+    return Mutex_acquire((ps_Mutex *)mutex, NULL, 0, NULL);
+}
+
+int ps_mutex_exit(PyObject *mutex)
+{
+    PyObject *r = Mutex_release((ps_Mutex *)mutex, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+int ps_mutex_died(PyObject *mutex)
+{
+    return ((ps_Mutex *)mutex)->owner_died;
+}
+
 static PyObject *Mutex_release_save(ps_Mutex *self, PyObject *unused)
 {
     (void)unused;

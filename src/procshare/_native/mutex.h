@@ -50,6 +50,12 @@ int ps_mutex_try(ps_mutex_layout *m, int woke, int *died, ps_park *park);
 /* Free the word; returns 0 if it was already free (and nothing changed). */
 int ps_mutex_unlock(ps_mutex_layout *m);
 
+/* acquire() and release() of a Mutex object (mutex is one), and its
+ * owner_died flag, for C callers such as DictOps. */
+PyObject *ps_mutex_enter(PyObject *mutex);
+int ps_mutex_exit(PyObject *mutex);
+int ps_mutex_died(PyObject *mutex);
+
 /* What __exit__ returns once release() returned released: NULL (an error)
  * or False (exceptions are not swallowed).  Steals the reference. */
 PyObject *ps_exit_result(PyObject *released);

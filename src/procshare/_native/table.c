@@ -306,8 +306,9 @@ static PyObject *Table_get(ps_Table *self, PyObject *canon)
 /* lookup(key, missing, slow) -> the decoded value, missing when absent, or
  * slow when the key is not an exact str, bytes or int (then use get() with
  * the general encoding).  Lock-free: one call for the common read. */
-static PyObject *Table_lookup(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Table *self = (ps_Table *)table;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "lookup(key, missing, slow)");
         return NULL;
@@ -463,8 +464,9 @@ static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nar
 /* store(key, value, slow) -> 1 new key, 0 replaced, -1 full (grow, then use
  * put), or slow when key or value needs the general encoding.  The caller
  * holds the dict's lock.  One call for the common write. */
-static PyObject *Table_store(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_table_store(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Table *self = (ps_Table *)table;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "store(key, value, slow)");
         return NULL;
@@ -541,8 +543,9 @@ static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
  * compare-and-swap and no lock, or slow: the key is absent, not of an exact
  * str, bytes or int type, its value is not an int, the sum leaves the 63-bit
  * range, or a writer froze the entry. */
-static PyObject *Table_incr(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Table *self = (ps_Table *)table;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "incr(key, n, slow)");
         return NULL;
@@ -566,8 +569,9 @@ static PyObject *Table_incr(ps_Table *self, PyObject *const *args, Py_ssize_t na
 /* cas(key, expected, new, slow) -> True (stored), False (the value differs),
  * in place and without a lock, or slow as for incr (or when expected or new is
  * not an exact 63-bit int). */
-static PyObject *Table_cas(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Table *self = (ps_Table *)table;
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "cas(key, expected, new, slow)");
         return NULL;
@@ -768,15 +772,15 @@ static PyMethodDef Table_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Table_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, nslots, heap_size, next_order): lay out an empty table."},
     {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
-    {"lookup", (PyCFunction)(void (*)(void))Table_lookup, METH_FASTCALL,
+    {"lookup", (PyCFunction)(void (*)(void))ps_table_lookup, METH_FASTCALL,
      "lookup(key, missing, slow) -> value | missing | slow (key type needs get()), lock-free."},
-    {"store", (PyCFunction)(void (*)(void))Table_store, METH_FASTCALL,
+    {"store", (PyCFunction)(void (*)(void))ps_table_store, METH_FASTCALL,
      "store(key, value, slow) -> 1 new, 0 replaced, -1 full, or slow (caller holds the lock)."},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
-    {"incr", (PyCFunction)(void (*)(void))Table_incr, METH_FASTCALL,
+    {"incr", (PyCFunction)(void (*)(void))ps_table_incr, METH_FASTCALL,
      "incr(key, n, slow) -> new value, in place without a lock, or slow."},
-    {"cas", (PyCFunction)(void (*)(void))Table_cas, METH_FASTCALL,
+    {"cas", (PyCFunction)(void (*)(void))ps_table_cas, METH_FASTCALL,
      "cas(key, expected, new, slow) -> bool, in place without a lock, or slow."},
     {"freeze", (PyCFunction)Table_freeze, METH_O,
      "freeze(canon) -> (tag, value) | None, holding an int entry still (caller holds the lock)."},

@@ -47,17 +47,19 @@ _USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
 
-class Generational(Shared):
-    """Base of Dict and List: the root, the current table, and how to replace it."""
+class Generational(Shared, _core.Generation):
+    """Base of Dict and List: the root, the current table, and how to replace it.
 
-    __slots__ = ("_fresh", "_gen", "_gen_cell", "_lock", "_seg", "_table", "_table_seg")
+    The current table (``_table``), its generation (``_gen``) and the writers' lock
+    (``_lock``) live in the C base, where the one-call paths read them.
+    """
+
+    __slots__ = ("_fresh", "_gen_cell", "_seg", "_table_seg")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset)
-    _gen: int
     _gen_cell: _core.Cell
     _lock: RLock
-    _table: Any
     _table_seg: Segment
     _fresh: bool  # built by __new__, whose __init__ call is still to come
 
@@ -82,10 +84,11 @@ class Generational(Shared):
     def _from_segment(cls, seg: Segment) -> Any:
         if not isinstance(seg.params.get("token"), str):
             raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
-        self = object.__new__(cls)
+        self = _core.Generation.__new__(cls)
         self._seg = seg
         self._lock = RLock._at(seg, seg.data_offset)
         self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
+        self._watch(seg.mapping, seg.data_offset + _GEN)
         self._gen = 0
         self._fresh = False
         _holds.join(seg)

@@ -1,0 +1,334 @@
+#include "generation.h"
+
+#include <stdatomic.h>
+#include <structmember.h>
+
+#include "mapping.h"
+#include "mutex.h"
+#include "table.h"
+
+/* The state every Dict and List handle keeps in C: its current table, the
+ * generation that table belongs to, the root's generation word to compare
+ * with, and the writers' lock. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *table;   /* _table: a Table (Dict) or Vector (List) */
+    PyObject *lock;    /* _lock: the writers' RLock, a Mutex */
+    PyObject *mapping; /* keeps gen_word's mapping alive */
+    _Atomic uint64_t *gen_word;
+    unsigned long long gen; /* _gen */
+} ps_Generation;
+
+static void Generation_dealloc(ps_Generation *self)
+{
+    Py_CLEAR(self->table);
+    Py_CLEAR(self->lock);
+    Py_CLEAR(self->mapping);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* _watch(mapping, offset): the root's generation word, compared with _gen. */
+static PyObject *Generation_watch(ps_Generation *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_watch(mapping, offset)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    char *p = ps_mapping_ptr(args[0], offset, 8, 8);
+    if (p == NULL)
+        return NULL;
+    Py_XSETREF(self->mapping, Py_NewRef(args[0]));
+    self->gen_word = (_Atomic uint64_t *)p;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Generation_methods[] = {
+    {"_watch", (PyCFunction)(void (*)(void))Generation_watch, METH_FASTCALL,
+     "_watch(mapping, offset): the root's generation word, compared with _gen."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Generation_members[] = {
+    {"_table", T_OBJECT_EX, offsetof(ps_Generation, table), 0, "the current table"},
+    {"_lock", T_OBJECT_EX, offsetof(ps_Generation, lock), 0, "the writers' lock"},
+    {"_gen", T_ULONGLONG, offsetof(ps_Generation, gen), 0, "the generation of _table"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyTypeObject ps_GenerationType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.Generation",
+    .tp_basicsize = sizeof(ps_Generation),
+    .tp_dealloc = (destructor)Generation_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "What a Dict or List handle keeps in C: its current table (_table), that "
+              "table's generation (_gen), the root's generation word and the writers' lock.",
+    .tp_methods = Generation_methods,
+    .tp_members = Generation_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- DictOps: a Dict's hot methods in one C call ------------------------ */
+
+static PyObject *MISSING, *SLOW; /* private sentinels */
+static PyObject *N_LOOKUP, *N_WRITABLE, *N_SETITEM, *N_DELITEM, *N_INCR, *N_CAS;
+
+/* self.name(a, b, c), with the trailing NULL arguments left out: the Python
+ * layer's general paths. */
+static PyObject *call(PyObject *self, PyObject *name, PyObject *a, PyObject *b, PyObject *c)
+{
+    PyObject *args[4] = {self, a, b, c};
+    size_t n = a == NULL ? 1 : b == NULL ? 2 : c == NULL ? 3 : 4;
+    return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* The current Table, or NULL when the generation moved on (or before the
+ * Python layer bound one): then the Python methods follow it. */
+static PyObject *current_table(ps_Generation *self)
+{
+    if (self->gen_word == NULL || self->table == NULL || !Py_IS_TYPE(self->table, &ps_TableType) ||
+        atomic_load(self->gen_word) != self->gen)
+        return NULL;
+    return self->table;
+}
+
+/* The value of key, or missing: one lock-free C lookup when the generation is
+ * current and the key an exact str, bytes or int; else Dict._lookup. */
+static PyObject *lookup(ps_Generation *self, PyObject *key, PyObject *missing)
+{
+    PyObject *table = current_table(self);
+    if (table != NULL) {
+        uint64_t gen = self->gen;
+        PyObject *args[3] = {key, missing, SLOW};
+        PyObject *value = ps_table_lookup(table, args, 3);
+        if (value == NULL)
+            return NULL;
+        if (value != SLOW && atomic_load(self->gen_word) == gen)
+            return value;
+        Py_DECREF(value);
+    }
+    return call((PyObject *)self, N_LOOKUP, key, missing, NULL);
+}
+
+static PyObject *DictOps_subscript(ps_Generation *self, PyObject *key)
+{
+    PyObject *value = lookup(self, key, MISSING);
+    if (value == MISSING) {
+        Py_DECREF(value);
+        PyObject *err = PyTuple_Pack(1, key); /* KeyError((1,)) shows the tuple, as dict does */
+        if (err != NULL) {
+            PyErr_SetObject(PyExc_KeyError, err);
+            Py_DECREF(err);
+        }
+        return NULL;
+    }
+    return value;
+}
+
+static PyObject *DictOps_get(ps_Generation *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    return lookup(self, args[0], nargs == 2 ? args[1] : Py_None);
+}
+
+static int DictOps_contains(ps_Generation *self, PyObject *key)
+{
+    PyObject *value = lookup(self, key, MISSING);
+    if (value == NULL)
+        return -1;
+    Py_DECREF(value);
+    return value != MISSING;
+}
+
+/* d[key] = value: take the lock, store in one C step when key and value
+ * have the simple encodings and the table has room, release; otherwise
+ * Dict._setitem (which encodes outside the lock and grows the table). */
+static int store(ps_Generation *self, PyObject *key, PyObject *value)
+{
+    if (self->lock == NULL || !PyObject_TypeCheck(self->lock, &ps_MutexType))
+        return 0;
+    PyObject *lock = Py_NewRef(self->lock);
+    PyObject *took = ps_mutex_enter(lock);
+    if (took == NULL) {
+        Py_DECREF(lock);
+        return -1;
+    }
+    Py_DECREF(took);
+    PyObject *done = NULL;
+    int ready = 1;
+    if (current_table(self) == NULL || ps_mutex_died(lock)) {
+        /* Follow the generation, and recount after a writer died (internal code). */
+        PyObject *t = call((PyObject *)self, N_WRITABLE, NULL, NULL, NULL);
+        ready = t != NULL;
+        Py_XDECREF(t);
+    }
+    if (ready) {
+        PyObject *args[3] = {key, value, SLOW};
+        done = current_table(self) == NULL ? Py_NewRef(SLOW) : ps_table_store(self->table, args, 3);
+    }
+    int released = ps_mutex_exit(lock);
+    Py_DECREF(lock);
+    if (done == NULL || released < 0) {
+        Py_XDECREF(done);
+        return -1;
+    }
+    int stored = done != SLOW && PyLong_AsLong(done) >= 0;
+    Py_DECREF(done);
+    return stored;
+}
+
+static int DictOps_ass_subscript(ps_Generation *self, PyObject *key, PyObject *value)
+{
+    PyObject *r;
+    if (value == NULL) {
+        r = call((PyObject *)self, N_DELITEM, key, NULL, NULL);
+    } else {
+        int stored = store(self, key, value);
+        if (stored != 0)
+            return stored < 0 ? -1 : 0;
+        r = call((PyObject *)self, N_SETITEM, key, value, NULL);
+    }
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* Fill out[0..n) from positional args then keywords named names (out[i]
+ * stays NULL when not given).  0, or -1 with TypeError. */
+static int parse_args(const char *sig, const char *const *names, int n, PyObject *const *args,
+                      Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
+{
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError, "%s: too many arguments", sig);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < n && PyUnicode_CompareWithASCIIString(name, names[i]) != 0)
+            i++;
+        if (i == n || out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: unexpected or repeated argument %R", sig, name);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    return 0;
+}
+
+static PyObject *ONE, *ZERO;
+
+/* incr(key, n=1, default=0): in place when an int is stored (table.c), else
+ * Dict._incr. */
+static PyObject *DictOps_incr(ps_Generation *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "n", "default"};
+    PyObject *a[3];
+    if (parse_args("incr(key, n=1, default=0)", names, 3, args, nargs, kwnames, a) < 0)
+        return NULL;
+    if (a[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "incr(key, n=1, default=0): key is missing");
+        return NULL;
+    }
+    PyObject *n = a[1] ? a[1] : ONE, *dflt = a[2] ? a[2] : ZERO;
+    PyObject *r = Py_NewRef(SLOW);
+    if (self->table != NULL && Py_IS_TYPE(self->table, &ps_TableType)) {
+        PyObject *targs[3] = {a[0], n, SLOW};
+        Py_SETREF(r, ps_table_incr(self->table, targs, 3));
+    }
+    if (r == SLOW) {
+        Py_DECREF(r);
+        r = call((PyObject *)self, N_INCR, a[0], n, dflt);
+    }
+    return r;
+}
+
+/* compare_and_set(key, expected, new): in place for ints (table.c), else
+ * Dict._compare_and_set. */
+static PyObject *DictOps_compare_and_set(ps_Generation *self, PyObject *const *args,
+                                         Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "expected", "new"};
+    static const char sig[] = "compare_and_set(key, expected, new)";
+    PyObject *a[3];
+    if (parse_args(sig, names, 3, args, nargs, kwnames, a) < 0)
+        return NULL;
+    if (a[0] == NULL || a[1] == NULL || a[2] == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: an argument is missing", sig);
+        return NULL;
+    }
+    PyObject *r = Py_NewRef(SLOW);
+    if (self->table != NULL && Py_IS_TYPE(self->table, &ps_TableType)) {
+        PyObject *targs[4] = {a[0], a[1], a[2], SLOW};
+        Py_SETREF(r, ps_table_cas(self->table, targs, 4));
+    }
+    if (r == SLOW) {
+        Py_DECREF(r);
+        r = call((PyObject *)self, N_CAS, a[0], a[1], a[2]);
+    }
+    return r;
+}
+
+static PyMethodDef DictOps_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))DictOps_get, METH_FASTCALL,
+     "get(key, default=None): the value of key, or default. Lock-free."},
+    {"incr", (PyCFunction)(void (*)(void))DictOps_incr, METH_FASTCALL | METH_KEYWORDS,
+     "incr(key, n=1, default=0): d[key] = d.get(key, default) + n in one step; the new "
+     "value. An int already stored is updated in place with one compare-and-swap, no lock."},
+    {"compare_and_set", (PyCFunction)(void (*)(void))DictOps_compare_and_set,
+     METH_FASTCALL | METH_KEYWORDS,
+     "compare_and_set(key, expected, new) -> bool: set d[key] = new if it equals expected, in "
+     "one step (in place, without a lock, for an int stored and int arguments)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods DictOps_as_mapping = {
+    .mp_subscript = (binaryfunc)DictOps_subscript,
+    .mp_ass_subscript = (objobjargproc)DictOps_ass_subscript,
+};
+
+static PySequenceMethods DictOps_as_sequence = {
+    .sq_contains = (objobjproc)DictOps_contains,
+};
+
+PyTypeObject ps_DictOpsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.DictOps",
+    .tp_basicsize = sizeof(ps_Generation),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A Dict's hot methods, each one C call in the common case: d[k], get, in, "
+              "d[k] = v, incr, compare_and_set; the Python layer's _lookup, _setitem, "
+              "_delitem, _incr and _compare_and_set take the rest.",
+    .tp_methods = DictOps_methods,
+    .tp_as_mapping = &DictOps_as_mapping,
+    .tp_as_sequence = &DictOps_as_sequence,
+    .tp_base = &ps_GenerationType,
+};
+
+int ps_generation_init(void)
+{
+    MISSING = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    SLOW = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    ONE = PyLong_FromLong(1);
+    ZERO = PyLong_FromLong(0);
+    N_LOOKUP = PyUnicode_InternFromString("_lookup");
+    N_WRITABLE = PyUnicode_InternFromString("_writable");
+    N_SETITEM = PyUnicode_InternFromString("_setitem");
+    N_DELITEM = PyUnicode_InternFromString("_delitem");
+    N_INCR = PyUnicode_InternFromString("_incr");
+    N_CAS = PyUnicode_InternFromString("_compare_and_set");
+    return MISSING == NULL || SLOW == NULL || ONE == NULL || ZERO == NULL || N_LOOKUP == NULL ||
+                   N_WRITABLE == NULL || N_SETITEM == NULL || N_DELITEM == NULL || N_INCR == NULL ||
+                   N_CAS == NULL
+               ? -1
+               : 0;
+}

@@ -1,0 +1,19 @@
+/* Generation: what a Dict or List handle keeps in C (its current table, that
+ * table's generation, the root's generation word, the writers' lock), and
+ * DictOps, the Dict's hot methods as one C call each: lock-free reads and
+ * in-place int updates on the current table, a store under the lock, and the
+ * Python layer for everything else (another generation, other encodings, a
+ * full table). */
+#ifndef PROCSHARE_GENERATION_H
+#define PROCSHARE_GENERATION_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+extern PyTypeObject ps_GenerationType;
+extern PyTypeObject ps_DictOpsType;
+
+/* Create the sentinels DictOps uses: 0, or -1 with an exception. */
+int ps_generation_init(void);
+
+#endif
