@@ -11,8 +11,11 @@
 
 #include "platform.h"
 
-/* Default spin before sleeping, in nanoseconds. */
+/* Default spin before sleeping, in nanoseconds (a build may set another with
+ * -DPS_SPIN_NS=..., to measure what spinning buys on a given machine). */
+#ifndef PS_SPIN_NS
 #define PS_SPIN_NS 20000
+#endif
 
 /* Longest single sleep of a blocking wait: after each, the waiter takes the GIL
  * back to run signal handlers (a signal that lands just before the futex call
