@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -102,6 +102,47 @@ class ListMachine(RuleBasedStateMachine):
 
 TestListMachine = ListMachine.TestCase
 TestListMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+class _AlwaysEqual:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+_mixed = st.one_of(
+    st.integers(-3, 3), st.sampled_from([1.0, 0.0, True, False, 2**70, -(2**63), None]),
+    st.text(max_size=2), st.binary(max_size=2), st.tuples(st.integers(0, 2)),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(_mixed, max_size=12), probe=_mixed, start=st.integers(-15, 15),
+       stop=st.integers(-15, 15))  # fmt: skip
+def test_scans_compare_as_list_does(items: list[Any], probe: Any, start: int, stop: int) -> None:
+    """in, index, count and == scan in C, comparing stored bytes where that decides
+    and == elsewhere: the answers are list's (1 == 1.0 == True, "1" != 1, ...)."""
+    shared = List(items)
+    assert (probe in shared) == (probe in items)
+    assert shared.count(probe) == items.count(probe)
+    try:
+        expected: Any = items.index(probe, start, stop)
+    except ValueError:
+        expected = ValueError
+    if expected is ValueError:
+        with pytest.raises(ValueError):
+            shared.index(probe, start, stop)
+    else:
+        assert shared.index(probe, start, stop) == expected
+    assert (shared == items) and (shared == List(items)) and shared != [*items, probe]
+    assert shared == [x + 0 if type(x) is int else x for x in items]  # equal, not identical
+
+
+def test_scans_run_user_eq_outside_the_lock() -> None:
+    shared = List(["a", 1, _AlwaysEqual()])
+    assert 5 in shared and shared.index(5) == 2 and shared.count(5) == 1
+    assert shared.count("a") == 2 and shared == ["a", 1, "anything"]
 
 
 def test_behaves_like_list() -> None:

@@ -21,6 +21,7 @@ from .._shm.names import Kind
 
 Item = tuple[int, bytes]
 _MISSING: Any = object()
+_END = 2**62  # "to the end" for a scan
 
 
 class List(Generational, MutableSequence[Any]):
@@ -66,7 +67,8 @@ class List(Generational, MutableSequence[Any]):
         return items
 
     def _values(self) -> list[Any]:
-        return [decode_value(t, d) for t, d in self._items()]
+        values: list[Any] = self._stable(_decoded)
+        return values
 
     def _rebuild(self, items: list[Item], room: int = 0) -> _core.Vector:
         """Publish a new generation holding exactly items, with room to grow."""
@@ -105,15 +107,25 @@ class List(Generational, MutableSequence[Any]):
     def __reversed__(self) -> Iterator[Any]:
         return _Iterator(self, len(self) - 1, -1)
 
+    def _find(self, value: Any, start: int, stop: int, count: bool) -> int:
+        """Scan in C: elements with a simple encoding are compared as stored bytes,
+        others decoded and compared with == (no lock held)."""
+        found: int = self._stable(lambda table, _: table.find(value, start, stop, count))
+        return found
+
     def __contains__(self, value: object) -> bool:
-        return value in self._values()
+        return self._find(value, 0, _END, False) >= 0
 
     def index(self, value: Any, start: SupportsIndex = 0, stop: SupportsIndex | None = None) -> int:
-        values = self._values()
-        return values.index(value, start, len(values) if stop is None else stop)
+        length = len(self)
+        first, last, _ = slice(start, stop).indices(length)  # list.index's bounds
+        n = self._find(value, first, last, False)
+        if n < 0:
+            raise ValueError(f"{value!r} is not in list")
+        return n
 
     def count(self, value: Any) -> int:
-        return self._values().count(value)
+        return self._find(value, 0, _END, True)
 
     def copy(self) -> list[Any]:
         """A plain list with the current contents."""
@@ -243,7 +255,10 @@ class List(Generational, MutableSequence[Any]):
 
     def __eq__(self, other: object) -> bool:
         plain = self._plain(other)
-        return NotImplemented if plain is None else self._values() == plain
+        if plain is None:
+            return NotImplemented
+        equal: bool = self._stable(_core.Vector.equals, plain)  # in C, item by item
+        return equal
 
     def __lt__(self, other: object) -> bool:
         plain = self._plain(other)
@@ -334,3 +349,7 @@ def _plan(items: list[Item], room: int = 0) -> Plan:
 
 def _all(table: _core.Vector, _: object) -> list[Item]:
     return table.items()
+
+
+def _decoded(table: _core.Vector, _: object) -> list[Any]:
+    return table.values()

@@ -105,18 +105,29 @@ static PyObject *Vector_init(PyObject *cls, PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
-/* The (tag, bytes) of the element at heap offset off, or NULL (damaged). */
-static PyObject *element_at(ps_Vector *self, uint64_t off)
+/* The element at heap offset off, bounds-checked, or NULL with
+ * CorruptSegmentError. */
+static ps_velem *velem_at(ps_Vector *self, uint64_t off)
 {
     if (off < HEAP_START || off > self->heap_size - sizeof(ps_velem))
         goto damaged;
     ps_velem *e = (ps_velem *)(self->heap + off);
     if (e->len > self->heap_size - off - sizeof(ps_velem))
         goto damaged;
+    return e;
+damaged:
+    ps_damaged("list", "element");
+    return NULL;
+}
+
+/* The (tag, bytes) of the element at heap offset off, or NULL (damaged). */
+static PyObject *element_at(ps_Vector *self, uint64_t off)
+{
+    ps_velem *e = velem_at(self, off);
+    if (e == NULL)
+        return NULL;
     PyObject *data = PyBytes_FromStringAndSize((char *)e + sizeof(ps_velem), e->len);
     return data == NULL ? NULL : Py_BuildValue("(IN)", e->tag, data);
-damaged:
-    return ps_damaged("list", "element");
 }
 
 /* value(i, missing) -> the decoded element i (negative counts from the end),
@@ -137,15 +148,8 @@ static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t
         i += (Py_ssize_t)len;
     if (i < 0 || i >= len)
         return Py_NewRef(args[1]);
-    uint64_t off = atomic_load_explicit(&self->slots[i], memory_order_acquire);
-    if (off < HEAP_START || off > self->heap_size - sizeof(ps_velem))
-        goto damaged;
-    ps_velem *e = (ps_velem *)(self->heap + off);
-    if (e->len > self->heap_size - off - sizeof(ps_velem))
-        goto damaged;
-    return ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
-damaged:
-    return ps_damaged("list", "element");
+    ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+    return e == NULL ? NULL : ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
 }
 
 /* Append the element's bytes to the heap; its offset, 0 when the heap is full,
@@ -295,17 +299,19 @@ static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
     return item;
 }
 
-/* items() -> list of (tag, bytes): the elements, read lock-free. */
-static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
+/* The elements, read lock-free: as (tag, bytes) items, or decoded values. */
+static PyObject *elements(ps_Vector *self, int decoded)
 {
-    (void)unused;
     int64_t len = vec_length(self);
     PyObject *out = len < 0 ? NULL : PyList_New((Py_ssize_t)len);
     if (out == NULL)
         return NULL;
     for (int64_t i = 0; i < len; i++) {
-        PyObject *item =
-            element_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        uint64_t off = atomic_load_explicit(&self->slots[i], memory_order_acquire);
+        ps_velem *e = decoded ? velem_at(self, off) : NULL;
+        PyObject *item = !decoded ? element_at(self, off)
+                         : e      ? ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len)
+                                  : NULL;
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -313,6 +319,114 @@ static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
         PyList_SET_ITEM(out, (Py_ssize_t)i, item);
     }
     return out;
+}
+
+/* items() -> list of (tag, bytes). */
+static PyObject *Vector_items(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    return elements(self, 0);
+}
+
+/* values() -> list of the decoded elements. */
+static PyObject *Vector_values(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    return elements(self, 1);
+}
+
+/* Whether element e equals value: by the stored bytes when value has a simple
+ * encoding (vtag, vdata: an exact str, bytes or int meets only an element
+ * of the same tag; vtag is UINT32_MAX when value has none), else by decoding
+ * e and comparing with ==.  1, 0, or -1 with an exception. */
+static int element_equals(const ps_velem *e, PyObject *value, uint32_t vtag, const char *vdata,
+                          Py_ssize_t vlen)
+{
+    const char *data = (const char *)e + sizeof(ps_velem);
+    if (vtag != UINT32_MAX && e->tag != TAG_PICKLED)
+        return e->tag == vtag && (Py_ssize_t)e->len == vlen && memcmp(data, vdata, e->len) == 0;
+    PyObject *item = ps_decode_value(e->tag, data, e->len);
+    if (item == NULL)
+        return -1;
+    int eq = PyObject_RichCompareBool(item, value, Py_EQ); /* user code: no lock is held */
+    Py_DECREF(item);
+    return eq;
+}
+
+/* find(value, start, stop, count) -> the first index in [start, stop) whose
+ * element equals value (-1: none), or with count true how many do.  Lock-free;
+ * elements are compared where they lie, decoding only those that must be. */
+static PyObject *Vector_find(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "find(value, start, stop, count)");
+        return NULL;
+    }
+    Py_ssize_t start = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    Py_ssize_t stop = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    int counting = PyObject_IsTrue(args[3]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    if (counting < 0)
+        return NULL;
+    uint32_t vtag;
+    const char *vdata;
+    Py_ssize_t vlen;
+    char int_buf[8];
+    if (!ps_encode_fast(args[0], &vtag, &vdata, &vlen, int_buf))
+        vtag = UINT32_MAX;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = start < 0 ? 0 : start; i < stop; i++) {
+        int64_t len = vec_length(self); /* may shrink while __eq__ runs */
+        if (len < 0)
+            return NULL;
+        if (i >= len)
+            break;
+        ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        if (e == NULL)
+            return NULL;
+        int eq = element_equals(e, args[0], vtag, vdata, vlen);
+        if (eq < 0)
+            return NULL;
+        if (eq && !counting)
+            return PyLong_FromSsize_t(i);
+        found += eq;
+    }
+    return PyLong_FromSsize_t(counting ? found : -1);
+}
+
+/* equals(values) -> bool: whether the elements equal the list values, item by
+ * item as list == list compares (by stored bytes where the item has a simple
+ * encoding, else decoded and compared with ==).  Lock-free. */
+static PyObject *Vector_equals(ps_Vector *self, PyObject *values)
+{
+    if (!PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "equals(values: list)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0;; i++) {
+        int64_t len = vec_length(self); /* read again: == of an element may change it */
+        if (len < 0)
+            return NULL;
+        if (len != PyList_GET_SIZE(values))
+            Py_RETURN_FALSE;
+        if (i >= len)
+            Py_RETURN_TRUE;
+        ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        if (e == NULL)
+            return NULL;
+        PyObject *value = Py_NewRef(PyList_GET_ITEM(values, i));
+        uint32_t vtag;
+        const char *vdata;
+        Py_ssize_t vlen;
+        char int_buf[8];
+        if (!ps_encode_fast(value, &vtag, &vdata, &vlen, int_buf))
+            vtag = UINT32_MAX;
+        int eq = element_equals(e, value, vtag, vdata, vlen);
+        Py_DECREF(value);
+        if (eq <= 0)
+            return eq < 0 ? NULL : Py_NewRef(Py_False);
+    }
 }
 
 /* recount(): after a writer died; the length is published last, so only a
@@ -343,6 +457,11 @@ static PyMethodDef Vector_methods[] = {
      "set(i, tag, data) -> bool (False: heap full)."},
     {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
     {"items", (PyCFunction)Vector_items, METH_NOARGS, "items() -> [(tag, bytes)], lock-free."},
+    {"values", (PyCFunction)Vector_values, METH_NOARGS, "values() -> decoded elements, lock-free."},
+    {"equals", (PyCFunction)Vector_equals, METH_O,
+     "equals(values: list) -> bool: element by element, as list == list."},
+    {"find", (PyCFunction)(void (*)(void))Vector_find, METH_FASTCALL,
+     "find(value, start, stop, count) -> first index equal to value (-1), or the count."},
     {"recount", (PyCFunction)Vector_recount, METH_NOARGS, "recount(): repair after a death."},
     {NULL, NULL, 0, NULL},
 };
