@@ -3,9 +3,11 @@
 Elements are immutable (tag, bytes) entries in a heap; a slot array points
 at them and the length is published last, so lock-free readers see each
 element whole.  ``l[i] = x``, ``append`` and ``pop()`` change one slot or the
-length in place; everything that moves elements (insert, delete, slices,
-sort, reverse, growth) builds the next generation and publishes it with one
-store (see procshare._shm.generations), so readers never see a half-shifted list.
+length in place; ``insert``, ``pop(i)``, ``del l[i]`` and ``remove`` write the
+new order into the table's second slot array and publish it with one store
+(see procshare._native.vector); slices, sort, reverse and growth build the
+next generation (procshare._shm.generations).  Readers never see a
+half-shifted list.
 """
 
 from __future__ import annotations
@@ -155,13 +157,8 @@ class List(Generational, MutableSequence[Any]):
         with self._lock:
             table = self._writable()
             n = self._index(i, len(table))
-            if n == len(table) - 1:
-                found = table.pop_last()
-                assert found is not None
-                return decode_value(*found)
-            items = self._items()
-            found = items.pop(n)
-            self._rebuild(items)
+            found = table.pop_last() if n == len(table) - 1 else table.remove_at(n)
+        assert found is not None
         return decode_value(*found)
 
     @overload
@@ -189,35 +186,39 @@ class List(Generational, MutableSequence[Any]):
     # -- writing: rearranging (a new generation) -----------------------------------
 
     def __delitem__(self, i: SupportsIndex | slice) -> None:
-        index = i if isinstance(i, slice) else _as_index(i)
+        if not isinstance(i, slice):
+            index = _as_index(i)
+            with self._lock:
+                table = self._writable()
+                table.remove_at(self._index(index, len(table)))
+            return
         with self._lock:
             items = self._items()
-            if isinstance(index, slice):
-                del items[index]
-            else:
-                del items[self._index(index, len(items))]
+            del items[i]
             self._rebuild(items)
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
-        item, i = encode_value(value), _as_index(index)
+        (tag, data), i = encode_value(value), _as_index(index)
         with self._lock:
-            items = self._items()
-            items.insert(i, item)
-            self._rebuild(items)
+            table = self._writable()
+            length = len(table)
+            n = max(0, i + length) if i < 0 else min(i, length)  # list.insert's clamping
+            if not table.insert(n, tag, data):  # full: the next generation, with room
+                items = self._items()
+                items.insert(n, (tag, data))
+                self._rebuild(items, room=length)
 
     def remove(self, value: Any) -> None:
-        """Remove the first item equal to value (ValueError if none), in one step."""
+        """Remove the first item equal to value (ValueError if none), in one step: found
+        without the lock (__eq__ runs there), removed only if the list did not change
+        meanwhile (else found again)."""
         while True:
-            items = self._items()
-            values = (decode_value(*item) for item in items)
-            # __eq__ runs here, outside the lock
-            n = next((n for n, v in enumerate(values) if v is value or v == value), -1)
+            table, seen, n = self._stable(_scan_for, value)
             if n < 0:
                 raise ValueError("list.remove(x): x not in list")
             with self._lock:
-                if self._items() == items:  # unchanged meanwhile (compares stored bytes)
-                    del items[n]
-                    self._rebuild(items)
+                if self._writable() is table and table.changes() == seen:
+                    table.remove_at(n)
                     return
 
     def clear(self) -> None:
@@ -344,7 +345,7 @@ def _plan(items: list[Item], room: int = 0) -> Plan:
         if _core.Vector(mapping, offset).extend(items) != len(items):
             raise RuntimeError("the elements did not fit the next table")
 
-    return _core.VECTOR_HEADER + 8 * capacity + heap, init
+    return _core.VECTOR_HEADER + 16 * capacity + heap, init  # two slot arrays
 
 
 def _all(table: _core.Vector, _: object) -> list[Item]:
@@ -353,3 +354,9 @@ def _all(table: _core.Vector, _: object) -> list[Item]:
 
 def _decoded(table: _core.Vector, _: object) -> list[Any]:
     return table.values()
+
+
+def _scan_for(table: _core.Vector, value: object) -> tuple[_core.Vector, int, int]:
+    """(table, its change count before the scan, the first index equal to value)."""
+    seen = table.changes()
+    return table, seen, table.find(value, 0, _END, False)

@@ -8,15 +8,28 @@
 #include "mapping.h"
 
 typedef struct {
-    uint64_t capacity;  /* slots */
-    uint64_t heap_size; /* bytes */
-    _Atomic uint64_t length;
+    uint64_t capacity;      /* slots in each of the two arrays */
+    uint64_t heap_size;     /* bytes */
+    _Atomic uint64_t state; /* version, active array and length: see below */
     _Atomic uint64_t heap_used;
     _Atomic uint64_t garbage;
-    uint64_t spare[3];
+    _Atomic uint64_t changes; /* bumped by every write: "unchanged since" checks */
+    uint64_t spare[2];
 } ps_vector_layout;
 
 _Static_assert(sizeof(ps_vector_layout) == PS_VECTOR_HEADER, "vector header size");
+
+/* The state word: the length in the low LEN_BITS, which of the two slot
+ * arrays is active above it, and a version above that, bumped whenever the
+ * active array changes.  Moving elements (insert, removal, reordering) writes
+ * the new order into the inactive array, then publishes it, version and all,
+ * with one store: a writer killed while copying leaves the active array
+ * untouched, and a reader that finds the version changed under it reads
+ * again (the array it was reading may be rewritten by the next move). */
+#define LEN_BITS 41
+#define LEN_MASK (((uint64_t)1 << LEN_BITS) - 1)
+#define ACTIVE_BIT ((uint64_t)1 << LEN_BITS)
+#define VERSION_ONE ((uint64_t)1 << (LEN_BITS + 1))
 
 typedef struct {
     uint32_t len;
@@ -29,10 +42,17 @@ typedef struct {
 typedef struct {
     PS_VIEW_HEAD
     ps_vector_layout *v;
-    _Atomic uint64_t *slots;
+    _Atomic uint64_t *slots; /* the two arrays, capacity slots each */
     char *heap;
     uint64_t capacity, heap_size;
 } ps_Vector;
+
+/* One published state: its word, the active array and the length. */
+typedef struct {
+    uint64_t state;
+    _Atomic uint64_t *slots;
+    int64_t length;
+} ps_vview;
 
 static int check_geometry(uint64_t capacity, uint64_t heap_size)
 {
@@ -44,15 +64,32 @@ static int check_geometry(uint64_t capacity, uint64_t heap_size)
     return 0;
 }
 
-/* The published length, or -1 with CorruptSegmentError if it exceeds the slots. */
-static int64_t vec_length(ps_Vector *self)
+/* The published state, or -1 with CorruptSegmentError if its length exceeds
+ * the slots. */
+static int view_of(ps_Vector *self, ps_vview *view)
 {
-    uint64_t len = atomic_load(&self->v->length);
-    if (len > self->capacity) {
+    uint64_t s = atomic_load(&self->v->state);
+    if ((s & LEN_MASK) > self->capacity) {
         ps_damaged("list", "length");
         return -1;
     }
-    return (int64_t)len;
+    view->state = s;
+    view->slots = self->slots + (s & ACTIVE_BIT ? self->capacity : 0);
+    view->length = (int64_t)(s & LEN_MASK);
+    return 0;
+}
+
+/* Whether the active array changed since view was taken. */
+static int moved_since(ps_Vector *self, const ps_vview *view)
+{
+    return (atomic_load(&self->v->state) & ~LEN_MASK) != (view->state & ~LEN_MASK);
+}
+
+/* A writer (holding the lock) publishes a new length in the same array. */
+static void publish_length(ps_Vector *self, const ps_vview *view, uint64_t length)
+{
+    atomic_store(&self->v->state, (view->state & ~LEN_MASK) | length);
+    atomic_fetch_add(&self->v->changes, 1);
 }
 
 static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -66,7 +103,7 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (v == NULL || check_geometry(v->capacity, v->heap_size) < 0)
         return NULL;
     char *p = ps_mapping_ptr(mapping, offset + PS_VECTOR_HEADER,
-                             (Py_ssize_t)(v->capacity * 8 + v->heap_size), 8);
+                             (Py_ssize_t)(v->capacity * 16 + v->heap_size), 8);
     if (p == NULL)
         return NULL;
     ps_Vector *self = (ps_Vector *)ps_view_new(type, mapping);
@@ -74,7 +111,7 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     self->v = v;
     self->slots = (_Atomic uint64_t *)p;
-    self->heap = p + v->capacity * 8;
+    self->heap = p + v->capacity * 16;
     self->capacity = v->capacity;
     self->heap_size = v->heap_size;
     return (PyObject *)self;
@@ -93,7 +130,7 @@ static PyObject *Vector_init(PyObject *cls, PyObject *const *args, Py_ssize_t na
     unsigned long long heap = PyLong_AsUnsignedLongLong(args[3]);
     if (PyErr_Occurred() || check_geometry(capacity, heap) < 0)
         return NULL;
-    if (ps_mapping_ptr(args[0], offset + PS_VECTOR_HEADER, (Py_ssize_t)(capacity * 8 + heap), 8) ==
+    if (ps_mapping_ptr(args[0], offset + PS_VECTOR_HEADER, (Py_ssize_t)(capacity * 16 + heap), 8) ==
         NULL)
         return NULL;
     ps_vector_layout *v = (ps_vector_layout *)ps_mapping_ptr(args[0], offset, PS_VECTOR_HEADER, 8);
@@ -130,6 +167,23 @@ static PyObject *element_at(ps_Vector *self, uint64_t off)
     return data == NULL ? NULL : Py_BuildValue("(IN)", e->tag, data);
 }
 
+/* The heap offset of element i (0 <= i or counted from the end) as one
+ * published state has it: 0 when i is outside the list, 1 with an exception. */
+static uint64_t offset_of(ps_Vector *self, Py_ssize_t i)
+{
+    for (;;) {
+        ps_vview view;
+        if (view_of(self, &view) < 0)
+            return 1;
+        Py_ssize_t n = i < 0 ? i + (Py_ssize_t)view.length : i;
+        if (n < 0 || n >= (Py_ssize_t)view.length)
+            return 0;
+        uint64_t off = atomic_load_explicit(&view.slots[n], memory_order_acquire);
+        if (!moved_since(self, &view))
+            return off;
+    }
+}
+
 /* value(i, missing) -> the decoded element i (negative counts from the end),
  * or missing outside the list.  Lock-free: one call for the common read. */
 static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
@@ -141,14 +195,10 @@ static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    int64_t len = vec_length(self);
-    if (len < 0)
-        return NULL;
-    if (i < 0)
-        i += (Py_ssize_t)len;
-    if (i < 0 || i >= len)
-        return Py_NewRef(args[1]);
-    ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+    uint64_t off = offset_of(self, i);
+    if (off <= 1)
+        return off ? NULL : Py_NewRef(args[1]);
+    ps_velem *e = velem_at(self, off);
     return e == NULL ? NULL : ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
 }
 
@@ -192,12 +242,12 @@ static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), done = 0;
-    int64_t length = vec_length(self);
-    if (length < 0) {
+    ps_vview view;
+    if (view_of(self, &view) < 0) {
         Py_DECREF(seq);
         return NULL;
     }
-    uint64_t len = (uint64_t)length;
+    uint64_t len = (uint64_t)view.length;
     for (; done < n && len < self->capacity; done++, len++) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, done);
         uint32_t tag;
@@ -217,8 +267,8 @@ static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
         }
         if (off == 0)
             break;
-        atomic_store_explicit(&self->slots[len], off, memory_order_release);
-        atomic_store(&self->v->length, len + 1); /* publish */
+        atomic_store_explicit(&view.slots[len], off, memory_order_release);
+        publish_length(self, &view, len + 1);
     }
     Py_DECREF(seq);
     return PyLong_FromSsize_t(done);
@@ -233,10 +283,10 @@ static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_
             PyErr_SetString(PyExc_TypeError, "append(tag: int, data: bytes)");
         return NULL;
     }
-    int64_t len = vec_length(self);
-    if (len < 0)
+    ps_vview view;
+    if (view_of(self, &view) < 0)
         return NULL;
-    if ((uint64_t)len >= self->capacity)
+    if ((uint64_t)view.length >= self->capacity)
         Py_RETURN_FALSE;
     uint64_t off =
         heap_add(self, tag, PyBytes_AS_STRING(args[1]), (uint64_t)PyBytes_GET_SIZE(args[1]));
@@ -244,8 +294,8 @@ static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_
         return NULL;
     if (off == 0)
         Py_RETURN_FALSE;
-    atomic_store_explicit(&self->slots[len], off, memory_order_release);
-    atomic_store(&self->v->length, len + 1); /* publish */
+    atomic_store_explicit(&view.slots[view.length], off, memory_order_release);
+    publish_length(self, &view, (uint64_t)view.length + 1);
     Py_RETURN_TRUE;
 }
 
@@ -262,10 +312,10 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    int64_t len = vec_length(self);
-    if (len < 0)
+    ps_vview view;
+    if (view_of(self, &view) < 0)
         return NULL;
-    if (i < 0 || i >= len) {
+    if (i < 0 || i >= view.length) {
         PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
         return NULL;
     }
@@ -275,7 +325,8 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     if (off == 0)
         Py_RETURN_FALSE;
-    uint64_t was = atomic_exchange(&self->slots[i], off);
+    uint64_t was = atomic_exchange(&view.slots[i], off);
+    atomic_fetch_add(&self->v->changes, 1);
     if (was >= HEAP_START && was <= self->heap_size - sizeof(ps_velem)) {
         ps_velem *old = (ps_velem *)(self->heap + was);
         atomic_fetch_add(&self->v->garbage, sizeof(ps_velem) + ALIGN8(old->len));
@@ -287,37 +338,53 @@ static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t n
 static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
 {
     (void)unused;
-    int64_t len = vec_length(self);
-    if (len <= 0)
-        return len < 0 ? NULL : Py_NewRef(Py_None);
-    PyObject *item = element_at(self, atomic_load(&self->slots[len - 1]));
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
+    if (view.length == 0)
+        Py_RETURN_NONE;
+    PyObject *item = element_at(self, atomic_load(&view.slots[view.length - 1]));
     if (item == NULL)
         return NULL;
-    atomic_store(&self->v->length, len - 1); /* publish */
+    publish_length(self, &view, (uint64_t)view.length - 1);
     Py_ssize_t size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1));
     atomic_fetch_add(&self->v->garbage, sizeof(ps_velem) + ALIGN8((uint64_t)size));
     return item;
 }
 
-/* The elements, read lock-free: as (tag, bytes) items, or decoded values. */
+/* The elements of one published state, read lock-free: as (tag, bytes)
+ * items, or decoded values.  The offsets are copied first and used only if
+ * the active array did not change meanwhile. */
 static PyObject *elements(ps_Vector *self, int decoded)
 {
-    int64_t len = vec_length(self);
-    PyObject *out = len < 0 ? NULL : PyList_New((Py_ssize_t)len);
-    if (out == NULL)
-        return NULL;
-    for (int64_t i = 0; i < len; i++) {
-        uint64_t off = atomic_load_explicit(&self->slots[i], memory_order_acquire);
-        ps_velem *e = decoded ? velem_at(self, off) : NULL;
-        PyObject *item = !decoded ? element_at(self, off)
+    ps_vview view;
+    uint64_t *offs = NULL;
+    for (;;) {
+        if (view_of(self, &view) < 0)
+            return NULL;
+        uint64_t *grown = PyMem_Realloc(offs, sizeof(uint64_t) * (size_t)(view.length + 1));
+        if (grown == NULL) {
+            PyMem_Free(offs);
+            return PyErr_NoMemory();
+        }
+        offs = grown;
+        for (int64_t i = 0; i < view.length; i++)
+            offs[i] = atomic_load_explicit(&view.slots[i], memory_order_acquire);
+        if (!moved_since(self, &view))
+            break;
+    }
+    PyObject *out = PyList_New((Py_ssize_t)view.length);
+    for (int64_t i = 0; out != NULL && i < view.length; i++) {
+        ps_velem *e = decoded ? velem_at(self, offs[i]) : NULL;
+        PyObject *item = !decoded ? element_at(self, offs[i])
                          : e      ? ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len)
                                   : NULL;
-        if (item == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, (Py_ssize_t)i, item);
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, item);
     }
+    PyMem_Free(offs);
     return out;
 }
 
@@ -376,13 +443,22 @@ static PyObject *Vector_find(ps_Vector *self, PyObject *const *args, Py_ssize_t 
     if (!ps_encode_fast(args[0], &vtag, &vdata, &vlen, int_buf))
         vtag = UINT32_MAX;
     Py_ssize_t found = 0;
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
     for (Py_ssize_t i = start < 0 ? 0 : start; i < stop; i++) {
-        int64_t len = vec_length(self); /* may shrink while __eq__ runs */
-        if (len < 0)
-            return NULL;
-        if (i >= len)
+        uint64_t off =
+            i < view.length ? atomic_load_explicit(&view.slots[i], memory_order_acquire) : 0;
+        if (moved_since(self, &view)) { /* elements moved: scan the new order from the start */
+            if (view_of(self, &view) < 0)
+                return NULL;
+            i = (start < 0 ? 0 : start) - 1;
+            found = 0;
+            continue;
+        }
+        if (i >= view.length)
             break;
-        ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        ps_velem *e = velem_at(self, off);
         if (e == NULL)
             return NULL;
         int eq = element_equals(e, args[0], vtag, vdata, vlen);
@@ -404,15 +480,23 @@ static PyObject *Vector_equals(ps_Vector *self, PyObject *values)
         PyErr_SetString(PyExc_TypeError, "equals(values: list)");
         return NULL;
     }
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
     for (Py_ssize_t i = 0;; i++) {
-        int64_t len = vec_length(self); /* read again: == of an element may change it */
-        if (len < 0)
-            return NULL;
-        if (len != PyList_GET_SIZE(values))
+        /* == of an element may run code that changes either list: read again */
+        if (PyList_GET_SIZE(values) != view.length)
             Py_RETURN_FALSE;
-        if (i >= len)
+        if (i >= view.length)
             Py_RETURN_TRUE;
-        ps_velem *e = velem_at(self, atomic_load_explicit(&self->slots[i], memory_order_acquire));
+        uint64_t off = atomic_load_explicit(&view.slots[i], memory_order_acquire);
+        if (moved_since(self, &view)) {
+            if (view_of(self, &view) < 0)
+                return NULL;
+            i = -1;
+            continue;
+        }
+        ps_velem *e = velem_at(self, off);
         if (e == NULL)
             return NULL;
         PyObject *value = Py_NewRef(PyList_GET_ITEM(values, i));
@@ -429,19 +513,112 @@ static PyObject *Vector_equals(ps_Vector *self, PyObject *values)
     }
 }
 
+/* ---- moving elements: the inactive array, then one store ---------------- */
+
+/* Copy n slots (relaxed: readers check the version, not these stores). */
+static void copy_slots(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        atomic_store_explicit(&dst[i], atomic_load_explicit(&src[i], memory_order_relaxed),
+                              memory_order_relaxed);
+}
+
+/* The array that is not active in view: where the next order is written. */
+static _Atomic uint64_t *inactive(ps_Vector *self, const ps_vview *view)
+{
+    return self->slots + (view->state & ACTIVE_BIT ? 0 : self->capacity);
+}
+
+/* Publish the inactive array, holding length elements, as the active one. */
+static void publish_moved(ps_Vector *self, const ps_vview *view, uint64_t length)
+{
+    uint64_t version = (view->state & ~(LEN_MASK | ACTIVE_BIT)) + VERSION_ONE; /* wraps */
+    atomic_store(&self->v->state, version | ((view->state ^ ACTIVE_BIT) & ACTIVE_BIT) | length);
+    atomic_fetch_add(&self->v->changes, 1);
+}
+
+/* insert(i, tag, data) -> bool: put the element before index i (0 <= i <=
+ * length); False when the slots or the heap are full (the caller grows).
+ * The caller holds the list's lock. */
+static PyObject *Vector_insert(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t tag;
+    if (nargs != 3 || parse_item(args[1], args[2], &tag) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "insert(i, tag: int, data: bytes)");
+        return NULL;
+    }
+    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
+    if (i < 0 || i > view.length) {
+        PyErr_SetString(PyExc_IndexError, "insert index out of range");
+        return NULL;
+    }
+    if ((uint64_t)view.length >= self->capacity)
+        Py_RETURN_FALSE;
+    uint64_t off =
+        heap_add(self, tag, PyBytes_AS_STRING(args[2]), (uint64_t)PyBytes_GET_SIZE(args[2]));
+    if (off <= 1)
+        return off ? NULL : Py_NewRef(Py_False);
+    _Atomic uint64_t *next = inactive(self, &view);
+    copy_slots(next, view.slots, (uint64_t)i);
+    atomic_store_explicit(&next[i], off, memory_order_relaxed);
+    copy_slots(next + i + 1, view.slots + i, (uint64_t)(view.length - i));
+    publish_moved(self, &view, (uint64_t)view.length + 1);
+    Py_RETURN_TRUE;
+}
+
+/* remove_at(i) -> (tag, bytes) of the element removed from index i (0 <= i <
+ * length).  The caller holds the list's lock. */
+static PyObject *Vector_remove_at(ps_Vector *self, PyObject *arg)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
+    if (i < 0 || i >= view.length) {
+        PyErr_SetString(PyExc_IndexError, "list index out of range");
+        return NULL;
+    }
+    PyObject *item = element_at(self, atomic_load(&view.slots[i]));
+    if (item == NULL)
+        return NULL;
+    _Atomic uint64_t *next = inactive(self, &view);
+    copy_slots(next, view.slots, (uint64_t)i);
+    copy_slots(next + i, view.slots + i + 1, (uint64_t)(view.length - i - 1));
+    publish_moved(self, &view, (uint64_t)view.length - 1);
+    Py_ssize_t size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1));
+    atomic_fetch_add(&self->v->garbage, sizeof(ps_velem) + ALIGN8((uint64_t)size));
+    return item;
+}
+
+/* changes() -> int: how many writes the list has had (any write bumps it). */
+static PyObject *Vector_changes(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(atomic_load(&self->v->changes));
+}
+
 /* recount(): after a writer died; the length is published last, so only a
  * damaged length needs clamping. */
 static PyObject *Vector_recount(ps_Vector *self, PyObject *unused)
 {
     (void)unused;
-    if (atomic_load(&self->v->length) > self->capacity)
-        atomic_store(&self->v->length, self->capacity);
+    uint64_t s = atomic_load(&self->v->state);
+    if ((s & LEN_MASK) > self->capacity)
+        atomic_store(&self->v->state, (s & ~LEN_MASK) | self->capacity);
     Py_RETURN_NONE;
 }
 
 static Py_ssize_t Vector_len(ps_Vector *self)
 {
-    uint64_t len = atomic_load(&self->v->length);
+    uint64_t len = atomic_load(&self->v->state) & LEN_MASK;
     return (Py_ssize_t)(len < self->capacity ? len : self->capacity);
 }
 
@@ -462,6 +639,12 @@ static PyMethodDef Vector_methods[] = {
      "equals(values: list) -> bool: element by element, as list == list."},
     {"find", (PyCFunction)(void (*)(void))Vector_find, METH_FASTCALL,
      "find(value, start, stop, count) -> first index equal to value (-1), or the count."},
+    {"insert", (PyCFunction)(void (*)(void))Vector_insert, METH_FASTCALL,
+     "insert(i, tag, data) -> bool (False: full); moves in place (caller holds the lock)."},
+    {"remove_at", (PyCFunction)Vector_remove_at, METH_O,
+     "remove_at(i) -> (tag, bytes); moves in place (caller holds the lock)."},
+    {"changes", (PyCFunction)Vector_changes, METH_NOARGS,
+     "changes() -> how many writes the list has had."},
     {"recount", (PyCFunction)Vector_recount, METH_NOARGS, "recount(): repair after a death."},
     {NULL, NULL, 0, NULL},
 };

@@ -1,9 +1,10 @@
-/* Vector: List's storage inside a mapping.  A slot array of offsets into a
- * heap of immutable (tag, bytes) entries, and a length published last.
- * Readers never lock: a slot is replaced with one atomic store, and append
- * stores the slot before the length.  Writers are serialised by the caller
- * (the List's robust lock); anything that moves elements builds a new
- * generation instead of shifting slots under readers. */
+/* Vector: List's storage inside a mapping.  Two slot arrays of offsets into
+ * a heap of immutable (tag, bytes) entries, and one state word (which array
+ * is active, the length, a version).  Readers never lock: a slot is replaced
+ * with one atomic store, append stores the slot before the length, and an
+ * operation that moves elements writes the inactive array and then
+ * publishes it with one store (readers that see the version change read
+ * again).  Writers are serialised by the caller (the List's robust lock). */
 #ifndef PROCSHARE_VECTOR_H
 #define PROCSHARE_VECTOR_H
 

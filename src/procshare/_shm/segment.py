@@ -48,7 +48,7 @@ from . import names as _names
 from .names import Kind
 
 MAGIC = b"PROCSHR\x00"
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 HEADER_SIZE = 256
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
