@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -297,6 +298,32 @@ def barrier_wait_once(barrier: Any) -> None:
 def get_into(q: Any, results: Any) -> None:
     """Move one message from q (waiting without a limit) to results."""
     results.put(q.get())
+
+
+def list_shift_forever(items: Any, ready: Any) -> None:
+    """Move every element, over and over, by operations that each leave items a run of
+    consecutive ints: insert at the front, pop the last, delete the first, insert at
+    the end, remove the first and put it back."""
+    ready.set()
+    while True:
+        items.insert(0, items[0] - 1)
+        items.pop()
+        del items[0]
+        items.insert(len(items), items[-1] + 1)
+        first = items[0]
+        items.remove(first)
+        items.insert(0, first)
+
+
+def list_check_runs(items: Any, n: int, bad: Any) -> None:
+    """Read n times while another process moves elements: every snapshot and index read
+    comes from one whole state (a run of consecutive ints)."""
+    for _ in range(n):
+        snap = items.copy()
+        if not snap or any(b != a + 1 for a, b in itertools.pairwise(snap)):
+            bad += 1
+        if not (isinstance(items[0], int) and isinstance(items[-1], int)):
+            bad += 1
 
 
 def list_append_forever(items: Any, ready: Any) -> None:

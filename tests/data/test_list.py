@@ -3,6 +3,7 @@ readers beside rearranging writers, SIGKILL, nested objects."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import pickle
 import threading
@@ -218,6 +219,31 @@ def test_killed_appender_leaves_a_consistent_list() -> None:
         seen = list(items)
         assert seen[-1] == "after"
         assert [i for _, i in seen[:-1]] == list(range(len(seen) - 1))  # no gaps, no tears
+
+
+def test_readers_see_whole_states_while_elements_move(ctx: Any) -> None:
+    """insert, pop(i), del and remove rewrite the inactive slot array and publish it
+    with one store: readers in other processes see the old order or the new one."""
+    items, bad = List(range(2000)), Counter()
+    writer = ctx.Process(target=workers.list_shift_forever, args=(items, ctx.Event()))
+    writer.start()
+    try:
+        run_all(ctx, workers.list_check_runs, [(items, 300, bad)] * 2, timeout=120)
+    finally:
+        writer.kill()
+        writer.join(10)
+    assert bad.value == 0
+
+
+def test_killed_mover_leaves_a_whole_list() -> None:
+    for _ in range(3):
+        items = List(range(500))
+        kill_while_running(workers.list_shift_forever, (items,), (0.05, 0.3))
+        snap = items.copy()
+        assert 499 <= len(snap) <= 501, len(snap)
+        assert all(b == a + 1 for a, b in itertools.pairwise(snap))  # no tears
+        items.insert(0, snap[0] - 1)  # and it still works
+        assert items[0] == snap[0] - 1 and len(items) == len(snap) + 1
 
 
 def test_nested_objects_by_reference() -> None:
