@@ -137,8 +137,8 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     # C call when the generation is current and the encodings simple; else these:
 
     def _setitem(self, key: Any, value: Any) -> None:
-        """d[key] = value when DictOps's one-call store declined: encode outside the lock
-        (a key or value that must be pickled), then put (growing the table if full)."""
+        """d[key] = value when DictOps's store found the table full: encode outside the
+        lock, then put, growing the table."""
         item = encode_item(key, value)  # errors change nothing
         with self._lock:
             self._put(*item)

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <structmember.h>
 
+#include "codec.h"
 #include "mapping.h"
 #include "mutex.h"
 #include "table.h"
@@ -146,38 +147,58 @@ static int DictOps_contains(ps_Generation *self, PyObject *key)
     return value != MISSING;
 }
 
-/* d[key] = value: take the lock, store in one C step when key and value
- * have the simple encodings and the table has room, release; otherwise
- * Dict._setitem (which encodes outside the lock and grows the table). */
-static int store(ps_Generation *self, PyObject *key, PyObject *value)
+typedef PyObject *(*table_op)(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
+
+/* op(current table, args) holding the writers' lock: after following the
+ * generation (and recounting, if a writer died) in the Python layer, which
+ * runs no user code.  op's result, SLOW when there is no lock or table to
+ * work on, or NULL with an exception. */
+static PyObject *under_lock(ps_Generation *self, table_op op, PyObject *const *args,
+                            Py_ssize_t nargs)
 {
     if (self->lock == NULL || !PyObject_TypeCheck(self->lock, &ps_MutexType))
-        return 0;
+        return Py_NewRef(SLOW);
     PyObject *lock = Py_NewRef(self->lock);
     PyObject *took = ps_mutex_enter(lock);
     if (took == NULL) {
         Py_DECREF(lock);
-        return -1;
+        return NULL;
     }
     Py_DECREF(took);
     PyObject *done = NULL;
     int ready = 1;
     if (current_table(self) == NULL || ps_mutex_died(lock)) {
-        /* Follow the generation, and recount after a writer died (internal code). */
         PyObject *t = call((PyObject *)self, N_WRITABLE, NULL, NULL, NULL);
         ready = t != NULL;
         Py_XDECREF(t);
     }
-    if (ready) {
-        PyObject *args[3] = {key, value, SLOW};
-        done = current_table(self) == NULL ? Py_NewRef(SLOW) : ps_table_store(self->table, args, 3);
-    }
-    int released = ps_mutex_exit(lock);
+    if (ready)
+        done = current_table(self) == NULL ? Py_NewRef(SLOW) : op(self->table, args, nargs);
+    if (ps_mutex_exit(lock) < 0)
+        Py_CLEAR(done);
     Py_DECREF(lock);
-    if (done == NULL || released < 0) {
-        Py_XDECREF(done);
-        return -1;
+    return done;
+}
+
+/* d[key] = value in C: simple encodings are stored in one step under the
+ * lock; anything else is encoded first (pickling runs user code, so never
+ * under the lock), then put.  1 stored, 0 the table is full (Dict._setitem
+ * grows it), -1 with an exception. */
+static int store(ps_Generation *self, PyObject *key, PyObject *value)
+{
+    PyObject *args[3] = {key, value, SLOW};
+    PyObject *done = under_lock(self, ps_table_store, args, 3);
+    if (done == SLOW) {
+        Py_DECREF(done);
+        PyObject *pair[2] = {key, value};
+        PyObject *item = ps_encode_item_py(NULL, pair, 2); /* (canon, key, tag, value) */
+        if (item == NULL)
+            return -1;
+        done = under_lock(self, ps_table_put, PySequence_Fast_ITEMS(item), 4);
+        Py_DECREF(item);
     }
+    if (done == NULL)
+        return -1;
     int stored = done != SLOW && PyLong_AsLong(done) >= 0;
     Py_DECREF(done);
     return stored;

@@ -434,8 +434,9 @@ static PyObject *insert_result(int r)
 
 /* put(canon, key, tag, value) -> 1 new key, 0 replaced, -1 full (grow and
  * retry).  The caller holds the dict's lock. */
-static PyObject *Table_put(ps_Table *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_table_put(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Table *self = (ps_Table *)table;
     if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) ||
         !PyBytes_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "put(canon: bytes, key: bytes, tag: int, value: bytes)");
@@ -776,7 +777,7 @@ static PyMethodDef Table_methods[] = {
      "lookup(key, missing, slow) -> value | missing | slow (key type needs get()), lock-free."},
     {"store", (PyCFunction)(void (*)(void))ps_table_store, METH_FASTCALL,
      "store(key, value, slow) -> 1 new, 0 replaced, -1 full, or slow (caller holds the lock)."},
-    {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
+    {"put", (PyCFunction)(void (*)(void))ps_table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
     {"incr", (PyCFunction)(void (*)(void))ps_table_incr, METH_FASTCALL,
      "incr(key, n, slow) -> new value, in place without a lock, or slow."},
