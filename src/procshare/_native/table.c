@@ -198,27 +198,21 @@ static int64_t int_from_bytes(const char *p)
     return v;
 }
 
-/* The value of e as (tag, pointer, length); an int's word is read once, atomically,
- * into buf. */
-static const char *entry_value(const ps_entry *e, char buf[8])
+/* The value bytes of e: an int's word read once, atomically, into buf (and
+ * with freeze, frozen by the same instruction: the caller holds the lock and
+ * the value stands from now on), else the entry's own bytes. */
+static const char *entry_value_as(const ps_entry *e, char buf[8], int freeze)
 {
     _Atomic uint64_t *w = int_word(e);
     if (w == NULL)
         return VALUE(e);
-    int_bytes(value_of_word(atomic_load_explicit(w, memory_order_acquire)), buf);
+    uint64_t word = freeze ? atomic_fetch_or(w, FROZEN) : atomic_load(w);
+    int_bytes(value_of_word(word), buf);
     return buf;
 }
 
-/* Freeze e (the caller holds the lock) and return its value bytes as they
- * stand from now on (into buf for an int). */
-static const char *entry_freeze(const ps_entry *e, char buf[8])
-{
-    _Atomic uint64_t *w = int_word(e);
-    if (w == NULL)
-        return VALUE(e);
-    int_bytes(value_of_word(atomic_fetch_or(w, FROZEN)), buf);
-    return buf;
-}
+#define entry_value(e, buf) entry_value_as((e), (buf), 0)
+#define entry_freeze(e, buf) entry_value_as((e), (buf), 1)
 
 /* Find canon: returns the slot index holding it, or -1; *free_slot gets the
  * first tombstone or empty slot seen (-1 if the table is full of others).

@@ -299,21 +299,30 @@ static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_
     Py_RETURN_TRUE;
 }
 
+/* Parse (i, tag, data) for sig, and take the published state.  0, or -1
+ * with an exception. */
+static int parse_placed(ps_Vector *self, const char *sig, PyObject *const *args, Py_ssize_t nargs,
+                        Py_ssize_t *i, uint32_t *tag, ps_vview *view)
+{
+    if (nargs != 3 || parse_item(args[1], args[2], tag) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, sig);
+        return -1;
+    }
+    *i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
+    if (*i == -1 && PyErr_Occurred())
+        return -1;
+    return view_of(self, view);
+}
+
 /* set(i, tag, data) -> bool: replace element i (0 <= i < length); False when
  * the heap is full.  IndexError outside the list. */
 static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint32_t tag;
-    if (nargs != 3 || parse_item(args[1], args[2], &tag) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "set(i, tag: int, data: bytes)");
-        return NULL;
-    }
-    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
+    Py_ssize_t i;
     ps_vview view;
-    if (view_of(self, &view) < 0)
+    if (parse_placed(self, "set(i, tag: int, data: bytes)", args, nargs, &i, &tag, &view) < 0)
         return NULL;
     if (i < 0 || i >= view.length) {
         PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
@@ -543,16 +552,9 @@ static void publish_moved(ps_Vector *self, const ps_vview *view, uint64_t length
 static PyObject *Vector_insert(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint32_t tag;
-    if (nargs != 3 || parse_item(args[1], args[2], &tag) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "insert(i, tag: int, data: bytes)");
-        return NULL;
-    }
-    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
+    Py_ssize_t i;
     ps_vview view;
-    if (view_of(self, &view) < 0)
+    if (parse_placed(self, "insert(i, tag: int, data: bytes)", args, nargs, &i, &tag, &view) < 0)
         return NULL;
     if (i < 0 || i > view.length) {
         PyErr_SetString(PyExc_IndexError, "insert index out of range");
