@@ -52,6 +52,23 @@ def test_cleanup_removes_only_tables_whose_header_names_their_root(name: str) ->
     os.unlink(SHM + forged)
 
 
+def test_cleanup_removes_a_table_a_killed_writer_left_half_built(name: str) -> None:
+    """A writer killed while creating the next generation, before its header, leaves a
+    segment with no header under the table's name: the object's token is in that name
+    and the segment is this user's, so it goes with the object."""
+    for written in (0, 8192):  # killed before or after sizing it
+        d = Dict({"a": 1}, name=name)
+        token = d._seg.params["token"]
+        unfinished = SHM + f"{name}~{token}.{d._gen + 1}"
+        fd = os.open(unfinished, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        os.ftruncate(fd, written)
+        os.close(fd)
+        d.unlink()
+        del d
+        gc.collect()
+        assert not os.path.exists(unfinished)
+
+
 def test_rm_removes_a_dicts_tables(name: str) -> None:
     code = f"import procshare; procshare.Dict({{i: 'x' * 50 for i in range(3000)}}, name={name!r})"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

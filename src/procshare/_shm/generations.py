@@ -209,23 +209,32 @@ def _create_table(
     try:
         return Segment.create(name, kind, params, size, init, mode)
     except FileExistsError:
-        # Left by a writer that died while building it, perhaps before it wrote a
-        # header: this writer holds the lock, the name carries the object's token, and
-        # the segment must be this user's (a forgery by another user is refused).
-        path = _names.shm_path(name)
-        fd = _core.shm_open(path, False, 0)
-        try:
-            check_trust(name, os.fstat(fd), mode)
-        finally:
-            os.close(fd)
-        _core.shm_unlink(path)
+        _unlink_unfinished(name, mode)  # this writer holds the lock
         return Segment.create(name, kind, params, size, init, mode)
 
 
+def _unlink_unfinished(name: str, mode: int) -> None:
+    """Unlink a table that a writer died building, perhaps before it wrote a header:
+    the name carries the object's token (fresh, never guessed), and the segment must be
+    this user's (a forgery by another user is refused with UntrustedSegmentError)."""
+    path = _names.shm_path(name)
+    fd = _core.shm_open(path, False, 0)
+    try:
+        check_trust(name, os.fstat(fd), mode)
+    finally:
+        os.close(fd)
+    _core.shm_unlink(path)
+
+
 def _remove_table(name: str, root: str, token: str, mode: int) -> None:
-    """Unlink the table name if its header proves it belongs to root (with token)."""
+    """Unlink the table name if its header proves it belongs to root (with token), or
+    if it has no whole header (a writer died building it)."""
     try:
         seg = Segment.attach(name, wait=0, mode=mode, partial=True)
+    except CorruptSegmentError:
+        with contextlib.suppress(ProcshareError, OSError):
+            _unlink_unfinished(name, mode)
+        return
     except (ProcshareError, OSError):
         return  # absent, or not provably ours: leave it (procshare rm --dead reports it)
     if _owned_by(seg, root, token):
