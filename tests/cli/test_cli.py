@@ -85,6 +85,14 @@ def test_ls_and_rm(name: str) -> None:
     assert name not in procshare("ls").stdout
     missing = procshare("rm", name)
     assert missing.returncode == 1 and "no procshare object" in missing.stdout
+    invalid = procshare("rm", "bad/name", "../x")  # said to be invalid, not "not found"
+    assert invalid.returncode == 1
+    assert invalid.stdout.count("invalid name") == 2 and "no procshare object" not in invalid.stdout
+
+
+def test_rm_dead_says_when_there_is_nothing_to_remove() -> None:
+    r = procshare("rm", "--dead")
+    assert r.returncode == 0 and ("nothing to remove" in r.stdout or "removed" in r.stdout)
 
 
 def test_rm_dead_removes_what_a_killed_program_left() -> None:

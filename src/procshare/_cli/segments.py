@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._errors import NotFoundError
+from .._shm import names as _names
 from .._shm.inventory import entries, leftovers, remove
 
 
@@ -20,9 +21,18 @@ def main_ls() -> int:
 
 
 def main_rm(names: list[str], dead: bool) -> int:
-    targets = names + ([e.name for e in leftovers()] if dead else [])
     status = 0
-    for name in targets:
+    for name in names:
+        if not _names.nameable(name):
+            try:
+                _names.validate(name)  # says why: the same message a constructor gives
+            except (TypeError, ValueError) as e:
+                print(f"procshare rm: {e}")
+            status = 1
+    dead_ones = [e.name for e in leftovers()] if dead else []
+    if dead and not dead_ones:
+        print("procshare rm --dead: nothing to remove (no leftovers of dead processes)")
+    for name in [n for n in names if _names.nameable(n)] + dead_ones:
         try:
             remove(name)
             print(f"removed {name}")

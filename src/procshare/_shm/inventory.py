@@ -34,7 +34,7 @@ class Entry:
 
     @property
     def anonymous(self) -> bool:
-        return _names.is_anonymous(self.name)
+        return _names.is_anonymous(_names.root_of(self.name))
 
 
 def _alive(pid: int, started: int) -> bool:

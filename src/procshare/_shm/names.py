@@ -21,6 +21,7 @@ PREFIX = "procshare."
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _TABLE = re.compile(r"(.+)~([0-9a-f]{16})\.([0-9]+)")
+_ANONYMOUS = re.compile(r"_[0-9]+_[0-9a-f]{16}")
 
 
 class Kind(enum.IntEnum):
@@ -79,7 +80,8 @@ def anonymous() -> str:
 
 
 def is_anonymous(name: str) -> bool:
-    return name.startswith("_")
+    """Whether name is one that anonymous() makes."""
+    return _ANONYMOUS.fullmatch(name) is not None
 
 
 def token() -> str:
@@ -96,6 +98,19 @@ def parse_table(name: str) -> tuple[str, str, int] | None:
     """(root, token, generation) if name is a table's name, else None."""
     m = _TABLE.fullmatch(name)
     return None if m is None else (m[1], m[2], int(m[3]))
+
+
+def root_of(name: str) -> str:
+    """The object a segment name belongs to: the root of a table, else the name itself."""
+    table = parse_table(name)
+    return name if table is None else table[0]
+
+
+def nameable(name: str) -> bool:
+    """Whether name can name a segment: a user name, an anonymous one, or a table of
+    either."""
+    root = root_of(name)
+    return _USER_NAME.fullmatch(root) is not None or is_anonymous(root)
 
 
 def shm_path(name: str) -> str:
