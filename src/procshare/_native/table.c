@@ -534,24 +534,38 @@ static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
     return w;
 }
 
+/* The arguments of incr and cas: (key, int..., slow) with nints exact 63-bit
+ * ints after the key, into ints.  The int word of key's entry; NULL with
+ * *slow set (take the general path: return args[nargs - 1]), or NULL with an
+ * exception. */
+static _Atomic uint64_t *word_args(ps_Table *self, const char *sig, PyObject *const *args,
+                                   Py_ssize_t nargs, int64_t *ints, int nints, int *slow)
+{
+    *slow = 0;
+    if (nargs != nints + 2) {
+        PyErr_SetString(PyExc_TypeError, sig);
+        return NULL;
+    }
+    for (int k = 0; k < nints; k++)
+        if (!small_int(args[1 + k], &ints[k])) {
+            *slow = 1;
+            return NULL;
+        }
+    return word_for(self, args[0], slow);
+}
+
 /* incr(key, n, slow) -> the new value, updated in place with one
  * compare-and-swap and no lock, or slow: the key is absent, not of an exact
  * str, bytes or int type, its value is not an int, the sum leaves the 63-bit
  * range, or a writer froze the entry. */
 PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
-    ps_Table *self = (ps_Table *)table;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "incr(key, n, slow)");
-        return NULL;
-    }
     int64_t n, sum;
     int slow;
-    if (!small_int(args[1], &n))
-        return Py_NewRef(args[2]);
-    _Atomic uint64_t *w = word_for(self, args[0], &slow);
+    _Atomic uint64_t *w =
+        word_args((ps_Table *)table, "incr(key, n, slow)", args, nargs, &n, 1, &slow);
     if (w == NULL)
-        return slow ? Py_NewRef(args[2]) : NULL;
+        return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     uint64_t seen = atomic_load(w);
     do {
         if (seen & FROZEN || __builtin_add_overflow(value_of_word(seen), n, &sum) ||
@@ -566,25 +580,19 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
  * not an exact 63-bit int). */
 PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
-    ps_Table *self = (ps_Table *)table;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "cas(key, expected, new, slow)");
-        return NULL;
-    }
-    int64_t expected, new;
+    int64_t ints[2]; /* expected, new */
     int slow;
-    if (!small_int(args[1], &expected) || !small_int(args[2], &new))
-        return Py_NewRef(args[3]);
-    _Atomic uint64_t *w = word_for(self, args[0], &slow);
+    _Atomic uint64_t *w =
+        word_args((ps_Table *)table, "cas(key, expected, new, slow)", args, nargs, ints, 2, &slow);
     if (w == NULL)
-        return slow ? Py_NewRef(args[3]) : NULL;
+        return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     uint64_t seen = atomic_load(w);
     do {
         if (seen & FROZEN)
             return Py_NewRef(args[3]);
-        if (value_of_word(seen) != expected)
+        if (value_of_word(seen) != ints[0])
             Py_RETURN_FALSE;
-    } while (!atomic_compare_exchange_weak(w, &seen, word_of(new)));
+    } while (!atomic_compare_exchange_weak(w, &seen, word_of(ints[1])));
     Py_RETURN_TRUE;
 }
 
