@@ -22,13 +22,11 @@ from .._sync import parking as _parking
 from .._sync.base import SyncObject
 from .._sync.parking import Waiting
 
-_EMPTY: Any = object()  # Ring.get's answer when no message came in time
-
 #: Bytes of message buffer a queue gets unless capacity= says otherwise.
 DEFAULT_CAPACITY = 1 << 20
 
 
-class Queue(SyncObject):
+class Queue(SyncObject, _core.Ring):
     """``Queue(maxsize=0, *, name=None, capacity=1 MiB)``: multiprocessing.Queue's API.
 
     Bounded by ``maxsize`` messages (0 or less: no limit) and by ``capacity``
@@ -37,10 +35,9 @@ class Queue(SyncObject):
     ``get_many``, ``put_async``, ``get_async``, ``name=``.
     """
 
-    __slots__ = ("_closed", "_offset", "_ring", "_seg")
+    # put and get are the core's (one C call each); _closed lives there too.
+    __slots__ = ("_offset", "_seg")
     _kind: ClassVar[Kind] = Kind.QUEUE
-    _ring: _core.Ring
-    _closed: bool
 
     def __new__(
         cls,
@@ -80,10 +77,8 @@ class Queue(SyncObject):
 
     @classmethod
     def _at(cls, seg: Segment, offset: int) -> Any:
-        self = object.__new__(cls)
+        self = _core.Ring.__new__(cls, seg.mapping, offset)
         self._seg, self._offset = seg, offset
-        self._ring = _core.Ring(seg.mapping, offset)
-        self._closed = False
         return self
 
     def _handle_args(self) -> tuple[Any, ...]:
@@ -94,13 +89,6 @@ class Queue(SyncObject):
             raise ValueError(f"Queue {self!r} is closed")
 
     # -- putting --------------------------------------------------------------
-
-    def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
-        """Add obj; wait for room (queue.Full after timeout, or at once if not block)."""
-        if self._closed:
-            self._check_open()
-        if not self._ring.put(obj, block, timeout):
-            raise queue.Full
 
     def put_nowait(self, obj: object) -> None:
         self.put(obj, False)
@@ -115,20 +103,11 @@ class Queue(SyncObject):
         """
         self._check_open()
         items = list(objs)
-        done = self._ring.put_many(items, block, timeout)
+        done = self._put_many(items, block, timeout)
         if done < len(items):
             raise queue.Full(f"{done} of {len(items)} messages were put")
 
     # -- getting --------------------------------------------------------------
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """Remove and return the oldest message; queue.Empty after timeout."""
-        if self._closed:
-            self._check_open()
-        item = self._ring.get(block, timeout, _EMPTY)
-        if item is _EMPTY:
-            raise queue.Empty
-        return item
 
     def get_nowait(self) -> Any:
         return self.get(False)
@@ -138,7 +117,7 @@ class Queue(SyncObject):
     ) -> list[Any]:
         """Remove and return up to max_messages (at least one; queue.Empty after timeout)."""
         self._check_open()
-        items = self._ring.get_many(max_messages, block, timeout)
+        items = self._get_many(max_messages, block, timeout)
         if not items:
             raise queue.Empty
         return items
@@ -146,11 +125,11 @@ class Queue(SyncObject):
     # -- asyncio --------------------------------------------------------------
 
     def _put_steps(self, obj: object, timeout: float | None) -> Waiting[None]:
-        if not (yield from self._ring._putting(obj, timeout)):
+        if not (yield from self._putting(obj, timeout)):
             raise queue.Full
 
     def _get_steps(self, timeout: float | None) -> Waiting[Any]:
-        items = yield from self._ring._getting(timeout)
+        items = yield from self._getting(timeout)
         if not items:
             raise queue.Empty
         return items[0]
@@ -169,7 +148,7 @@ class Queue(SyncObject):
 
     def qsize(self) -> int:
         """Messages in the queue now (exact at the moment of reading)."""
-        return int(self._ring.stats()[0])
+        return int(self._stats()[0])
 
     def empty(self) -> bool:
         return self.qsize() == 0
@@ -189,7 +168,7 @@ class Queue(SyncObject):
         """No feeder thread exists: nothing to cancel (multiprocessing compatibility)."""
 
     def __repr__(self) -> str:
-        count, used, capacity, _ = self._ring.stats()
+        count, used, capacity, _ = self._stats()
         return (
             f"<procshare.{type(self).__name__} {self._seg.name!r} messages={count} "
             f"bytes={used}/{capacity}>"
@@ -221,11 +200,11 @@ class JoinableQueue(Queue):
     _kind = Kind.JOINABLE_QUEUE
 
     def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
-        self._ring.add_unfinished(1)
+        self._add_unfinished(1)
         try:
             super().put(obj, block, timeout)
         except BaseException:
-            self._ring.add_unfinished(-1)
+            self._add_unfinished(-1)
             raise
 
     def put_many(
@@ -233,28 +212,28 @@ class JoinableQueue(Queue):
     ) -> None:
         self._check_open()
         items = list(objs)
-        self._ring.add_unfinished(len(items))
+        self._add_unfinished(len(items))
         done = 0
         try:
-            done = self._ring.put_many(items, block, timeout)
+            done = self._put_many(items, block, timeout)
         finally:
             if done < len(items):
-                self._ring.add_unfinished(done - len(items))
+                self._add_unfinished(done - len(items))
         if done < len(items):
             raise queue.Full(f"{done} of {len(items)} messages were put")
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
-        self._ring.add_unfinished(1)
+        self._add_unfinished(1)
         try:
             await super().put_async(obj, timeout)
         except BaseException:
-            self._ring.add_unfinished(-1)
+            self._add_unfinished(-1)
             raise
 
     def task_done(self) -> None:
         """One message taken earlier is fully processed; ValueError if called too often."""
-        self._ring.add_unfinished(-1)
+        self._add_unfinished(-1)
 
     def join(self, timeout: float | None = None) -> bool:
         """Block until every message put has been task_done() (False after timeout)."""
-        return bool(self._ring.join_wait(timeout))
+        return bool(self._join_wait(timeout))

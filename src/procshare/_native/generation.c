@@ -219,32 +219,6 @@ static int DictOps_ass_subscript(ps_Generation *self, PyObject *key, PyObject *v
     return r == NULL ? -1 : 0;
 }
 
-/* Fill out[0..n) from positional args then keywords named names (out[i]
- * stays NULL when not given).  0, or -1 with TypeError. */
-static int parse_args(const char *sig, const char *const *names, int n, PyObject *const *args,
-                      Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
-{
-    if (nargs > n) {
-        PyErr_Format(PyExc_TypeError, "%s: too many arguments", sig);
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        out[i] = i < nargs ? args[i] : NULL;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
-        int i = 0;
-        while (i < n && PyUnicode_CompareWithASCIIString(name, names[i]) != 0)
-            i++;
-        if (i == n || out[i] != NULL) {
-            PyErr_Format(PyExc_TypeError, "%s: unexpected or repeated argument %R", sig, name);
-            return -1;
-        }
-        out[i] = args[nargs + k];
-    }
-    return 0;
-}
-
 static PyObject *ONE, *ZERO;
 
 /* incr(key, n=1, default=0): in place when an int is stored (table.c), else
@@ -254,7 +228,7 @@ static PyObject *DictOps_incr(ps_Generation *self, PyObject *const *args, Py_ssi
 {
     static const char *const names[] = {"key", "n", "default"};
     PyObject *a[3];
-    if (parse_args("incr(key, n=1, default=0)", names, 3, args, nargs, kwnames, a) < 0)
+    if (ps_parse_args("incr(key, n=1, default=0)", names, 3, args, nargs, kwnames, a) < 0)
         return NULL;
     if (a[0] == NULL) {
         PyErr_SetString(PyExc_TypeError, "incr(key, n=1, default=0): key is missing");
@@ -281,7 +255,7 @@ static PyObject *DictOps_compare_and_set(ps_Generation *self, PyObject *const *a
     static const char *const names[] = {"key", "expected", "new"};
     static const char sig[] = "compare_and_set(key, expected, new)";
     PyObject *a[3];
-    if (parse_args(sig, names, 3, args, nargs, kwnames, a) < 0)
+    if (ps_parse_args(sig, names, 3, args, nargs, kwnames, a) < 0)
         return NULL;
     if (a[0] == NULL || a[1] == NULL || a[2] == NULL) {
         PyErr_Format(PyExc_TypeError, "%s: an argument is missing", sig);

@@ -289,3 +289,29 @@ PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg)
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, arg);
     Py_RETURN_NONE;
 }
+
+/* Fill out[0..n) from positional args then keywords named names (out[i]
+ * stays NULL when not given).  0, or -1 with TypeError. */
+int ps_parse_args(const char *sig, const char *const *names, int n, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
+{
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError, "%s: too many arguments", sig);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < n && PyUnicode_CompareWithASCIIString(name, names[i]) != 0)
+            i++;
+        if (i == n || out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: unexpected or repeated argument %R", sig, name);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    return 0;
+}

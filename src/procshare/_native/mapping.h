@@ -65,6 +65,12 @@ PyObject *ps_python_attr(const char *module, const char *name, PyObject **cache)
  * (<why>)".  Returns NULL. */
 PyObject *ps_damaged(const char *what, const char *why);
 
+/* Fill out[0..n) from positional args, then keywords named names (METH_FASTCALL |
+ * METH_KEYWORDS arguments); out[i] stays NULL when not given.  0, or -1 with a
+ * TypeError naming sig. */
+int ps_parse_args(const char *sig, const char *const *names, int n, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+
 /* PyLong to C int with an OverflowError outside int's range. */
 int ps_as_int(PyObject *obj);
 

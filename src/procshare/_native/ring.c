@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #include "codec.h"
 #include "mapping.h"
@@ -39,6 +40,7 @@ typedef struct {
     ps_ring_layout *r;
     char *data;
     uint64_t capacity;
+    char closed; /* _closed: this handle can no longer put or get */
 } ps_Ring;
 
 /* Ring(mapping, offset): the ring whose header is at offset; capacity and
@@ -462,13 +464,13 @@ static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
     return out;
 }
 
-/* put_many(values, block, timeout) -> int: put every value in order, as many
+/* _put_many(values, block, timeout) -> int: put every value in order, as many
  * per lock as fit; how many were put before the deadline.  Values that cannot
  * be encoded or never fit raise before anything is put. */
 static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "put_many(values: list, block, timeout) -> int");
+        PyErr_SetString(PyExc_TypeError, "_put_many(values: list, block, timeout) -> int");
         return NULL;
     }
     int64_t timeout = parse_block_timeout(args[1], args[2]);
@@ -477,30 +479,12 @@ static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
     return put_values(self, PySequence_Fast_ITEMS(args[0]), PyList_GET_SIZE(args[0]), timeout);
 }
 
-/* put(value, block, timeout) -> bool: False when still full at the deadline. */
-static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "put(value, block, timeout) -> bool");
-        return NULL;
-    }
-    int64_t timeout = parse_block_timeout(args[1], args[2]);
-    if (timeout == -2)
-        return NULL;
-    PyObject *done = put_values(self, args, 1, timeout);
-    if (done == NULL)
-        return NULL;
-    int one = PyLong_AsSsize_t(done) == 1;
-    Py_DECREF(done);
-    return PyBool_FromLong(one);
-}
-
-/* get_many(max, block, timeout) -> list: at least one value unless the
+/* _get_many(max, block, timeout) -> list: at least one value unless the
  * deadline passed (then empty), at most max. */
 static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "get_many(max, block, timeout) -> list");
+        PyErr_SetString(PyExc_TypeError, "_get_many(max, block, timeout) -> list");
         return NULL;
     }
     Py_ssize_t max = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
@@ -514,21 +498,72 @@ static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
     return timeout == -2 ? NULL : get_values(self, max, timeout);
 }
 
-/* get(block, timeout, empty) -> the oldest value, or empty when there is still
- * none at the deadline. */
-static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
+/* (block=True, timeout=None) after the n leading arguments of a Queue method,
+ * as the timeout in ns (-1: no limit, 0: do not wait), or -2 with an
+ * exception (also when this handle is closed). */
+static int64_t queue_args(ps_Ring *self, const char *sig, const char *const *names, int n,
+                          PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                          PyObject **out)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "get(block, timeout, empty) -> value | empty");
-        return NULL;
+    if (ps_parse_args(sig, names, n + 2, args, nargs, kwnames, out) < 0)
+        return -2;
+    for (int i = 0; i < n; i++)
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: an argument is missing", sig);
+            return -2;
+        }
+    if (self->closed) {
+        PyErr_Format(PyExc_ValueError, "Queue %R is closed", (PyObject *)self);
+        return -2;
     }
-    int64_t timeout = parse_block_timeout(args[0], args[1]);
-    PyObject *out = timeout == -2 ? NULL : get_values(self, 1, timeout);
+    return parse_block_timeout(out[n] ? out[n] : Py_True, out[n + 1] ? out[n + 1] : Py_None);
+}
+
+/* queue.Full or queue.Empty, raised. */
+static PyObject *raise_queue(const char *name, PyObject **cache)
+{
+    PyObject *exc = ps_python_attr("queue", name, cache);
+    if (exc != NULL)
+        PyErr_SetNone(exc);
+    return NULL;
+}
+
+/* put(obj, block=True, timeout=None): add obj, waiting for room; queue.Full
+ * when there is none at the deadline (at once when not block). */
+static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"obj", "block", "timeout"};
+    static PyObject *full;
+    PyObject *a[3];
+    int64_t timeout =
+        queue_args(self, "put(obj, block=True, timeout=None)", names, 1, args, nargs, kwnames, a);
+    if (timeout == -2)
+        return NULL;
+    PyObject *done = put_values(self, a, 1, timeout);
+    if (done == NULL)
+        return NULL;
+    int put = PyLong_AsSsize_t(done) == 1;
+    Py_DECREF(done);
+    return put ? Py_NewRef(Py_None) : raise_queue("Full", &full);
+}
+
+/* get(block=True, timeout=None): remove and return the oldest message;
+ * queue.Empty when none came by the deadline. */
+static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"block", "timeout"};
+    static PyObject *empty;
+    PyObject *a[2];
+    int64_t timeout =
+        queue_args(self, "get(block=True, timeout=None)", names, 0, args, nargs, kwnames, a);
+    if (timeout == -2)
+        return NULL;
+    PyObject *out = get_values(self, 1, timeout);
     if (out == NULL)
         return NULL;
-    PyObject *value = Py_NewRef(PyList_GET_SIZE(out) ? PyList_GET_ITEM(out, 0) : args[2]);
+    PyObject *value = PyList_GET_SIZE(out) ? Py_NewRef(PyList_GET_ITEM(out, 0)) : NULL;
     Py_DECREF(out);
-    return value;
+    return value != NULL ? value : raise_queue("Empty", &empty);
 }
 
 /* ---- the same operations for asyncio: generators of parks -------------- */
@@ -672,24 +707,29 @@ static PyObject *Ring_init(PyObject *cls, PyObject *const *args, Py_ssize_t narg
 static PyMethodDef Ring_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Ring_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, capacity, maxsize): lay out a new ring."},
-    {"put", (PyCFunction)(void (*)(void))Ring_put, METH_FASTCALL,
-     "put(value, block, timeout) -> bool (False: still full at the deadline)"},
-    {"put_many", (PyCFunction)(void (*)(void))Ring_put_many, METH_FASTCALL,
-     "put_many(values, block, timeout) -> int: how many were put."},
-    {"get", (PyCFunction)(void (*)(void))Ring_get, METH_FASTCALL,
-     "get(block, timeout, empty) -> value | empty"},
-    {"get_many", (PyCFunction)(void (*)(void))Ring_get_many, METH_FASTCALL,
-     "get_many(max, block, timeout) -> list of values"},
+    {"put", (PyCFunction)(void (*)(void))Ring_put, METH_FASTCALL | METH_KEYWORDS,
+     "put(obj, block=True, timeout=None): add obj; queue.Full if no room by the deadline."},
+    {"get", (PyCFunction)(void (*)(void))Ring_get, METH_FASTCALL | METH_KEYWORDS,
+     "get(block=True, timeout=None): the oldest message; queue.Empty if none by the deadline."},
+    {"_put_many", (PyCFunction)(void (*)(void))Ring_put_many, METH_FASTCALL,
+     "_put_many(values, block, timeout) -> int: how many were put."},
+    {"_get_many", (PyCFunction)(void (*)(void))Ring_get_many, METH_FASTCALL,
+     "_get_many(max, block, timeout) -> list of values"},
     {"_putting", (PyCFunction)(void (*)(void))Ring_putting, METH_FASTCALL,
      "_putting(value, timeout) -> Waiting: put as a generator of parks."},
     {"_getting", (PyCFunction)Ring_getting, METH_O,
      "_getting(timeout) -> Waiting: get as a generator of parks."},
-    {"add_unfinished", (PyCFunction)Ring_add_unfinished, METH_O,
-     "add_unfinished(n): JoinableQueue's count; ValueError below zero."},
-    {"join_wait", (PyCFunction)Ring_join_wait, METH_O, "join_wait(timeout) -> bool"},
-    {"stats", (PyCFunction)Ring_stats, METH_NOARGS,
-     "stats() -> (messages, bytes used, capacity, unfinished tasks)"},
+    {"_add_unfinished", (PyCFunction)Ring_add_unfinished, METH_O,
+     "_add_unfinished(n): JoinableQueue's count; ValueError below zero."},
+    {"_join_wait", (PyCFunction)Ring_join_wait, METH_O, "_join_wait(timeout) -> bool"},
+    {"_stats", (PyCFunction)Ring_stats, METH_NOARGS,
+     "_stats() -> (messages, bytes used, capacity, unfinished tasks)"},
     {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Ring_members[] = {
+    {"_closed", T_BOOL, offsetof(ps_Ring, closed), 0, "this handle can no longer put or get"},
+    {NULL, 0, 0, 0, NULL},
 };
 
 PyTypeObject ps_RingType = {
@@ -700,5 +740,6 @@ PyTypeObject ps_RingType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Ring(mapping, offset): a multi-producer, multi-consumer message ring.",
     .tp_methods = Ring_methods,
+    .tp_members = Ring_members,
     .tp_new = Ring_new,
 };
