@@ -568,6 +568,21 @@ static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
 
 /* ---- the same operations for asyncio: generators of parks -------------- */
 
+/* The Waiting of op (allocated, and prepared with result prepared: 0, or -1
+ * with an exception, then op is freed here), released with op_free. */
+static PyObject *ring_waiting(ps_Ring *self, void *op, int prepared, void (*op_free)(void *),
+                              int64_t timeout)
+{
+    if (prepared < 0) {
+        PyMem_Free(op);
+        return NULL;
+    }
+    ps_wait w;
+    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
+    w.op_free = op_free;
+    return ps_waiting_new(&w);
+}
+
 /* _putting(value, timeout) -> Waiting: put as a generator of parks; returns
  * how many were put (0 when still full at the deadline). */
 static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs)
@@ -582,14 +597,7 @@ static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t n
     put_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
-    if (put_prepare(op, self, args, 1) < 0) {
-        PyMem_Free(op);
-        return NULL;
-    }
-    ps_wait w;
-    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
-    w.op_free = put_free;
-    return ps_waiting_new(&w);
+    return ring_waiting(self, op, put_prepare(op, self, args, 1), put_free, timeout);
 }
 
 /* _getting(timeout) -> Waiting: get as a generator of parks; returns a list
@@ -602,14 +610,7 @@ static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
     get_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
-    if (get_prepare(op, self, 1) < 0) {
-        PyMem_Free(op);
-        return NULL;
-    }
-    ps_wait w;
-    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
-    w.op_free = get_free;
-    return ps_waiting_new(&w);
+    return ring_waiting(self, op, get_prepare(op, self, 1), get_free, timeout);
 }
 
 /* ---- JoinableQueue counters ---------------------------------------------- */

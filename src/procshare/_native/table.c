@@ -284,17 +284,23 @@ static int64_t find(ps_Table *self, PyObject *canon, const char *what, ps_entry 
     return i;
 }
 
-/* get(canon) -> (tag, value bytes) or None.  Lock-free. */
-static PyObject *Table_get(ps_Table *self, PyObject *canon)
+/* (tag, value bytes) of canon's entry or None; with freeze, frozen too. */
+static PyObject *value_for(ps_Table *self, PyObject *canon, const char *what, int freeze)
 {
     ps_entry *e = NULL;
-    int64_t i = find(self, canon, "get", &e);
+    int64_t i = find(self, canon, what, &e);
     if (i == -2)
         return NULL;
     if (i < 0)
         Py_RETURN_NONE;
     char buf[8];
-    return value_of(e, entry_value(e, buf)); /* whole even if replaced since */
+    return value_of(e, entry_value_as(e, buf, freeze)); /* whole even if replaced since */
+}
+
+/* get(canon) -> (tag, value bytes) or None.  Lock-free. */
+static PyObject *Table_get(ps_Table *self, PyObject *canon)
+{
+    return value_for(self, canon, "get", 0);
 }
 
 /* lookup(key, missing, slow) -> the decoded value, missing when absent, or
@@ -601,14 +607,7 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
  * updates wait for the lock) until it is stored over or thawed. */
 static PyObject *Table_freeze(ps_Table *self, PyObject *canon)
 {
-    ps_entry *e = NULL;
-    int64_t i = find(self, canon, "freeze", &e);
-    if (i == -2)
-        return NULL;
-    if (i < 0)
-        Py_RETURN_NONE;
-    char buf[8];
-    return value_of(e, entry_freeze(e, buf));
+    return value_for(self, canon, "freeze", 1);
 }
 
 /* thaw(canon): allow in-place updates of a frozen int entry again (the lock
