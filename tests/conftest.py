@@ -105,16 +105,25 @@ def wait_asleep(pid: int, tid: int | None = None, timeout: float = 30) -> None:
         time.sleep(0.001)
 
 
+@contextlib.contextmanager
+def running(target: Any, *args: Any) -> Iterator[Any]:
+    """A forked process running target(*args, ready), yielded once it has set ready;
+    SIGKILLed (if still alive) and reaped afterwards."""
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=target, args=(*args, ready))
+    proc.start()
+    try:
+        assert ready.wait(30), "the process never started its work"
+        yield proc
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(10)
+
+
 def kill_while_running(target: Any, args: tuple[Any, ...], seconds: tuple[float, float]) -> None:
     """Run target(*args, ready) in a forked process; once it sets ready, let it run for a
     random (seeded) time within seconds, then SIGKILL it and reap it."""
-    ctx = mp.get_context("fork")
-    ready = ctx.Event()
-    victim = ctx.Process(target=target, args=(*args, ready))
-    victim.start()
-    try:
-        assert ready.wait(30), "the victim never started its work"
+    with running(target, *args):
         time.sleep(rng.uniform(*seconds))
-    finally:
-        victim.kill()
-        victim.join(10)

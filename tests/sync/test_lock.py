@@ -13,6 +13,7 @@ import pytest
 from procshare import Lock, RLock
 
 import workers
+from conftest import running
 
 
 def test_lock_semantics() -> None:
@@ -70,39 +71,24 @@ def test_rlock_recursion_and_ownership() -> None:
 
 
 def test_killed_holder_releases_the_lock() -> None:
-    ctx = mp.get_context("fork")
-    lock, ready = Lock(), ctx.Event()
-    p = ctx.Process(target=workers.hold_lock_forever, args=(lock, ready))
-    p.start()
-    try:
-        assert ready.wait(30)
+    lock = Lock()
+    with running(workers.hold_lock_forever, lock) as holder:
         assert not lock.acquire(timeout=0.05)
-        p.kill()
-        p.join(10)
+        holder.kill()
+        holder.join(10)
         assert lock.acquire(timeout=10)  # never, were the dead holder not taken over
         assert lock.owner_died
         lock.release()
         assert lock.acquire(timeout=1) and not lock.owner_died
-    finally:
-        if p.is_alive():
-            p.kill()
 
 
 def test_holder_that_dies_unreaped_is_detected() -> None:
     # The dead holder stays a zombie (not joined) while we wait: liveness reads its state.
-    ctx = mp.get_context("fork")
-    r, ready = RLock(), ctx.Event()
-    p = ctx.Process(target=workers.kill_self_holding, args=(r, ready))
-    p.start()
-    try:
-        assert ready.wait(30)
+    r = RLock()
+    with running(workers.kill_self_holding, r):
         assert r.acquire(timeout=5)
         assert r.owner_died and r._is_owned()
         r.release()
-    finally:
-        p.join(10)
-        if p.is_alive():
-            p.kill()
 
 
 def test_forked_child_does_not_inherit_ownership() -> None:
