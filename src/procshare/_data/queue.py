@@ -35,7 +35,8 @@ class Queue(SyncObject, _core.Ring):
     ``get_many``, ``put_async``, ``get_async``, ``name=``.
     """
 
-    # put and get are the core's (one C call each); _closed lives there too.
+    # put and get are the core's (one C call each); the closed flag, and the check every
+    # put and get entry point makes, live there too.
     __slots__ = ("_offset", "_seg")
     _kind: ClassVar[Kind] = Kind.QUEUE
 
@@ -84,10 +85,6 @@ class Queue(SyncObject, _core.Ring):
     def _handle_args(self) -> tuple[Any, ...]:
         return ()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
-
     # -- putting --------------------------------------------------------------
 
     def put_nowait(self, obj: object) -> None:
@@ -101,7 +98,6 @@ class Queue(SyncObject, _core.Ring):
         Everything is encoded first, so an unpicklable object raises before
         any is put.  queue.Full (after timeout) says how many were put.
         """
-        self._check_open()
         items = list(objs)
         done = self._put_many(items, block, timeout)
         if done < len(items):
@@ -116,7 +112,6 @@ class Queue(SyncObject, _core.Ring):
         self, max_messages: int = 1_000, block: bool = True, timeout: float | None = None
     ) -> list[Any]:
         """Remove and return up to max_messages (at least one; queue.Empty after timeout)."""
-        self._check_open()
         items = self._get_many(max_messages, block, timeout)
         if not items:
             raise queue.Empty
@@ -136,12 +131,10 @@ class Queue(SyncObject, _core.Ring):
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
         """put() without blocking the event loop."""
-        self._check_open()
         await _parking.run_async(self._put_steps(obj, timeout))
 
     async def get_async(self, timeout: float | None = None) -> Any:
         """get() without blocking the event loop."""
-        self._check_open()
         return await _parking.run_async(self._get_steps(timeout))
 
     # -- state ----------------------------------------------------------------
@@ -210,7 +203,6 @@ class JoinableQueue(Queue):
     def put_many(
         self, objs: Iterable[object], block: bool = True, timeout: float | None = None
     ) -> None:
-        self._check_open()
         items = list(objs)
         self._add_unfinished(len(items))
         done = 0

@@ -464,6 +464,15 @@ static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
     return out;
 }
 
+/* Whether this handle was closed (then ValueError is set): every put and get
+ * entry point asks first. */
+static int closed(ps_Ring *self)
+{
+    if (self->closed)
+        PyErr_Format(PyExc_ValueError, "Queue %R is closed", (PyObject *)self);
+    return self->closed;
+}
+
 /* _put_many(values, block, timeout) -> int: put every value in order, as many
  * per lock as fit; how many were put before the deadline.  Values that cannot
  * be encoded or never fit raise before anything is put. */
@@ -473,6 +482,8 @@ static PyObject *Ring_put_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "_put_many(values: list, block, timeout) -> int");
         return NULL;
     }
+    if (closed(self))
+        return NULL;
     int64_t timeout = parse_block_timeout(args[1], args[2]);
     if (timeout == -2)
         return NULL;
@@ -487,6 +498,8 @@ static PyObject *Ring_get_many(ps_Ring *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "_get_many(max, block, timeout) -> list");
         return NULL;
     }
+    if (closed(self))
+        return NULL;
     Py_ssize_t max = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
     if (max == -1 && PyErr_Occurred())
         return NULL;
@@ -512,10 +525,8 @@ static int64_t queue_args(ps_Ring *self, const char *sig, const char *const *nam
             PyErr_Format(PyExc_TypeError, "%s: an argument is missing", sig);
             return -2;
         }
-    if (self->closed) {
-        PyErr_Format(PyExc_ValueError, "Queue %R is closed", (PyObject *)self);
+    if (closed(self))
         return -2;
-    }
     return parse_block_timeout(out[n] ? out[n] : Py_True, out[n + 1] ? out[n + 1] : Py_None);
 }
 
@@ -594,6 +605,8 @@ static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t n
     int64_t timeout = ps_timeout_ns(args[1]);
     if (timeout == -2)
         return NULL;
+    if (closed(self))
+        return NULL;
     put_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
@@ -606,6 +619,8 @@ static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
 {
     int64_t timeout = ps_timeout_ns(arg);
     if (timeout == -2)
+        return NULL;
+    if (closed(self))
         return NULL;
     get_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)

@@ -297,6 +297,28 @@ static PyObject *value_for(ps_Table *self, PyObject *canon, const char *what, in
     return value_of(e, entry_value_as(e, buf, freeze)); /* whole even if replaced since */
 }
 
+/* Find key, an exact str, bytes or int (encoded here, without Python): 1 with
+ * the entry in *found, 0 absent, -1 when the key needs the general encoding
+ * (no error), -2 with an exception.  Lock-free. */
+static int find_key(ps_Table *self, PyObject *key, ps_entry **found)
+{
+    char buf[256], *canon, *heap_copy;
+    Py_ssize_t n = ps_canon_fast(key, buf, sizeof buf, &canon, &heap_copy);
+    if (n < 0)
+        return (int)n;
+    int64_t free_slot;
+    int damaged;
+    int64_t i =
+        probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
+              &free_slot, &damaged, found);
+    PyMem_Free(heap_copy);
+    if (damaged) {
+        damaged_error();
+        return -2;
+    }
+    return i >= 0;
+}
+
 /* get(canon) -> (tag, value bytes) or None.  Lock-free. */
 static PyObject *Table_get(ps_Table *self, PyObject *canon)
 {
@@ -313,22 +335,11 @@ PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "lookup(key, missing, slow)");
         return NULL;
     }
-    char buf[256], *canon, *heap_copy;
-    Py_ssize_t n = ps_canon_fast(args[0], buf, sizeof buf, &canon, &heap_copy);
-    if (n == -2)
-        return NULL;
-    if (n == -1)
-        return Py_NewRef(args[2]);
-    int64_t free_slot;
-    int damaged;
     ps_entry *e = NULL;
-    int64_t i =
-        probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
-              &free_slot, &damaged, &e);
-    PyMem_Free(heap_copy);
-    if (damaged)
-        return damaged_error();
-    if (i < 0)
+    int r = find_key(self, args[0], &e);
+    if (r < 0)
+        return r == -1 ? Py_NewRef(args[2]) : NULL;
+    if (r == 0)
         return Py_NewRef(args[1]);
     _Atomic uint64_t *w = int_word(e);
     if (w != NULL)
@@ -515,27 +526,12 @@ static int small_int(PyObject *obj, int64_t *out)
  * NULL: *slow set when the general path must decide, else an exception. */
 static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
 {
-    char buf[256], *canon, *heap_copy;
-    *slow = 0;
-    Py_ssize_t n = ps_canon_fast(key, buf, sizeof buf, &canon, &heap_copy);
-    if (n == -2)
-        return NULL;
-    if (n == -1) {
-        *slow = 1;
-        return NULL;
-    }
-    int64_t free_slot;
-    int damaged;
     ps_entry *e = NULL;
-    int64_t i =
-        probe(self, canon, (uint32_t)n, ps_hash_bytes((const unsigned char *)canon, (size_t)n),
-              &free_slot, &damaged, &e);
-    PyMem_Free(heap_copy);
-    if (damaged) {
-        damaged_error();
+    int r = find_key(self, key, &e);
+    *slow = r == -1;
+    if (r < 0)
         return NULL;
-    }
-    _Atomic uint64_t *w = i < 0 ? NULL : int_word(e);
+    _Atomic uint64_t *w = r == 0 ? NULL : int_word(e);
     *slow = w == NULL;
     return w;
 }
@@ -774,16 +770,10 @@ static PyMethodDef Table_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Table_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, nslots, heap_size, next_order): lay out an empty table."},
     {"get", (PyCFunction)Table_get, METH_O, "get(canon) -> (tag, value) | None, lock-free."},
-    {"lookup", (PyCFunction)(void (*)(void))ps_table_lookup, METH_FASTCALL,
-     "lookup(key, missing, slow) -> value | missing | slow (key type needs get()), lock-free."},
-    {"store", (PyCFunction)(void (*)(void))ps_table_store, METH_FASTCALL,
-     "store(key, value, slow) -> 1 new, 0 replaced, -1 full, or slow (caller holds the lock)."},
     {"put", (PyCFunction)(void (*)(void))ps_table_put, METH_FASTCALL,
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
     {"incr", (PyCFunction)(void (*)(void))ps_table_incr, METH_FASTCALL,
      "incr(key, n, slow) -> new value, in place without a lock, or slow."},
-    {"cas", (PyCFunction)(void (*)(void))ps_table_cas, METH_FASTCALL,
-     "cas(key, expected, new, slow) -> bool, in place without a lock, or slow."},
     {"freeze", (PyCFunction)Table_freeze, METH_O,
      "freeze(canon) -> (tag, value) | None, holding an int entry still (caller holds the lock)."},
     {"thaw", (PyCFunction)Table_thaw, METH_O, "thaw(canon): undo freeze (caller holds the lock)."},
