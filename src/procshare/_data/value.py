@@ -5,8 +5,16 @@ Loads and stores are single atomic accesses.  On integer typecodes
 and ``fetch_add`` / ``fetch_sub`` / ``fetch_and`` / ``fetch_or`` /
 ``fetch_xor`` are each one atomic step; arithmetic wraps modulo 2**bits as
 the C type does.  Floating-point values get atomic add and subtract (a
-compare-exchange loop).  ``v.value += 1`` is a load followed by a store, two
-steps, exactly as in multiprocessing: write ``v += 1`` instead.
+compare-exchange loop).
+
+``v.value += n`` is one atomic step too (integer and floating-point
+typecodes): ``.value`` returns a LoadedInt or LoadedFloat, the number itself
+marked with the object it was read from; ``loaded + n``, ``n + loaded`` and
+``loaded - n`` are pending changes that remember n, and assigning one back to
+the ``.value`` of the same object adds n to whatever the value is then (as
+``v += n``, wrapping like the C type).  Any other assignment (``v.value = 5``,
+``v.value = v.value * 2``, a pending change of another object) is a plain
+store.  ``load()`` returns the plain number.
 """
 
 from __future__ import annotations
@@ -73,6 +81,17 @@ class RawValue(Shared, _core.Cell):
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
         return cls._from_segment(Segment.attach(name, cls._kind))
+
+    def get(self) -> Any:
+        """The value (multiprocessing's ValueProxy.get)."""
+        return self.value
+
+    def set(self, value: Any) -> None:
+        """Store value (multiprocessing's ValueProxy.set); a pending ``v.value + n`` adds n."""
+        self.value = value
+
+    def _getvalue(self) -> Any:
+        return self.load()
 
     def get_obj(self) -> RawValue:
         """The unsynchronised object (multiprocessing's get_obj)."""

@@ -4,6 +4,7 @@
 #include <wchar.h>
 
 #include "atomics.h"
+#include "loaded.h"
 #include "mapping.h"
 
 /* ---- typecodes ---------------------------------------------------------- */
@@ -220,18 +221,24 @@ static int to_raw(const ps_kind *k, PyObject *v, uint64_t *out)
     }
 }
 
+/* The stored word of a signed integer kind, sign-extended from its width. */
+static long long raw_to_signed(const ps_kind *k, uint64_t raw)
+{
+    switch (k->width) {
+    case 1: return (int8_t)(uint8_t)raw;
+    case 2: return (int16_t)(uint16_t)raw;
+    case 4: return (int32_t)(uint32_t)raw;
+    default: return (int64_t)raw;
+    }
+}
+
 static PyObject *from_raw(const ps_kind *k, uint64_t raw)
 {
     switch (k->cat) {
     case CAT_INT:
         if (!k->is_signed)
             return PyLong_FromUnsignedLongLong(raw);
-        switch (k->width) {
-        case 1: return PyLong_FromLong((int8_t)(uint8_t)raw);
-        case 2: return PyLong_FromLong((int16_t)(uint16_t)raw);
-        case 4: return PyLong_FromLong((int32_t)(uint32_t)raw);
-        default: return PyLong_FromLongLong((int64_t)raw);
-        }
+        return PyLong_FromLongLong(raw_to_signed(k, raw));
     case CAT_FLOAT: return PyFloat_FromDouble(raw_to_double(k, raw));
     case CAT_CHAR: {
         char c = (char)raw;
@@ -384,6 +391,7 @@ typedef struct {
     PS_VIEW_HEAD
     char *ptr;
     const ps_kind *kind;
+    uint64_t source; /* the serial that `.value` marks the numbers it returns with */
 } ps_Cell;
 
 static PyObject *Cell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -404,6 +412,7 @@ static PyObject *Cell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     self->ptr = p;
     self->kind = k;
+    self->source = ps_new_source();
     return (PyObject *)self;
 }
 
@@ -448,10 +457,19 @@ static PyMethodDef Cell_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* `.value`: numbers come back loaded, marked with this cell's source. */
 static PyObject *Cell_get_value(ps_Cell *self, void *closure)
 {
     (void)closure;
-    return cell_apply(self->ptr, self->kind, OP_LOAD, NULL, NULL);
+    const ps_kind *k = self->kind;
+    uint64_t raw = ps_atomic_load(self->ptr, k->width);
+    if (k->cat == CAT_FLOAT)
+        return ps_loaded_double(raw_to_double(k, raw), self->source);
+    if (k->cat != CAT_INT)
+        return from_raw(k, raw);
+    if (!k->is_signed)
+        return ps_loaded_ulong(raw, self->source);
+    return ps_loaded_long(raw_to_signed(k, raw), self->source);
 }
 
 static int Cell_set_value(ps_Cell *self, PyObject *v, void *closure)
@@ -460,6 +478,11 @@ static int Cell_set_value(ps_Cell *self, PyObject *v, void *closure)
     if (v == NULL) {
         PyErr_SetString(PyExc_TypeError, "cannot delete the value");
         return -1;
+    }
+    PyObject *addend = ps_pending_addend(v, self->source);
+    if (addend != NULL) { /* v is loaded + n from this cell: add n in one step */
+        uint64_t prev, next;
+        return cell_rmw(self->ptr, self->kind, OP_FETCH_ADD, addend, &prev, &next);
     }
     PyObject *r = cell_apply(self->ptr, self->kind, OP_STORE, v, NULL);
     Py_XDECREF(r);
@@ -508,9 +531,15 @@ static PyObject *Cell_isub(PyObject *self, PyObject *other)
     return Cell_inplace(self, other, OP_FETCH_SUB);
 }
 
+static PyObject *Cell_load_plain(PyObject *self)
+{
+    ps_Cell *c = (ps_Cell *)self;
+    return cell_apply(c->ptr, c->kind, OP_LOAD, NULL, NULL);
+}
+
 static PyObject *Cell_int(PyObject *self)
 {
-    PyObject *v = Cell_get_value((ps_Cell *)self, NULL);
+    PyObject *v = Cell_load_plain(self);
     if (v == NULL)
         return NULL;
     PyObject *r = PyNumber_Long(v);
@@ -520,7 +549,7 @@ static PyObject *Cell_int(PyObject *self)
 
 static PyObject *Cell_float(PyObject *self)
 {
-    PyObject *v = Cell_get_value((ps_Cell *)self, NULL);
+    PyObject *v = Cell_load_plain(self);
     if (v == NULL)
         return NULL;
     PyObject *r = PyNumber_Float(v);

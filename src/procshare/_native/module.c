@@ -6,6 +6,7 @@
 #include "cell.h"
 #include "codec.h"
 #include "generation.h"
+#include "loaded.h"
 #include "mapping.h"
 #include "mutex.h"
 #include "platform.h"
@@ -51,6 +52,12 @@ static PyMethodDef module_methods[] = {
      "encode_item(key, value) -> (canonical key, key pickle or b'', value tag, value bytes)."},
     {"canonical", (PyCFunction)ps_canonical_py, METH_O,
      "canonical(key) -> bytes equal for keys that are equal in a dict, in every process."},
+    {"new_source", (PyCFunction)ps_new_source_py, METH_NOARGS,
+     "new_source() -> a fresh serial naming one source of loaded values."},
+    {"loaded", (PyCFunction)(void (*)(void))ps_loaded_py, METH_FASTCALL,
+     "loaded(x, source) -> x as a LoadedInt or LoadedFloat read from source (else x)."},
+    {"pending_addend", (PyCFunction)(void (*)(void))ps_pending_addend_py, METH_FASTCALL,
+     "pending_addend(x, source) -> the addend when x is a pending change of source, else None."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,
      "pid_alive(pid) -> bool: the process exists and is not a zombie."},
     {NULL, NULL, 0, NULL},
@@ -72,18 +79,19 @@ PyMODINIT_FUNC PyInit__core(void)
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {&ps_MappingType,    &ps_CellType,      &ps_CellArrayType,
-                             &ps_MutexType,      &ps_SemaphoreType, &ps_RingType,
-                             &ps_TableType,      &ps_VectorType,    &ps_WaitingType,
-                             &ps_GenerationType, &ps_DictOpsType};
+    PyTypeObject *types[] = {
+        &ps_MappingType, &ps_CellType,      &ps_CellArrayType,  &ps_MutexType,   &ps_SemaphoreType,
+        &ps_RingType,    &ps_TableType,     &ps_VectorType,     &ps_WaitingType, &ps_GenerationType,
+        &ps_DictOpsType, &ps_LoadedIntType, &ps_LoadedFloatType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell",   "CellArray", "Mutex",      "Semaphore", "Ring",
-                           "Table",   "Vector", "Waiting",   "Generation", "DictOps"};
+    const char *names[] = {"Mapping", "Cell",      "CellArray",  "Mutex",   "Semaphore",
+                           "Ring",    "Table",     "Vector",     "Waiting", "Generation",
+                           "DictOps", "LoadedInt", "LoadedFloat"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
