@@ -107,7 +107,7 @@ def test_the_public_names_are_pinned() -> None:
     ours = {
         "Context", "CorruptSegmentError", "Counter", "Dict", "KindError", "List",
         "NotFoundError", "ProcshareError", "SpaceError", "UntrustedSegmentError", "VersionError",
-        "BrokenBarrierError", "__version__",
+        "BrokenBarrierError", "__version__", "BaseManager", "SyncManager", "Namespace",
     }  # fmt: skip
     assert set(procshare.__all__) == set(mp.__all__) | ours
     assert all(hasattr(procshare, name) for name in procshare.__all__)

@@ -11,7 +11,6 @@ __version__ = "0.2.0"
 from multiprocessing import (
     AuthenticationError,
     BufferTooShort,
-    Manager,
     Pipe,
     Pool,
     Process,
@@ -54,11 +53,19 @@ from ._sync.condition import Condition
 from ._sync.event import Event
 from ._sync.lock import Lock, RLock
 from ._sync.semaphore import BoundedSemaphore, Semaphore
+from .managers import BaseManager, Namespace, SyncManager, started_manager
+
+
+def Manager() -> SyncManager:
+    """A started SyncManager: ``with procshare.Manager() as manager:``, as in multiprocessing."""
+    return started_manager()
+
 
 __all__ = [
     "Array",
     "AuthenticationError",
     "Barrier",
+    "BaseManager",
     "BoundedSemaphore",
     "BrokenBarrierError",
     "BufferTooShort",
@@ -73,6 +80,7 @@ __all__ = [
     "List",
     "Lock",
     "Manager",
+    "Namespace",
     "NotFoundError",
     "Pipe",
     "Pool",
@@ -86,6 +94,7 @@ __all__ = [
     "Semaphore",
     "SimpleQueue",
     "SpaceError",
+    "SyncManager",
     "TimeoutError",
     "UntrustedSegmentError",
     "Value",

@@ -2,9 +2,9 @@
 
 ``procshare.get_context(method)`` returns a Context whose Value, Array, the
 locks, the queues (and procshare's Counter, Dict, List) are built by a back
-end (shared memory unless another is given), and whose Process, Pool, Pipe,
-Manager and everything else come from multiprocessing's context for that
-start method.  Shared objects travel between processes as handles whatever
+end (shared memory unless another is given), whose Manager is procshare's,
+and whose Process, Pool, Pipe and everything else come from multiprocessing's
+context for that start method.  Shared objects travel between processes as handles whatever
 the start method, so the two choices are independent.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from ._backends import OBJECTS, Backend
 from ._backends.shm import SHM
+from .managers import SyncManager, started_manager
 
 
 class Context:
@@ -31,6 +32,10 @@ class Context:
 
     def __dir__(self) -> list[str]:
         return sorted(set(dir(self._processes)) | set(OBJECTS) | {"backend"})
+
+    def Manager(self) -> SyncManager:
+        """A started SyncManager whose server process this context starts."""
+        return started_manager(self._processes)
 
     def get_context(self, method: str | None = None) -> Context:
         """The same back end with another start method."""

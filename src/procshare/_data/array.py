@@ -68,6 +68,9 @@ class RawArray(Shared, _core.CellArray):
     __slots__ = ("_seg",)
     _kind: ClassVar[Kind] = Kind.ARRAY
 
+    def _getvalue(self) -> Any:
+        return self[:]
+
     def __new__(
         cls,
         typecode_or_type: object,

@@ -265,6 +265,9 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         table.thaw(canon)
         return False
 
+    def _getvalue(self) -> dict[Any, Any]:
+        return self.copy()
+
     def copy(self) -> dict[Any, Any]:
         """A plain dict with the current contents."""
         return {restore(c, b): decode_value(t, d) for _, c, b, t, d in self._snapshot()}

@@ -129,6 +129,9 @@ class List(Generational, MutableSequence[Any]):
     def count(self, value: Any) -> int:
         return self._find(value, 0, _END, True)
 
+    def _getvalue(self) -> list[Any]:
+        return self.copy()
+
     def copy(self) -> list[Any]:
         """A plain list with the current contents."""
         return self._values()

@@ -8,7 +8,28 @@ from . import names as _names
 from .segment import Segment, accepting
 
 
-class Shared:
+class ProxyMethods:
+    """multiprocessing's proxy protocol on the objects themselves.
+
+    A Manager hands out procshare's objects where multiprocessing hands out
+    proxies, so code written against proxies (``_callmethod``, ``_getvalue``)
+    keeps working without a server in between.
+    """
+
+    __slots__ = ()
+
+    def _callmethod(
+        self, methodname: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None
+    ) -> Any:
+        """Call the method named methodname, as a proxy's _callmethod does."""
+        return getattr(self, methodname)(*args, **(kwds or {}))
+
+    def _getvalue(self) -> Any:
+        """A plain copy of the contents where the type has one, else the object."""
+        return self
+
+
+class Shared(ProxyMethods):
     """Mixin for types whose state lives in a segment (the attribute _seg).
 
     Pickling yields (type, name, mode, extra handle arguments), never the
