@@ -33,6 +33,9 @@ from .._shm.keys import canonical, restore
 from .._shm.names import Kind
 
 _MISSING: Any = object()
+#: The largest heap a table grows to for the sake of rewrites alone (its live data may need more).
+REWRITE_HEAP = 1 << 18
+
 _INT_TAG = _core.encode_value(0)[0]  # ints stored as they are: arithmetic runs no user code
 
 
@@ -120,8 +123,11 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         source = self._current()
         source.recount()  # the counters size the next table: never trust damaged ones
         count, _, _, used, heap, garbage, _ = source.stats()
-        live = min(used, heap) - min(garbage, used)
-        size, init = _plan(count + extra_keys, max(0, live) + extra_bytes, source=source)
+        live = max(0, min(used, heap) - min(garbage, used))
+        # Mostly garbage means rewrites: double the heap (up to a cap) so that each
+        # rebuild buys twice as many rewrites as the last instead of the same few.
+        floor = min(2 * heap, REWRITE_HEAP) if garbage > live else 0
+        size, init = _plan(count + extra_keys, live + extra_bytes, source=source, heap_floor=floor)
         table: _core.Table = self._replace(size, init)
         return table
 
@@ -317,13 +323,14 @@ def _plan(
     live_bytes: int,
     source: _core.Table | None = None,
     items: list[tuple[bytes, bytes, int, bytes]] | None = None,
+    heap_floor: int = 0,
 ) -> Plan:
-    """A table for keys entries of live_bytes in all, with room to grow, filled with the
-    live entries of source and then items."""
+    """A table for keys entries of live_bytes in all, with room to grow (a heap of at least
+    heap_floor bytes), filled with the live entries of source and then items."""
     nslots = 8
     while nslots * 3 < keys * 8:  # at most 3/8 full
         nslots *= 2
-    heap = -(-max(4096, 3 * (live_bytes + 48 * keys)) // 8) * 8
+    heap = -(-max(4096, heap_floor, 3 * (live_bytes + 48 * keys)) // 8) * 8
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Table.init(mapping, offset, nslots, heap, 0)
