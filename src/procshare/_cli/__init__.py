@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+#: The sections of ``procshare bench``, in the order they run.
+SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "latency", "scaling")
+
 
 def _procs(text: str) -> list[int]:
     """--procs: comma-separated process counts, each 1 to 256."""
@@ -38,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
     bench.add_argument(
         "--only",
-        choices=["counters", "locks", "queues", "dicts", "latency", "scaling"],
+        choices=list(SECTIONS),
         default=None,
     )
     bench.add_argument(

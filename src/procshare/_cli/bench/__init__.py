@@ -1,10 +1,11 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Five sections, and a sixth on request: increments of a shared count (ratio to procshare Counter),
+Six sections, and a seventh on request: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
 installed), shared dict and list operations (against Manager proxies, and
-UltraDict and LMDB when installed), wake-up latency between two
+UltraDict and LMDB when installed), the same calls through procshare's manager
+and multiprocessing's (registered classes included), wake-up latency between two
 processes (ratio to a multiprocessing Pipe round trip), and with ``--procs``
 the scaling view: each contended operation in 1, 2, 4, … processes at once.  Every
 figure is a median of repeats; peers run in the same process tree.
@@ -14,10 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _runner, counters, dicts, latency, locks, queues, scaling
+from . import _runner, counters, dicts, latency, locks, managers, queues, scaling
 from .queues import BATCH
-
-SECTIONS = ("counters", "locks", "queues", "dicts", "latency", "scaling")
 
 
 def main(
@@ -32,11 +31,11 @@ def main(
         f"median of {repeats} repeats, fork start method"
     )
     if only in (None, "counters"):
-        managers: list[Any] = []
+        started: list[Any] = []
         try:
-            results = _runner.run(counters.cases(managers), iterations, repeats)
+            results = _runner.run(counters.cases(started), iterations, repeats)
         finally:
-            for m in managers:
+            for m in started:
                 m.shutdown()
         print("\nIncrements of one shared count\n")
         print(_runner.format_results(results, counters.BASELINE))
@@ -54,6 +53,10 @@ def main(
         print(dicts.format_results(*dicts.run(n, repeats)))
         results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
         print("\n" + _runner.format_results(results, results[0].case))
+    if only in (None, "managers"):
+        seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
+        print(f"\nManagers: the same calls through each manager, {seconds_each:g} s loops\n")
+        print(managers.format_results(managers.run(seconds_each, repeats)))
     if only in (None, "latency"):
         n = max(10, iterations // 500)
         print(f"\nWake-up latency: {n} round trips between two processes\n")
