@@ -77,7 +77,7 @@ def _managers() -> Iterator[dict[str, list[tuple[str, Callable[[], object]]]]]:
         ps_sync = stack.enter_context(SyncManager(ctx=ctx))
         ps_calc = stack.enter_context(_PsManager(ctx=ctx)).Calc()
         mp_sync = stack.enter_context(mp_managers.SyncManager(ctx=ctx))
-        mp_calc = stack.enter_context(_MpManager(ctx=ctx)).Calc()
+        mp_calc = stack.enter_context(_MpManager(ctx=ctx)).Calc()  # type: ignore[attr-defined]
         yield {
             "procshare": _operations(ps_sync, ps_calc),
             "multiprocessing": _operations(mp_sync, mp_calc),
