@@ -1,6 +1,7 @@
 """Exceptions raised by procshare; each also derives from the builtin a caller would expect."""
 
 import errno
+from typing import NoReturn
 
 
 class ProcshareError(Exception):
@@ -37,3 +38,17 @@ class SpaceError(ProcshareError, OSError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.ENOSPC, message)
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another process (a manager's server, an
+    actor), attached as the cause of the same exception raised in the caller."""
+
+    def __str__(self) -> str:
+        return "\n\n" + str(self.args[0])
+
+
+def raise_remote(exc: BaseException, text: str) -> NoReturn:
+    """Raise exc in this process with text, its traceback where it was raised, as its cause."""
+    exc.__cause__ = RemoteTraceback(text)
+    raise exc

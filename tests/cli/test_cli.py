@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,12 +19,15 @@ def test_demo_counts_exactly_with_procshare() -> None:
     assert r.returncode == 0, r.stderr
     rows = {line.split("  ")[0]: line.split() for line in r.stdout.splitlines()}
     for label in ("procshare Value, v += 1", "procshare Counter, c += 1",
+                  "procshare Manager Value, no lock", "procshare Value, v.value += 1, no lock",
                   "multiprocessing Manager Value + Manager Lock"):  # fmt: skip
         cells = rows[label]
         assert cells[-5:-2] == ["1200", "1200", "0"], cells  # expected, got, lost
-    assert "procshare rows exact: yes" in r.stdout
+    assert "procshare rows exact, those without a lock included: yes" in r.stdout
     assert "plain global list" in r.stdout and "parent sees []" in r.stdout
-    assert "procshare List" in r.stdout and "parent sees [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in r.stdout
+    for label in ("procshare List", "procshare Manager list"):
+        assert f"{label}".ljust(28) in r.stdout
+    assert r.stdout.count("parent sees [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]") == 3
 
 
 def test_bench_quick_prints_every_section_with_ratios() -> None:
@@ -31,9 +35,10 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for title in ("Increments", "Lock acquire", "Messages through a queue", "Shared dict",
-                  "Wake-up latency"):  # fmt: skip
+                  "Managers", "Actors", "Wake-up latency"):  # fmt: skip
         assert title in out
-    rows = [ln for ln in out.splitlines() if "x  " in ln]  # throughput rows: ratio, then updates
+    lines = out.splitlines()
+    rows = [ln for ln in lines if re.search(r"\d\.\d{3}x  ", ln)]  # a ratio, then updates
     assert len(rows) == 14 + 14 + 2  # counters 7 x 2; locks 8 + 6; Dict incr at 1 and 2
     assert all("exact" in ln for ln in rows if "procshare" in ln and ("+=" in ln or "incr" in ln))
     latency = [ln for ln in out.splitlines() if " us " in ln]
@@ -42,6 +47,11 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     assert len(queues) >= 6  # procshare (single, batched) and mp.Queue, at 1->1 and 2->2
     dicts = [ln for ln in out.splitlines() if ln.startswith(("procshare Dict", "procshare List"))]
     assert len(dicts) >= 8
+    managers = [ln for ln in lines if re.search(r"^(registered|Value|dict|Lock|Namespace).*x$", ln)]
+    assert len(managers) == 6
+    peers = r"^(procshare actor|Pykka|mp manager proxy) .*x$"
+    actors = [ln for ln in lines if re.search(peers, ln)]
+    assert len(actors) >= 5  # ask, proxy call and tell; the manager's ask and call
 
 
 def test_bench_one_section() -> None:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 #: The sections of ``procshare bench``, in the order they run.
-SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "latency", "scaling")
+SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "actors", "latency", "scaling")
 
 
 def _procs(text: str) -> list[int]:

@@ -37,7 +37,8 @@ class Entry:
         return _names.is_anonymous(_names.root_of(self.name))
 
 
-def _alive(pid: int, started: int) -> bool:
+def alive(pid: int, started: int) -> bool:
+    """Whether process pid runs and is the one that started at started (0: any)."""
     return pid > 0 and _core.pid_alive(pid) and (started == 0 or start_time(pid) == started)
 
 
@@ -71,7 +72,7 @@ def entries() -> list[Entry]:
             found.append(Entry(row[0], f"damaged: {e}", *row[1:], 0, False))
             continue
         pid, started = seg.creator()
-        found.append(Entry(row[0], seg.kind.name.lower(), *row[1:], pid, _alive(pid, started)))
+        found.append(Entry(row[0], seg.kind.name.lower(), *row[1:], pid, alive(pid, started)))
     return found
 
 

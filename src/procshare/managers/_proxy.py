@@ -17,6 +17,7 @@ import weakref
 from multiprocessing import process, util
 from typing import Any
 
+from .._errors import raise_remote
 from . import _channel
 from ._channel import request
 
@@ -46,13 +47,6 @@ class RemoteError(Exception):
     """An exception in the server that could not travel back itself; str() is its traceback."""
 
 
-class RemoteTraceback(Exception):
-    """The server's traceback, as the cause of an exception raised by a proxy call."""
-
-    def __str__(self) -> str:
-        return "\n\n" + str(self.args[0])
-
-
 #: Authkeys of the managers this process started or connected to, by address.
 _authkeys: dict[Any, bytes] = {}
 
@@ -78,8 +72,7 @@ def unwrap(reply: tuple[Any, ...], address: Any, authkey: bytes, local: bool) ->
     _, exc, text = reply
     if exc is None:
         raise RemoteError(text)
-    exc.__cause__ = RemoteTraceback(text)
-    raise exc
+    raise_remote(exc, text)
 
 
 _live: weakref.WeakSet[BaseProxy] = weakref.WeakSet()  # proxies owning a reference here

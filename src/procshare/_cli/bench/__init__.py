@@ -1,11 +1,12 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Six sections, and a seventh on request: increments of a shared count (ratio to procshare Counter),
+Seven sections, and an eighth on request: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
 installed), shared dict and list operations (against Manager proxies, and
 UltraDict and LMDB when installed), the same calls through procshare's manager
-and multiprocessing's (registered classes included), wake-up latency between two
+and multiprocessing's (registered classes included), actors beside Pykka and manager
+proxies, wake-up latency between two
 processes (ratio to a multiprocessing Pipe round trip), and with ``--procs``
 the scaling view: each contended operation in 1, 2, 4, … processes at once.  Every
 figure is a median of repeats; peers run in the same process tree.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _runner, counters, dicts, latency, locks, managers, queues, scaling
+from . import _runner, actors, counters, dicts, latency, locks, managers, queues, scaling
 from .queues import BATCH
 
 
@@ -57,6 +58,10 @@ def main(
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
         print(f"\nManagers: the same calls through each manager, {seconds_each:g} s loops\n")
         print(managers.format_results(managers.run(seconds_each, repeats)))
+    if only in (None, "actors"):
+        n = max(100, iterations // 100)
+        print(f"\nActors: {n:,} asks and proxy calls, {10 * n:,} tells (manager proxies 1/10)\n")
+        print(actors.format_results(*actors.run(n, repeats)))
     if only in (None, "latency"):
         n = max(10, iterations // 500)
         print(f"\nWake-up latency: {n} round trips between two processes\n")

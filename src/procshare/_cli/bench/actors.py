@@ -1,0 +1,124 @@
+"""Actors: ask round trips, tells and proxy calls, beside Pykka (threads in one process)
+and a multiprocessing manager's proxy of a registered class (the same call, in a server)."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing import managers as mp_managers
+from typing import Any
+
+from ...actors import Actor
+from ._runner import ctx
+
+
+class Tally(Actor):
+    """The actor every peer runs: adds what it is told, answers its total when asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "total":
+            return self.total
+        self.total += message
+        return None
+
+    def add(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+
+class _MpManager(mp_managers.BaseManager):
+    pass
+
+
+_MpManager.register("Tally", Tally)
+
+
+def _timed(op: Callable[[], object], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        op()
+    return n / (time.perf_counter() - t0)
+
+
+def _tells(tell: Callable[[int], object], ask_total: Callable[[], Any], n: int) -> float:
+    """Tells per second, counted until the actor has handled every one (checked exactly)."""
+    before = ask_total()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        tell(1)
+    after = ask_total()
+    rate = n / (time.perf_counter() - t0)
+    if after - before != n:
+        raise RuntimeError(f"the actor handled {after - before} of {n} tells")
+    return rate
+
+
+@contextlib.contextmanager
+def _peers(notes: list[str]) -> Iterator[dict[str, dict[str, Callable[[int], float]]]]:
+    peers: dict[str, dict[str, Callable[[int], float]]] = {}
+    with contextlib.ExitStack() as stack:
+        ref = Tally.start(ctx=ctx)
+        stack.callback(ref.stop)
+        proxy = ref.proxy()
+        peers["procshare actor"] = {
+            "ask": lambda n: _timed(lambda: ref.ask("total"), n),
+            "proxy call": lambda n: _timed(lambda: proxy.add(0).get(), n),
+            "tell": lambda n: _tells(ref.tell, lambda: ref.ask("total"), n * 10),
+        }
+        try:
+            import pykka  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+            class PykkaTally(pykka.ThreadingActor):  # type: ignore[misc, unused-ignore]
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.total = 0
+
+                on_receive = Tally.on_receive
+                add = Tally.add
+
+            pref = PykkaTally.start()
+            stack.callback(pref.stop)
+            pproxy = pref.proxy()
+            peers["Pykka (threads)"] = {
+                "ask": lambda n: _timed(lambda: pref.ask("total"), n),
+                "proxy call": lambda n: _timed(lambda: pproxy.add(0).get(), n),
+                "tell": lambda n: _tells(pref.tell, lambda: pref.ask("total"), n * 10),
+            }
+        except ImportError:
+            notes.append("Pykka is not installed (pip install 'procshare[bench]'): skipped")
+        manager = stack.enter_context(_MpManager(ctx=ctx))
+        tally = manager.Tally()  # type: ignore[attr-defined]
+        peers["mp manager proxy"] = {
+            "ask": lambda n: _timed(lambda: tally.on_receive("total"), n),
+            "proxy call": lambda n: _timed(lambda: tally.add(0), n),
+        }
+        yield peers
+
+
+def run(n: int, repeats: int) -> tuple[list[tuple[str, str, float]], list[str]]:
+    """(peer, operation, ops/s) medians of repeats; slow peers run n // 10 operations."""
+    notes: list[str] = []
+    rates: dict[tuple[str, str], list[float]] = {}
+    with _peers(notes) as peers:
+        for _ in range(repeats):
+            for peer, ops in peers.items():
+                count = n if "manager" not in peer else max(10, n // 10)
+                for op, measure in ops.items():
+                    rates.setdefault((peer, op), []).append(measure(count))
+    return [(p, o, statistics.median(r)) for (p, o), r in rates.items()], notes
+
+
+def format_results(rows: list[tuple[str, str, float]], notes: list[str]) -> str:
+    base = {op: rate for peer, op, rate in rows if peer == "procshare actor"}
+    lines = [f"{'peer':20} {'operation':12} {'ops/s':>12} {'us/op':>8} {'procshare is':>13}"]
+    for peer, op, rate in rows:
+        lines.append(
+            f"{peer:20} {op:12} {rate:>12,.0f} {1e6 / rate:>8.1f} {base[op] / rate:>12.1f}x"
+        )
+    return "\n".join(lines + notes)
