@@ -10,9 +10,11 @@ multiprocessing Manager Value updated with ``v.value += 1`` loses updates
 same ``v.value += 1`` on procshare's Manager Value and Value is one atomic
 step and loses nothing without a lock, as do ``v += 1`` and Counter.
 
-The recommendation: exchange messages instead of sharing state.  Producers
-send numbers through a queue to one consumer, which sums them: the same
-program with multiprocessing.Queue and with procshare.Queue.
+The recommendation: exchange messages instead of sharing state.  The counter
+table's last row is an actor that owns the count while the N processes tell
+it +1; then producers send numbers through a queue to one consumer, which
+sums them: the same program with multiprocessing.Queue and with
+procshare.Queue.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .._data.counter import Counter
 from .._data.list import List
 from .._data.queue import Queue
 from .._data.value import Value
+from ..actors import Actor, ActorRef
 from ..managers import SyncManager
 
 
@@ -44,6 +47,24 @@ def _locked_value(v: Any, lock: Any, n: int) -> None:
 def _atomic(v: Any, lock: Any, n: int) -> None:
     for _ in range(n):
         v += 1
+
+
+class CountingActor(Actor):
+    """The counter as the article advises: one process owns it, the others send +1."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "total":
+            return self.total
+        self.total += message
+        return None
+
+
+def _tell(ref: Any, lock: Any, n: int) -> None:
+    for _ in range(n):
+        ref.tell(1)
 
 
 @dataclass
@@ -78,11 +99,14 @@ def _run(
         p.start()
     for p in workers:
         p.join()
-    seconds = time.perf_counter() - t0
+    got = int(value.ask("total", timeout=300)) if isinstance(value, ActorRef) else int(value.value)
+    seconds = time.perf_counter() - t0  # for the actor: until it has handled every message
     failed = [p.exitcode for p in workers if p.exitcode != 0]
     if failed:
         raise RuntimeError(f"{label}: {len(failed)} worker(s) failed, exit codes {failed}")
-    return Row(label, procs, incs, int(value.value), seconds)
+    if isinstance(value, ActorRef):
+        value.stop()
+    return Row(label, procs, incs, got, seconds)
 
 
 def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list[Row]:
@@ -102,6 +126,7 @@ def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list
             ("procshare Value, v += 1", lambda: (Value("i", 0), None), _atomic),
             ("procshare Value + procshare Lock", _ps_locked, _locked_value),
             ("procshare Counter, c += 1", lambda: (Counter(), None), _atomic),
+            ("procshare actor, tell(1)", lambda: (CountingActor.start(ctx=ctx), None), _tell),
         ]  # fmt: skip
         return [_run(ctx, label, make, work, procs, incs) for label, make, work in cases]
 
