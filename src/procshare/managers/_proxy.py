@@ -27,13 +27,13 @@ class Token:
 
     __slots__ = ("address", "id", "typeid")
 
-    def __init__(self, typeid: str, address: Any, id: str) -> None:
+    def __init__(self, typeid: str, address: Any, id: int) -> None:
         self.typeid, self.address, self.id = typeid, address, id
 
-    def __getstate__(self) -> tuple[str, Any, str]:
+    def __getstate__(self) -> tuple[str, Any, int]:
         return (self.typeid, self.address, self.id)
 
-    def __setstate__(self, state: tuple[str, Any, str]) -> None:
+    def __setstate__(self, state: tuple[str, Any, int]) -> None:
         self.typeid, self.address, self.id = state
 
     def __repr__(self) -> str:
@@ -132,7 +132,7 @@ class BaseProxy:
         self, methodname: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None
     ) -> Any:
         """Call methodname on the referent in the server and return (or raise) its result."""
-        return self._request(("call", self._id, methodname, tuple(args), dict(kwds or {})))
+        return self._request(("call", self._id, methodname, tuple(args), kwds or None))
 
     def _getvalue(self) -> Any:
         """A copy of the referent."""
@@ -160,7 +160,7 @@ class BaseProxy:
             return repr(self)[:-1] + "; '__str__()' failed>"
 
 
-def _decref(address: Any, authkey: bytes, ident: str, pid: int, local: bool) -> None:
+def _decref(address: Any, authkey: bytes, ident: int, pid: int, local: bool) -> None:
     if os.getpid() != pid:
         return  # a forked copy that never owned this reference
     with contextlib.suppress(*_channel.GONE):  # if the server is gone, the object is too
@@ -185,7 +185,7 @@ def rebuild_proxy(
 
 def _before_fork() -> None:
     """Take, for the child about to be forked, a reference on everything proxies here hold."""
-    by_server: dict[tuple[Any, bytes, bool], list[str]] = {}
+    by_server: dict[tuple[Any, bytes, bool], list[int]] = {}
     for p in list(_live):
         if p._owned and getattr(p, "_pid", None) == os.getpid():
             by_server.setdefault((p._token.address, p._authkey, p._local), []).append(p._id)

@@ -77,11 +77,12 @@ class Server:
         self.listener = Listener(address, authkey=self.authkey)
         self.address = self.listener.address
         self.machine = machine_id()
-        self.objects: dict[str, _Entry] = {}
+        self.objects: dict[int, _Entry] = {}
         self.owned: list[Any] = []  # shared-memory objects made for clients: kept until shutdown
         self.mutex = threading.Lock()
         self.stop_event = threading.Event()
         self._ids = itertools.count(1)
+        self._ops = {n[3:]: getattr(self, n) for n in dir(self) if n.startswith("op_")}
 
     # -- running --------------------------------------------------------------
 
@@ -145,14 +146,21 @@ class Server:
 
     def _reply(self, msg: Any, local: bool) -> tuple[Any, ...]:
         try:
-            op, *args = msg
-            reply: tuple[Any, ...] = getattr(self, "op_" + op)(local, *args)
+            handler = self._ops.get(msg[0])
+            if handler is None:
+                raise ValueError(f"unknown request {msg[0]!r}")
+            reply: tuple[Any, ...] = handler(local, *msg[1:])
             return reply
         except BaseException as e:  # every failure goes back to the caller
             return _error(e)
 
     def op_call(
-        self, local: bool, ident: str, method: str, args: tuple[Any, ...], kwds: dict[str, Any]
+        self,
+        local: bool,
+        ident: int,
+        method: str,
+        args: tuple[Any, ...],
+        kwds: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
         entry = self._entry(ident)
         if entry.exposed is not None and method not in entry.exposed and method not in _ALWAYS:
@@ -160,7 +168,8 @@ class Server:
                 f"method {method!r} of {type(entry.obj).__name__!r} object is not in "
                 f"exposed={sorted(entry.exposed)!r}"
             )
-        result = getattr(entry.obj, method)(*args, **kwds)
+        fn = getattr(entry.obj, method)
+        result = fn(*args, **kwds) if kwds else fn(*args)
         typeid = entry.method_to_typeid.get(method)
         if typeid is not None:
             return self._proxy_reply(result, typeid, local)
@@ -185,20 +194,20 @@ class Server:
                 return ("ok", obj)
         return self._proxy_reply(obj, typeid, local)
 
-    def op_getvalue(self, local: bool, ident: str) -> tuple[Any, ...]:
+    def op_getvalue(self, local: bool, ident: int) -> tuple[Any, ...]:
         obj = self._entry(ident).obj
         return ("ok", obj._getvalue() if isinstance(obj, ProxyMethods) else obj)
 
-    def op_exposed(self, local: bool, ident: str) -> tuple[Any, ...]:
+    def op_exposed(self, local: bool, ident: int) -> tuple[Any, ...]:
         return ("ok", tuple(sorted(self._entry(ident).exposed or ())))
 
-    def op_incref(self, local: bool, idents: list[str]) -> tuple[Any, ...]:
+    def op_incref(self, local: bool, idents: list[int]) -> tuple[Any, ...]:
         with self.mutex:
             for ident in idents:
                 self._entry(ident).refs += 1
         return ("ok", None)
 
-    def op_decref(self, local: bool, ident: str) -> tuple[Any, ...]:
+    def op_decref(self, local: bool, ident: int) -> tuple[Any, ...]:
         with self.mutex:
             entry = self.objects.get(ident)
             if entry is not None:
@@ -234,7 +243,7 @@ class Server:
         except KeyError:
             raise KeyError(f"no type registered as {typeid!r}") from None
 
-    def _entry(self, ident: str) -> _Entry:
+    def _entry(self, ident: int) -> _Entry:
         try:
             return self.objects[ident]
         except KeyError:
@@ -251,7 +260,7 @@ class Server:
         """Keep obj with one reference for the proxy the reply becomes."""
         spec = self.registry.get(typeid)
         exposed = spec.exposed if spec is not None else None
-        ident = f"{next(self._ids):x}-{id(obj):x}"
+        ident = next(self._ids)
         names = frozenset(exposed) if exposed is not None else frozenset(public_methods(obj))
         entry = _Entry(obj, typeid, names, 1, dict(spec.method_to_typeid) if spec else {})
         with self.mutex:
