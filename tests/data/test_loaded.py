@@ -121,11 +121,31 @@ def test_object_value_steps_are_exact_across_processes(ctx: Any) -> None:
     assert f.value == 225.0
 
 
+def test_object_value_sequences_add_in_one_step(ctx: Any) -> None:
+    v = ObjectValue("tmp", "")
+    run_all(ctx, _bump, [(v, 100, "x")] * 4)
+    assert v.value == "x" * 400
+    items = ObjectValue("tmp", [0])
+    pending = items.value + [1]  # noqa: RUF005 (the form under test)
+    items.value = [9]
+    items.value = pending  # adds [1] to what it holds now
+    assert items.value == [9, 1] and type(pickle.loads(pickle.dumps(items.value))) is list
+    seen = items.value
+    assert isinstance(seen, list) and json.dumps(seen) == "[9, 1]" and type(copy.copy(seen)) is list
+    seen += [2]  # a list's += on the read copy is a pending change too, not an in-place extend
+    assert items.value == [9, 1]
+    items.value = seen
+    assert items.value == [9, 1, 2]
+    other = ObjectValue("tmp", "a")
+    other.value = ObjectValue("tmp", "b").value + "c"  # another value's change: a plain store
+    assert other.value == "bc"
+
+
 def test_object_value_holds_any_picklable_value() -> None:
-    v = ObjectValue("tmp", [1, 2])
-    assert v.value == [1, 2] and repr(v) == "Value('tmp', [1, 2])"
-    v.value = v.value + [3]  # noqa: RUF005 (the article's form)  not a number: a plain store
-    assert v.value == [1, 2, 3]
+    v = ObjectValue("tmp", {"a": [1, 2]})
+    assert v.value == {"a": [1, 2]} and repr(v) == "Value('tmp', {'a': [1, 2]})"
+    v.value = v.value | {"b": 3}  # not an addition: a plain store
+    assert v.value == {"a": [1, 2], "b": 3}
     v.set("text")
     assert v.get() == "text" and v._getvalue() == "text"
     back = pickle.loads(pickle.dumps(v))

@@ -5,7 +5,11 @@ multiprocessing's does, and any picklable value.  A ctypes typecode gives the
 atomic C Value instead; every other label gives an ObjectValue, kept in a
 shared Dict under one key.  Reading ``.value`` of a number returns it marked
 (see procshare._core.LoadedInt), so ``v.value += n`` and ``v.value = v.value - n``
-are one atomic step: the addend is applied to whatever the value is then.
+are one atomic step: the addend is applied to whatever the value is then.  A
+str, bytes, tuple or list comes back as a marked copy of the same type, so
+``v.value += x`` on those appends x to what the value holds then, in one step
+too (the Dict's ``incr``: computed outside its lock, committed only if the
+value did not change meanwhile).
 """
 
 from __future__ import annotations
@@ -17,6 +21,51 @@ from .._shm.shared import ProxyMethods
 from .dict import Dict
 
 _KEY = "value"
+
+#: The types other than numbers whose ``+`` a read value remembers.
+_SEQUENCES = (str, bytes, tuple, list)
+
+
+class _Marks:
+    """What a marked sequence carries: the ObjectValue it was read from, the addend."""
+
+    _source: int
+    _addend: Any
+
+    def __add__(self, other: Any) -> Any:
+        base: Any = type(self).__mro__[2]
+        result = base.__add__(self, other)
+        if result is NotImplemented:
+            return result
+        addend = other if self._addend is None else self._addend + other
+        return _marked(result, self._source, addend)
+
+    __iadd__ = __add__  # a list's += must not extend the read copy in place
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        base = type(self).__mro__[2]
+        return (base, (base(self),))
+
+
+_marked_types = {base: type(f"Loaded{base.__name__.title()}", (_Marks, base), {})
+                 for base in _SEQUENCES}  # fmt: skip
+
+
+def _marked(x: Any, source: int, addend: Any = None) -> Any:
+    """x marked as read from source (numbers in C, the sequence types here), else x."""
+    marked_type = _marked_types.get(type(x))
+    if marked_type is None:
+        return _core.loaded(x, source) if addend is None else x
+    m = marked_type(x)
+    m._source, m._addend = source, addend
+    return m
+
+
+def _pending_addend(x: Any, source: int) -> Any:
+    """The addend when x is (a value read from source) + addend, else None."""
+    if isinstance(x, _Marks):
+        return x._addend if x._source == source else None
+    return _core.pending_addend(x, source)
 
 
 class ObjectValue(ProxyMethods):
@@ -39,16 +88,20 @@ class ObjectValue(ProxyMethods):
 
     @property
     def value(self) -> Any:
-        """The value; a number comes back marked, so ``v.value += n`` is atomic."""
-        return _core.loaded(self._dict[_KEY], self._source)
+        """The value, marked so that ``v.value += x`` is atomic."""
+        return _marked(self._dict[_KEY], self._source)
 
     @value.setter
     def value(self, new: Any) -> None:
-        addend = _core.pending_addend(new, self._source)
+        addend = _pending_addend(new, self._source)
         if addend is None:
             self._dict[_KEY] = new
         else:  # new is (this value as read) + addend: add to what it holds now
-            self._dict.incr(_KEY, addend)
+            self.add(addend)
+
+    def add(self, x: Any) -> Any:
+        """Set the value to value + x in one step; return the result."""
+        return self._dict.incr(_KEY, x)
 
     def get(self) -> Any:
         """The value (multiprocessing's ValueProxy.get)."""
