@@ -50,7 +50,7 @@ def _atomic(v: Any, lock: Any, n: int) -> None:
 
 
 class CountingActor(Actor):
-    """The counter as the article advises: one process owns it, the others send +1."""
+    """The counter as the article advises: one process owns it, the others send +n."""
 
     def __init__(self) -> None:
         self.total = 0
@@ -60,6 +60,10 @@ class CountingActor(Actor):
             return self.total
         self.total += message
         return None
+
+    def add(self, n: int) -> int:
+        self.total += n
+        return self.total
 
 
 def _tell(ref: Any, lock: Any, n: int) -> None:

@@ -10,26 +10,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing import managers as mp_managers
 from typing import Any
 
-from ...actors import Actor
+from ..demo import CountingActor as Tally
 from ._runner import ctx
-
-
-class Tally(Actor):
-    """The actor every peer runs: adds what it is told, answers its total when asked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "total":
-            return self.total
-        self.total += message
-        return None
-
-    def add(self, n: int) -> int:
-        self.total += n
-        return self.total
 
 
 class _MpManager(mp_managers.BaseManager):
@@ -37,6 +19,19 @@ class _MpManager(mp_managers.BaseManager):
 
 
 _MpManager.register("Tally", Tally)
+
+
+def _operations(
+    ask: Callable[[str], Any], call: Callable[[], Any], tell: Callable[[int], object] | None
+) -> dict[str, Callable[[int], float]]:
+    """The three measurements of one peer, from its ask, proxy call and tell."""
+    ops = {
+        "ask": lambda n: _timed(lambda: ask("total"), n),
+        "proxy call": lambda n: _timed(call, n),
+    }
+    if tell is not None:
+        ops["tell"] = lambda n: _tells(tell, lambda: ask("total"), n * 10)
+    return ops
 
 
 def _timed(op: Callable[[], object], n: int) -> float:
@@ -66,11 +61,7 @@ def _peers(notes: list[str]) -> Iterator[dict[str, dict[str, Callable[[int], flo
         ref = Tally.start(ctx=ctx)
         stack.callback(ref.stop)
         proxy = ref.proxy()
-        peers["procshare actor"] = {
-            "ask": lambda n: _timed(lambda: ref.ask("total"), n),
-            "proxy call": lambda n: _timed(lambda: proxy.add(0).get(), n),
-            "tell": lambda n: _tells(ref.tell, lambda: ref.ask("total"), n * 10),
-        }
+        peers["procshare actor"] = _operations(ref.ask, lambda: proxy.add(0).get(), ref.tell)
         try:
             import pykka  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
@@ -85,19 +76,12 @@ def _peers(notes: list[str]) -> Iterator[dict[str, dict[str, Callable[[int], flo
             pref = PykkaTally.start()
             stack.callback(pref.stop)
             pproxy = pref.proxy()
-            peers["Pykka (threads)"] = {
-                "ask": lambda n: _timed(lambda: pref.ask("total"), n),
-                "proxy call": lambda n: _timed(lambda: pproxy.add(0).get(), n),
-                "tell": lambda n: _tells(pref.tell, lambda: pref.ask("total"), n * 10),
-            }
+            peers["Pykka (threads)"] = _operations(pref.ask, lambda: pproxy.add(0).get(), pref.tell)
         except ImportError:
             notes.append("Pykka is not installed (pip install 'procshare[bench]'): skipped")
         manager = stack.enter_context(_MpManager(ctx=ctx))
         tally = manager.Tally()  # type: ignore[attr-defined]
-        peers["mp manager proxy"] = {
-            "ask": lambda n: _timed(lambda: tally.on_receive("total"), n),
-            "proxy call": lambda n: _timed(lambda: tally.add(0), n),
-        }
+        peers["mp manager proxy"] = _operations(tally.on_receive, lambda: tally.add(0), None)
         yield peers
 
 
