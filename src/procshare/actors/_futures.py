@@ -31,7 +31,6 @@ class Replies:
     atomic, so looking needs no lock)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.queue = Queue()
         self.routes = {kind: route(kind, self.queue) for kind in (ASK, CALL, STOP)}
         self.ids = itertools.count(1)
@@ -66,12 +65,23 @@ _replies_lock = threading.Lock()
 
 
 def replies() -> Replies:
-    """This process's Replies (a fresh one after a fork)."""
+    """This process's Replies, made on first use (and again after a fork)."""
     global _replies
+    r = _replies
+    if r is not None:
+        return r
     with _replies_lock:
-        if _replies is None or _replies.pid != os.getpid():
+        if _replies is None:
             _replies = Replies()
         return _replies
+
+
+def _forked() -> None:
+    global _replies
+    _replies = None  # the parent's reply queue is not this process's
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class Future:

@@ -126,13 +126,15 @@ class BaseProxy:
 
     def _request(self, msg: tuple[Any, ...]) -> Any:
         reply = request(self._token.address, self._authkey, msg, self._local)
+        if reply[0] == "ok":
+            return reply[1]
         return unwrap(reply, self._token.address, self._authkey, self._local)
 
     def _callmethod(
         self, methodname: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None
     ) -> Any:
         """Call methodname on the referent in the server and return (or raise) its result."""
-        return self._request(("call", self._id, methodname, tuple(args), kwds or None))
+        return self._request(("call", self._id, methodname, args, kwds or None))
 
     def _getvalue(self) -> Any:
         """A copy of the referent."""

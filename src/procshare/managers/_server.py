@@ -146,6 +146,8 @@ class Server:
 
     def _reply(self, msg: Any, local: bool) -> tuple[Any, ...]:
         try:
+            if msg[0] == "call":  # the hot request: no lookup, no re-packing of arguments
+                return self._call(msg, local)
             handler = self._ops.get(msg[0])
             if handler is None:
                 raise ValueError(f"unknown request {msg[0]!r}")
@@ -154,23 +156,19 @@ class Server:
         except BaseException as e:  # every failure goes back to the caller
             return _error(e)
 
-    def op_call(
-        self,
-        local: bool,
-        ident: int,
-        method: str,
-        args: tuple[Any, ...],
-        kwds: dict[str, Any] | None,
-    ) -> tuple[Any, ...]:
-        entry = self._entry(ident)
-        if entry.exposed is not None and method not in entry.exposed and method not in _ALWAYS:
+    def _call(self, msg: tuple[Any, ...], local: bool) -> tuple[Any, ...]:
+        """("call", ident, method, args, kwds or None): the method's result, or a proxy."""
+        _, ident, method, args, kwds = msg
+        entry = self.objects.get(ident) or self._entry(ident)
+        exposed = entry.exposed
+        if exposed is not None and method not in exposed and method not in _ALWAYS:
             raise AttributeError(
                 f"method {method!r} of {type(entry.obj).__name__!r} object is not in "
-                f"exposed={sorted(entry.exposed)!r}"
+                f"exposed={sorted(exposed)!r}"
             )
         fn = getattr(entry.obj, method)
         result = fn(*args, **kwds) if kwds else fn(*args)
-        typeid = entry.method_to_typeid.get(method)
+        typeid = entry.method_to_typeid.get(method) if entry.method_to_typeid else None
         if typeid is not None:
             return self._proxy_reply(result, typeid, local)
         if not local:  # what only this machine can attach travels as a proxy, or as a copy
