@@ -135,6 +135,23 @@ def test_refs_travel_and_named_actors_are_found(ctx: Any, name: str) -> None:
         ActorRef.lookup(name)  # a stopped actor's name is gone
 
 
+def test_a_name_is_one_running_actor(name: str) -> None:
+    ref = Tally.start(name=name)
+    pid = _pid(ref)
+    with pytest.raises(ValueError, match="is running"):
+        Tally.start(name=name)
+    ref.tell(5)  # left in the mailbox of an actor that dies without stopping
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while ref.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fresh = Tally.start(name=name)  # the dead one's record and mailbox are replaced
+    try:
+        assert fresh.ask("total", timeout=30) == 0 and fresh != ref
+    finally:
+        fresh.stop(timeout=30)
+
+
 def test_proxy_futures_are_awaitable() -> None:
     ref = Tally.start(1)
 

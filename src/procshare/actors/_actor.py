@@ -21,6 +21,7 @@ from typing import Any
 
 from .._data.dict import Dict
 from .._data.queue import Queue
+from .._errors import NotFoundError
 from .._shm.names import is_anonymous
 from .._shm.segment import start_time
 from ._messages import CALL, STOP, parse, reply_queue
@@ -72,6 +73,8 @@ class Actor:
         """Run ``cls(*args, **kwargs)`` in a new process; its mailbox holds at most
         mailbox_size messages (0: no limit); restart= restarts it if its process dies."""
         ctx = ctx or multiprocessing.get_context()
+        if name is not None:
+            _claim(name)
         mailbox = (
             Queue(mailbox_size) if name is None else Queue(mailbox_size, name=f"{name}.mailbox")
         )
@@ -85,6 +88,19 @@ class Actor:
             daemon=True, name=f"procshare-supervise-{cls.__qualname__}",
         ).start()  # fmt: skip
         return ref
+
+
+def _claim(name: str) -> None:
+    """Make name free for a new actor: ValueError if an actor by that name runs; the
+    record and mailbox of one that died without stopping are removed."""
+    try:
+        old = ActorRef.lookup(name)
+    except NotFoundError:
+        return
+    if old.is_alive():
+        raise ValueError(f"an actor named {name!r} is running ({old.actor_class})")
+    old._mailbox.unlink()
+    old._record.unlink()
 
 
 def _launch(ctx: Any, cls: type[Actor], args: Any, kwargs: Any, ref: ActorRef) -> Any:

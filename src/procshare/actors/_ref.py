@@ -103,11 +103,11 @@ class ActorRef:
             future.get(timeout)
         return True
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorRef) and self._record == other._record
+    def __eq__(self, other: object) -> bool:  # the same actor: the same record segment
+        return isinstance(other, ActorRef) and self._record._identity() == other._record._identity()
 
     def __hash__(self) -> int:
-        return hash(self._record)
+        return hash(self._record._identity())
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ActorRef, (self._record,))
