@@ -49,6 +49,10 @@ class Tally(Actor):
         self.total += n
         return self.total
 
+    def stop_self(self) -> str:
+        self.actor_ref.stop()
+        return "stopping"
+
 
 def _pid(ref: ActorRef) -> int:
     pid: int = ref.ask("pid", timeout=30)
@@ -72,6 +76,16 @@ def test_tell_ask_proxy_and_stop(ctx: Any) -> None:
     with pytest.raises(ActorDeadError):
         ref.tell(1)
     assert ref.stop() is False
+
+
+def test_an_actor_can_stop_itself() -> None:
+    log = procshare.List()
+    ref = Tally.start(0, log)
+    assert ref.proxy().stop_self().get(timeout=30) == "stopping"
+    deadline = time.monotonic() + 30
+    while ref.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ref.is_alive() and list(log) == ["started", "stopped"]
 
 
 def test_a_handler_exception_goes_to_the_asker_and_the_actor_lives_on() -> None:

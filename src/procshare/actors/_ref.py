@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import time
 from typing import Any
 
 from .._data.dict import Dict
 from .._shm.inventory import alive
 from ._futures import ActorDeadError, Future, replies
 from ._messages import ASK, CALL, STOP
+
+#: How long stop() waits for a stopped actor's process to end (seconds).
+PROCESS_EXIT = 10.0
 
 
 class ActorRef:
@@ -92,15 +97,19 @@ class ActorRef:
 
     def stop(self, block: bool = True, timeout: float | None = None) -> bool:
         """Stop the actor after the messages already in its mailbox; True once it stopped
-        (False if it was not running)."""
+        and its process has ended (False if it was not running)."""
+        pid, started = self._record.get("pid"), self._record.get("started")
         try:
             future = self._request(STOP, None, timeout)
         except ActorDeadError:
             return False
-        if not block:
+        if not block or pid == os.getpid():  # from the actor itself: it stops after this message
             return True
         with contextlib.suppress(ActorDeadError):  # it stopped or died first: stopped anyway
             future.get(timeout)
+        deadline = time.monotonic() + (PROCESS_EXIT if timeout is None else timeout)
+        while alive(pid, started) and time.monotonic() < deadline:
+            time.sleep(0.001)  # it answered, and is letting go of its handles as it exits
         return True
 
     def __eq__(self, other: object) -> bool:  # the same actor: the same record segment
