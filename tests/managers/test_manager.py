@@ -10,6 +10,7 @@ import pickle
 import signal
 import threading
 import time
+from multiprocessing import managers as mp_managers
 from typing import Any
 
 import pytest
@@ -100,6 +101,48 @@ def test_proxy_semantics_namespace_nesting_and_queues_of_queues(ctx: Any) -> Non
         assert v._getvalue() == 6 and v._callmethod("get") == 6
         assert d._getvalue() == {"inner": ["from child"]} and d._callmethod("__len__") == 1
         assert ns._getvalue().x == 1
+
+
+def test_a_namespaces_attributes_are_all_the_users() -> None:
+    ns = procshare.Namespace(x=1)  # as everywhere, name= would name the segment
+    ns.name = "Bob"  # an attribute: not the segment's name
+    ns.unlink = 3
+    del ns.x
+    assert (ns.name, ns.unlink) == ("Bob", 3) and repr(ns) == "Namespace(name='Bob', unlink=3)"
+    assert pickle.loads(pickle.dumps(ns)).name == "Bob"
+
+
+def test_the_manager_states_are_multiprocessings() -> None:
+    manager = procshare.Manager()
+    with pytest.raises(mp.ProcessError):
+        manager.start()
+    manager.shutdown()
+    manager.shutdown()  # a second shutdown does nothing
+    manager.join(10)
+    with pytest.raises(TypeError, match="does not pickle"):
+        pickle.dumps(manager)
+
+
+class Plain:
+    def __init__(self) -> None:
+        self.x = 1
+
+
+class PlainManager(BaseManager):
+    pass
+
+
+PlainManager.register("Plain", Plain, mp_managers.NamespaceProxy)
+
+
+def test_multiprocessings_proxy_classes_register_as_procshares() -> None:
+    with PlainManager() as manager:
+        plain = manager.Plain()
+        assert plain.x == 1
+        plain.x = 5
+        assert plain.x == 5 and plain._getvalue().x == 5
+    with pytest.raises(TypeError, match="BaseProxy"):
+        PlainManager.register("Bad", Plain, Plain)
 
 
 def _square(x: int) -> int:

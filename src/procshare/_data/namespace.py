@@ -10,11 +10,16 @@ from .dict import Dict
 
 
 class Namespace(ProxyMethods):
-    """``Namespace(**attributes, name=None)``: ``ns.x = 1`` in one process, ``ns.x`` in all.
+    """``Namespace(*, name=None, **attributes)``: ``ns.x = 1`` in one process, ``ns.x`` in all.
 
-    Attributes live in a shared Dict (one atomic store each); names that start
-    with ``_`` are the handle's own, as on multiprocessing's NamespaceProxy.
-    The repr is multiprocessing's: ``Namespace(a=1, b=2)``.
+    ``name=`` names the segment, as on every procshare type; an attribute
+    called ``name`` is set after construction (``ns.name = ...``).
+
+    Attributes live in a shared Dict, ``ns._dict`` (one atomic store each; its
+    ``name`` and ``unlink()`` are the namespace's); every other name that starts
+    with ``_`` is the handle's own, as on multiprocessing's NamespaceProxy, and
+    every name that does not is the user's.  The repr is multiprocessing's:
+    ``Namespace(a=1, b=2)``.
     """
 
     _dict: Dict  # names starting with "_" are this handle's own attributes
@@ -56,15 +61,6 @@ class Namespace(ProxyMethods):
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | {k for k in self._dict if isinstance(k, str)})
-
-    @property
-    def name(self) -> str:
-        """The name other processes can attach this namespace by."""
-        return self._dict.name
-
-    def unlink(self) -> None:
-        """Remove the name now; processes that already have the namespace keep using it."""
-        self._dict.unlink()
 
     def _getvalue(self) -> managers.Namespace:
         """A plain copy, as multiprocessing's proxies give it: a managers.Namespace."""

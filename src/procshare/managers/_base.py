@@ -6,14 +6,18 @@ import contextlib
 import multiprocessing
 import signal
 from collections.abc import Callable
-from multiprocessing import process, util
+from multiprocessing import ProcessError, process, util
 from typing import Any, ClassVar
 
 from . import _channel, _proxy
-from ._proxy import unwrap
+from ._proxy import BaseProxy, unwrap
 from ._server import Server, TypeSpec
 
 _INITIAL, _STARTED, _SHUTDOWN = "initial", "started", "shutdown"
+
+#: multiprocessing's proxy classes, by the procshare class that does their work here
+#: (filled in by the module that defines them).
+PROXY_TWINS: dict[type, type[BaseProxy]] = {}
 
 
 class BaseManager:
@@ -58,7 +62,7 @@ class BaseManager:
     def get_server(self) -> Server:
         """A server for this manager's types, to run in this process with serve_forever()."""
         if self._state != _INITIAL:
-            raise RuntimeError(f"the manager is {self._state}, not initial")
+            raise ProcessError(f"the manager's server is {self._state}, not initial")
         return Server(self._registry, self._address, self._authkey, self._serializer)
 
     def connect(self) -> None:
@@ -72,7 +76,7 @@ class BaseManager:
     ) -> None:
         """Start the server process."""
         if self._state != _INITIAL:
-            raise RuntimeError(f"the manager is {self._state}, not initial")
+            raise ProcessError(f"the manager's server is {self._state}, not initial")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         reader, writer = self._ctx.Pipe(duplex=False)
@@ -146,7 +150,7 @@ class BaseManager:
         if self._state == _INITIAL:
             self.start()
         if self._state != _STARTED:
-            raise RuntimeError(f"the manager is {self._state}")
+            raise ProcessError(f"the manager's server is {self._state}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -165,7 +169,7 @@ class BaseManager:
 
     def _create(self, typeid: str, /, *args: Any, **kwds: Any) -> Any:
         if self._state != _STARTED:
-            raise RuntimeError(f"the manager is {self._state}: start() or connect() it first")
+            raise ProcessError(f"the manager is {self._state}: start() or connect() it first")
         obj = self._request(("create", typeid, args, kwds))
         if isinstance(obj, _proxy.BaseProxy):
             obj._manager = self
@@ -207,6 +211,13 @@ class BaseManager:
             raise ValueError(f"typeid must be an identifier, not {typeid!r}")
         if "_registry" not in cls.__dict__:
             cls._registry = dict(cls._registry)
+        if isinstance(proxytype, type) and not issubclass(proxytype, BaseProxy):
+            proxytype = PROXY_TWINS.get(proxytype)
+            if proxytype is None:
+                raise TypeError(
+                    "proxytype must derive from procshare.managers.BaseProxy (multiprocessing's "
+                    "proxies speak to multiprocessing's server)"
+                )
         exposed = exposed if exposed is not None else getattr(proxytype, "_exposed_", None)
         if method_to_typeid is None:
             method_to_typeid = getattr(proxytype, "_method_to_typeid_", None) or {}

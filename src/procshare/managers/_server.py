@@ -10,6 +10,7 @@ only their ownership is here: the server keeps them until it shuts down.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -166,7 +167,10 @@ class Server:
                 f"method {method!r} of {type(entry.obj).__name__!r} object is not in "
                 f"exposed={sorted(exposed)!r}"
             )
-        fn = getattr(entry.obj, method)
+        if method == "__getattribute__":  # an attribute read, as Python's getattr makes it
+            fn: Any = functools.partial(getattr, entry.obj)
+        else:
+            fn = getattr(entry.obj, method)
         result = fn(*args, **kwds) if kwds else fn(*args)
         typeid = entry.method_to_typeid.get(method) if entry.method_to_typeid else None
         if typeid is not None:

@@ -9,6 +9,7 @@ in the server and is always reached through a proxy.
 
 from __future__ import annotations
 
+from multiprocessing import managers as mp_managers
 from multiprocessing import pool as _pool
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ from .._sync.condition import Condition
 from .._sync.event import Event
 from .._sync.lock import Lock, RLock
 from .._sync.semaphore import BoundedSemaphore, Semaphore
-from ._base import BaseManager
+from ._base import PROXY_TWINS, BaseManager
 from ._proxy import BaseProxy, add_methods
 
 
@@ -80,12 +81,12 @@ class ValueProxy(BaseProxy):
 
 
 class NamespaceProxy(BaseProxy):
-    _exposed_ = ("__delattr__", "__getattr__", "__repr__", "__setattr__")
+    _exposed_ = ("__delattr__", "__getattribute__", "__repr__", "__setattr__")
 
     def __getattr__(self, key: str) -> Any:
         if key[0] == "_":
             raise AttributeError(key)
-        return self._callmethod("__getattr__", (key,))
+        return self._callmethod("__getattribute__", (key,))
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key[0] == "_":
@@ -191,6 +192,13 @@ for _typeid, _callable, _proxytype, _exposed, _to_typeid in (
     ("Array", managed_array, None, ("__getitem__", "__len__", "__setitem__"), None),
 ):
     SyncManager._add(_typeid, _callable, _proxytype, _exposed, _to_typeid, True, shared=True)
+
+# Registering one of multiprocessing's proxy classes gets the procshare class of that name.
+PROXY_TWINS.update(
+    {getattr(mp_managers, cls.__name__): cls
+     for cls in (ValueProxy, NamespaceProxy, AcquirerProxy, ConditionProxy, IteratorProxy,
+                 PoolProxy)}
+)  # fmt: skip
 
 SyncManager.register("Pool", _pool.Pool, PoolProxy)
 SyncManager.register("AsyncResult", create_method=False,
