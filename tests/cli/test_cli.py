@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
+import os
 import re
 import subprocess
 import sys
+import time
+from typing import Any
+
+import procshare as procshare_lib
 
 
 def procshare(*args: str) -> subprocess.CompletedProcess[str]:
@@ -117,3 +124,52 @@ def test_rm_dead_removes_what_a_killed_program_left() -> None:
     removed = procshare("rm", "--dead")
     assert removed.returncode == 0 and f"removed {left}" in removed.stdout
     assert left not in procshare("ls").stdout
+
+
+def _wait_for_lock(lock: Any) -> None:
+    lock.acquire()  # sleeps: the test holds it
+
+
+def test_inspect_reads_live_state_without_waiting(name: str) -> None:
+    lock, d = procshare_lib.Lock(name=f"{name}.lock"), procshare_lib.Dict(name=f"{name}.dict")
+    q = procshare_lib.JoinableQueue(name=f"{name}.queue")
+    d.update({"a": 1, "b": [2]})
+    q.put("message")
+    lock.acquire()
+    waiter = mp.get_context("fork").Process(target=_wait_for_lock, args=(lock,))
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 30
+        while lock._state()[1] == 0:  # until it sleeps on the word
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        shown = json.loads(procshare("inspect", f"{name}.lock", "--json").stdout)
+        assert shown["kind"] == "lock" and shown["creator_pid"] == os.getpid()
+        assert shown["state"] == {"held_by": os.getpid(), "holder_alive": True,
+                                  "sleeping_waiters": 1}  # fmt: skip
+        text = procshare("inspect", f"{name}.dict", "--limit", "1")
+        assert text.returncode == 0 and "length        2" in text.stdout
+        assert "preview       {\"'a'\": 1}" in text.stdout
+        queue_state = json.loads(procshare("inspect", f"{name}.queue", "--json").stdout)["state"]
+        assert queue_state["messages"] == 1 and queue_state["unfinished_tasks"] == 1
+    finally:
+        lock.release()
+        waiter.join(30)
+        for obj in (lock, d, q):
+            obj.unlink()
+    assert waiter.exitcode == 0
+    missing = procshare("inspect", f"{name}.lock")
+    assert missing.returncode == 1 and "no procshare object" in missing.stdout
+    invalid = procshare("inspect", "bad/name")
+    assert invalid.returncode == 1 and "invalid name" in invalid.stdout
+    assert procshare("inspect", "x", "--limit", "-1").returncode == 2
+
+
+def test_ls_json(name: str) -> None:
+    counter = procshare_lib.Counter(3, name=name)
+    try:
+        rows = json.loads(procshare("ls", "--json").stdout)
+        (row,) = [r for r in rows if r["name"] == name]
+        assert row["kind"] == "counter" and row["creator_alive"] and row["mode"] == 0o600
+    finally:
+        counter.unlink()

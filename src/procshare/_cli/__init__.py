@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: The sections of ``procshare bench``, in the order they run.
 SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "actors", "latency", "scaling")
@@ -20,29 +20,58 @@ def _procs(text: str) -> list[int]:
     return sorted(set(counts))
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argument type: an integer from low to high."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,} to {high:,}, not {n:,}")
+        return n
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="procshare", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="procshare",
+        description="Share variables between Python processes. demo replays the "
+        "multiprocessing article's scenarios, bench measures procshare beside "
+        "multiprocessing and its peers, ls / inspect / rm look after segments.",
+    )
     parser.add_argument("--version", action="version", version=f"procshare {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="replay the article's shared-counter experiment")
-    demo.add_argument("--procs", type=int, default=99, help="processes (default 99)")
-    demo.add_argument("--incs", type=int, default=1, help="increments per process (default 1)")
-    demo.add_argument("--start-method", choices=["fork", "spawn", "forkserver"], default=None)
-    demo.add_argument(
-        "--messages", type=int, default=20_000, help="messages per producer (default 20000)"
+    demo = sub.add_parser(
+        "demo",
+        help="replay the article's three scenarios: the shared list, the shared counter, "
+        "and message passing",
     )
+    demo.add_argument("--procs", type=_count(1, 1_000), default=99,
+                      help="counter processes, 1 to 1000 (default 99)")  # fmt: skip
+    demo.add_argument("--incs", type=_count(0, 10_000_000), default=1,
+                      help="increments per counter process, 0 to 10**7 (default 1)")  # fmt: skip
+    demo.add_argument("--start-method", choices=["fork", "spawn", "forkserver"], default=None,
+                      help="how processes start (default: the platform's)")  # fmt: skip
+    demo.add_argument("--messages", type=_count(0, 10_000_000), default=20_000,
+                      help="messages per producer, 0 to 10,000,000 (default 20000)")  # fmt: skip
 
     bench = sub.add_parser("bench", help="measure procshare against multiprocessing")
-    bench.add_argument("--iterations", type=int, default=1_000_000)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--iterations", type=_count(1, 1_000_000_000), default=1_000_000,
+                       help="operations per process per loop (default 10**6)")  # fmt: skip
+    bench.add_argument("--repeats", type=_count(1, 1_000), default=5,
+                       help="runs of each case; the median is reported (default 5)")  # fmt: skip
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")
     bench.add_argument(
         "--only",
         choices=list(SECTIONS),
         default=None,
+        help="run one section only",
     )
     bench.add_argument(
         "--procs",
@@ -58,7 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="length of each fixed-time loop of the scaling view (default 0.5)",
     )
 
-    sub.add_parser("ls", help="list procshare segments on this machine")
+    ls = sub.add_parser("ls", help="list procshare segments on this machine")
+    ls.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    inspect = sub.add_parser(
+        "inspect", help="what a segment is and its object's live state, read without waiting"
+    )
+    inspect.add_argument("name", help="the object's name (as procshare ls shows it)")
+    inspect.add_argument(
+        "--limit", type=_count(0, 10_000), default=10,
+        help="items of a Dict, List or Array to preview (default 10)",
+    )  # fmt: skip
+    inspect.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     rm = sub.add_parser("rm", help="remove segments by name")
     rm.add_argument("names", nargs="*", help="names to unlink")
     rm.add_argument(
@@ -67,17 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
 
     args = parser.parse_args(argv)
+    if args.command == "inspect":
+        from . import inspect as _inspect
+
+        return _inspect.main(args.name, args.limit, args.json)
     if args.command in ("ls", "rm"):
         from . import segments
 
         if args.command == "ls":
-            return segments.main_ls()
+            return segments.main_ls(args.json)
         if not args.names and not args.dead:
             parser.error("rm needs names or --dead")
         return segments.main_rm(args.names, args.dead)
     if args.command == "demo":
-        if args.procs < 1 or args.incs < 0 or args.messages < 0:
-            parser.error("--procs must be >= 1, --incs and --messages >= 0")
         from . import demo as _demo
 
         return _demo.main(args.procs, args.incs, args.start_method, args.messages)
@@ -85,8 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.quick:
         args.iterations, args.repeats = 2_000, 1
-    if args.iterations < 1 or args.repeats < 1:
-        parser.error("--iterations and --repeats must be >= 1")
     if not 0 < args.seconds <= 60:
         parser.error("--seconds must be more than 0 and at most 60")
     procs = args.procs or ([1, 2] if args.only == "scaling" else [])

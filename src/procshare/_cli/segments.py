@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from .._errors import NotFoundError
 from .._shm import names as _names
 from .._shm.inventory import entries, leftovers, remove
 
 
-def main_ls() -> int:
+def main_ls(as_json: bool = False) -> int:
     rows = entries()
+    if as_json:
+        print(json.dumps([dataclasses.asdict(e) for e in rows], indent=2))
+        return 0
     print(f"{'name':40} {'kind':10} {'bytes':>9} {'owner':16} {'mode':>5} {'creator':>8}  state")
     for e in rows:
         state = "live" if e.creator_alive else "creator gone"

@@ -161,7 +161,7 @@ class Queue(SyncObject, _core.Ring):
         """No feeder thread exists: nothing to cancel (multiprocessing compatibility)."""
 
     def __repr__(self) -> str:
-        count, used, capacity, _ = self._stats()
+        count, used, capacity, *_ = self._stats()
         return (
             f"<procshare.{type(self).__name__} {self._seg.name!r} messages={count} "
             f"bytes={used}/{capacity}>"

@@ -398,6 +398,16 @@ static PyObject *Mutex_locked(ps_Mutex *self, PyObject *unused)
     return PyBool_FromLong(atomic_load(&self->m->word) != 0);
 }
 
+/* _state() -> (owner pid or 0, sleepers, recursion count): read, never waited for. */
+static PyObject *Mutex_state(ps_Mutex *self, PyObject *unused)
+{
+    (void)unused;
+    ps_mutex_layout *m = self->m;
+    return Py_BuildValue("(kkk)", (unsigned long)atomic_load(&m->word),
+                         (unsigned long)atomic_load(&m->waiters),
+                         (unsigned long)atomic_load(&m->count));
+}
+
 static PyObject *Mutex_is_owned(ps_Mutex *self, PyObject *unused)
 {
     (void)unused;
@@ -416,6 +426,8 @@ static PyMethodDef Mutex_methods[] = {
     {"_release_save", (PyCFunction)Mutex_release_save, METH_NOARGS, NULL},
     {"_acquiring", (PyCFunction)(void (*)(void))Mutex_acquiring, METH_FASTCALL,
      "_acquiring(timeout, owner, count) -> Waiting: acquire as a generator of parks."},
+    {"_state", (PyCFunction)Mutex_state, METH_NOARGS,
+     "_state() -> (owner pid or 0, sleeping waiters, recursion count), without waiting."},
     {"_is_owned", (PyCFunction)Mutex_is_owned, METH_NOARGS,
      "_is_owned() -> bool: held by this thread (recursive) or this process."},
     {NULL, NULL, 0, NULL},

@@ -147,6 +147,16 @@ static PyObject *Semaphore_get_value(ps_Semaphore *self, PyObject *unused)
     return PyLong_FromUnsignedLong(atomic_load(&self->s->value));
 }
 
+/* _state() -> (value, sleepers, maximum or 0): read, never waited for. */
+static PyObject *Semaphore_state(ps_Semaphore *self, PyObject *unused)
+{
+    (void)unused;
+    ps_sem_layout *s = self->s;
+    return Py_BuildValue("(kkk)", (unsigned long)atomic_load(&s->value),
+                         (unsigned long)atomic_load(&s->waiters),
+                         (unsigned long)atomic_load(&s->maximum));
+}
+
 /* init(mapping, offset, value, maximum): lay out a new semaphore (maximum 0:
  * unbounded; the segment is fresh and zero-filled). */
 static PyObject *Semaphore_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
@@ -182,6 +192,8 @@ static PyMethodDef Semaphore_methods[] = {
     {"__enter__", (PyCFunction)Semaphore_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Semaphore_exit, METH_FASTCALL, NULL},
     {"get_value", (PyCFunction)Semaphore_get_value, METH_NOARGS, "get_value() -> int"},
+    {"_state", (PyCFunction)Semaphore_state, METH_NOARGS,
+     "_state() -> (value, sleeping waiters, maximum or 0), without waiting."},
     {"_acquiring", (PyCFunction)Semaphore_acquiring, METH_O,
      "_acquiring(timeout) -> Waiting: acquire as a generator of parks."},
     {NULL, NULL, 0, NULL},

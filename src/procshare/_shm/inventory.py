@@ -54,26 +54,28 @@ def entries() -> list[Entry]:
     """Every procshare segment in /dev/shm, with what its owner, mode and header say."""
     found = []
     for file in sorted(os.listdir(SHM_DIR)):
-        if not file.startswith(_names.PREFIX):
-            continue
-        name = file[len(_names.PREFIX) :]
-        try:
-            st = os.stat(os.path.join(SHM_DIR, file))
-        except FileNotFoundError:
-            continue  # removed meanwhile
-        mode = stat.S_IMODE(st.st_mode)
-        row = (name, st.st_size, owner_name(st.st_uid), mode, _refused(st))
-        try:
-            # Reading a header runs nothing: look at every segment, trusted or not.
-            seg = Segment.attach(name, wait=_CREATING, mode=0o666)
-        except FileNotFoundError:
-            continue
-        except (ProcshareError, OSError) as e:
-            found.append(Entry(row[0], f"damaged: {e}", *row[1:], 0, False))
-            continue
-        pid, started = seg.creator()
-        found.append(Entry(row[0], seg.kind.name.lower(), *row[1:], pid, alive(pid, started)))
+        if file.startswith(_names.PREFIX) and (e := entry(file[len(_names.PREFIX) :])):
+            found.append(e)
     return found
+
+
+def entry(name: str) -> Entry | None:
+    """The segment name as entries() describes it, or None if there is none."""
+    try:
+        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + name))
+    except FileNotFoundError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    row = (name, st.st_size, owner_name(st.st_uid), mode, _refused(st))
+    try:
+        # Reading a header runs nothing: look at every segment, trusted or not.
+        seg = Segment.attach(name, wait=_CREATING, mode=0o666)
+    except FileNotFoundError:
+        return None  # removed meanwhile
+    except (ProcshareError, OSError) as e:
+        return Entry(row[0], f"damaged: {e}", *row[1:], 0, False)
+    pid, started = seg.creator()
+    return Entry(row[0], seg.kind.name.lower(), *row[1:], pid, alive(pid, started))
 
 
 def remove(name: str) -> None:

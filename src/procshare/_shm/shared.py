@@ -66,6 +66,11 @@ class Shared(ProxyMethods):
     def _attach(cls, name: str, *args: Any) -> Any:
         raise NotImplementedError
 
+    @classmethod
+    def _attach_named(cls, name: str) -> Any:
+        """The object that owns the segment name, from the name alone (procshare inspect)."""
+        return cls._attach(name)
+
     def _identity(self) -> tuple[Any, ...]:
         return (self._seg.inode, self._seg.kind, getattr(self, "_offset", None))
 

@@ -31,6 +31,16 @@ class SyncObject(Shared):
         (offset,) = args
         return cls._at(Segment.attach(name), offset)
 
+    @classmethod
+    def _own_offset(cls, seg: Segment) -> int:
+        """Where the object that owns seg lies in it."""
+        return seg.data_offset
+
+    @classmethod
+    def _attach_named(cls, name: str) -> Any:
+        seg = Segment.attach(name, cls._kind)
+        return cls._at(seg, cls._own_offset(seg))
+
     def _handle_args(self) -> tuple[Any, ...]:
         return (self._offset,)
 

@@ -86,7 +86,11 @@ class Condition(Synchronized, SyncObject):
         )
         if not created:
             check_attach(seg, params, {"waiters": MAX_WAITERS})
-        return cls._at(seg, seg.data_offset + LOCK_SPACE)
+        return cls._at(seg, cls._own_offset(seg))
+
+    @classmethod
+    def _own_offset(cls, seg: Segment) -> int:
+        return seg.data_offset + LOCK_SPACE  # behind its lock
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
