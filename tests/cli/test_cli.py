@@ -6,6 +6,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -173,3 +174,24 @@ def test_ls_json(name: str) -> None:
         assert row["kind"] == "counter" and row["creator_alive"] and row["mode"] == 0o600
     finally:
         counter.unlink()
+
+
+def test_demo_shows_progress_and_stops_cleanly_on_ctrl_c() -> None:
+    before = set(os.listdir("/dev/shm"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "procshare", "demo", "--procs", "8", "--incs", "3000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    assert run.stderr is not None
+    while not any(ln.startswith("[counter 1/9]") for ln in lines):  # a line per finished case
+        line = run.stderr.readline()
+        assert line, "the demo ended before its first counter case"
+        lines.append(line)
+    assert [ln for ln in lines if ln.startswith("[list ")][-1].startswith("[list 4/4]")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and "procshare demo: interrupted" in err
+    time.sleep(0.5)
+    assert not {f for f in set(os.listdir("/dev/shm")) - before if f.startswith("procshare.")}

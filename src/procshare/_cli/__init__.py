@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Sequence
+from multiprocessing import util
 
 #: The sections of ``procshare bench``, in the order they run.
 SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "actors", "latency", "scaling")
@@ -118,17 +122,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.names and not args.dead:
             parser.error("rm needs names or --dead")
         return segments.main_rm(args.names, args.dead)
-    if args.command == "demo":
-        from . import demo as _demo
+    if args.command == "bench":
+        if args.quick:
+            args.iterations, args.repeats = 2_000, 1
+        if not 0 < args.seconds <= 60:
+            parser.error("--seconds must be more than 0 and at most 60")
+    return _interruptible(args)
 
-        return _demo.main(args.procs, args.incs, args.start_method, args.messages)
-    from . import bench as _bench
 
-    if args.quick:
-        args.iterations, args.repeats = 2_000, 1
-    if not 0 < args.seconds <= 60:
-        parser.error("--seconds must be more than 0 and at most 60")
-    procs = args.procs or ([1, 2] if args.only == "scaling" else [])
-    if args.quick:
-        args.seconds = 0.05
-    return _bench.main(args.iterations, args.repeats, args.only, procs, args.seconds)
+def _interruptible(args: argparse.Namespace) -> int:
+    """Run demo or bench so that Ctrl-C stops it cleanly: the worker processes ignore
+    SIGINT (the terminal sends it to them too) and are stopped by this process, which
+    then exits 130 without a traceback, its segments removed by its normal exit."""
+    util.register_after_fork(_ignore_sigint, _ignore_sigint)
+    signal.signal(signal.SIGINT, _stop_children)
+    try:
+        if args.command == "demo":
+            from . import demo as _demo
+
+            return _demo.main(args.procs, args.incs, args.start_method, args.messages)
+        from . import bench as _bench
+
+        procs = args.procs or ([1, 2] if args.only == "scaling" else [])
+        seconds = 0.05 if args.quick else args.seconds
+        return _bench.main(args.iterations, args.repeats, args.only, procs, seconds)
+    except KeyboardInterrupt:
+        print(f"\nprocshare {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _ignore_sigint(_: object) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_children(signum: int, frame: object) -> None:
+    """On Ctrl-C: stop every worker and server process first (a server releases what it
+    owns on SIGTERM), then unwind this one."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(5)
+    raise KeyboardInterrupt

@@ -31,6 +31,7 @@ from .._data.queue import Queue
 from .._data.value import Value
 from ..actors import Actor, ActorRef
 from ..managers import SyncManager
+from .progress import Progress
 
 
 def _value_plus_equals(v: Any, lock: Any, n: int) -> None:
@@ -132,7 +133,12 @@ def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list
             ("procshare Counter, c += 1", lambda: (Counter(), None), _atomic),
             ("procshare actor, tell(1)", lambda: (CountingActor.start(ctx=ctx), None), _tell),
         ]  # fmt: skip
-        return [_run(ctx, label, make, work, procs, incs) for label, make, work in cases]
+        rows = []
+        with Progress("counter", len(cases)) as progress:
+            for label, make, work in cases:
+                rows.append(row := _run(ctx, label, make, work, procs, incs))
+                progress.done(f"{label}: {row.got}/{row.expected} in {row.seconds:.3f} s")
+        return rows
 
 
 def _mp_value(ctx: Any) -> Callable[[], tuple[Any, Any]]:
@@ -206,20 +212,28 @@ def message_rows(producers: int, messages: int, start_method: str | None) -> lis
     ctx: Any = mp.get_context(start_method)
     expected = sum(range(producers * messages))
     rows = []
-    for label, make in (("multiprocessing.Queue", ctx.Queue), ("procshare Queue", Queue)):
-        q, result = make(), ctx.SimpleQueue()
-        procs = [ctx.Process(target=_produce, args=(q, p * messages, messages))
-                 for p in range(producers)]  # fmt: skip
-        procs.append(ctx.Process(target=_consume, args=(q, producers, result)))
-        t0 = time.perf_counter()
-        for p in procs:
-            p.start()
-        got = result.get()
-        for p in procs:
-            p.join()
-        rows.append(MessageRow(label, producers, messages, got == expected,
-                               time.perf_counter() - t0))  # fmt: skip
+    queues = (("multiprocessing.Queue", ctx.Queue), ("procshare Queue", Queue))
+    with Progress("messages", len(queues)) as progress:
+        for label, make in queues:
+            rows.append(_send_and_sum(ctx, make, producers, messages, expected, label))
+            progress.done(f"{label}: {producers * messages:,} messages")
     return rows
+
+
+def _send_and_sum(
+    ctx: Any, make: Any, producers: int, messages: int, expected: int, label: str
+) -> MessageRow:
+    q, result = make(), ctx.SimpleQueue()
+    procs = [ctx.Process(target=_produce, args=(q, p * messages, messages))
+             for p in range(producers)]  # fmt: skip
+    procs.append(ctx.Process(target=_consume, args=(q, producers, result)))
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    got = result.get()
+    for p in procs:
+        p.join()
+    return MessageRow(label, producers, messages, got == expected, time.perf_counter() - t0)
 
 
 def format_messages(rows: list[MessageRow]) -> str:
@@ -257,19 +271,21 @@ def list_rows(n: int, start_method: str | None) -> list[tuple[str, list[Any], fl
             ("procshare Manager list", ps_manager.list()),
             ("procshare List", List()),
         ]
-        for label, shared in cases:
-            t0 = time.perf_counter()
-            procs = [
-                ctx.Process(target=_append_global, args=(i,)) if shared is None
-                else ctx.Process(target=_append_shared, args=(shared, i))
-                for i in range(n)
-            ]  # fmt: skip
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            seen = sorted(_GLOBAL if shared is None else list(shared))
-            rows.append((label, seen, time.perf_counter() - t0))
+        with Progress("list", len(cases)) as progress:
+            for label, shared in cases:
+                t0 = time.perf_counter()
+                procs = [
+                    ctx.Process(target=_append_global, args=(i,)) if shared is None
+                    else ctx.Process(target=_append_shared, args=(shared, i))
+                    for i in range(n)
+                ]  # fmt: skip
+                for p in procs:
+                    p.start()
+                for p in procs:
+                    p.join()
+                seen = sorted(_GLOBAL if shared is None else list(shared))
+                rows.append((label, seen, time.perf_counter() - t0))
+                progress.done(label)
     return rows
 
 

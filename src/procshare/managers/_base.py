@@ -120,6 +120,7 @@ class BaseManager:
         if initializer is not None:
             initializer(*initargs)
         server = Server(registry, address, authkey, serializer)
+        signal.signal(signal.SIGTERM, lambda *_: server.stop_event.set())  # releases, then exits
         writer.send(server.address)
         writer.close()
         server.serve_forever()

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..progress import Progress
+
 ctx = mp.get_context("fork")
 
 
@@ -68,13 +70,16 @@ def run(cases: Sequence[Case], iterations: int, repeats: int) -> list[Result]:
     """Median throughput of every case at each of its process counts."""
     rates: dict[tuple[int, int], list[float]] = {}
     lost: dict[tuple[int, int], int] = {}
-    for procs in (1, 2):
-        for _ in range(repeats):
-            for i, case in enumerate(cases):
-                if procs in case.procs:
-                    rate, n_lost = measure_once(case, procs, iterations)
-                    rates.setdefault((procs, i), []).append(rate)
-                    lost[procs, i] = max(lost.get((procs, i), 0), n_lost)
+    steps = repeats * sum(len(case.procs) for case in cases)
+    with Progress("bench", steps) as progress:
+        for procs in (1, 2):
+            for _ in range(repeats):
+                for i, case in enumerate(cases):
+                    if procs in case.procs:
+                        rate, n_lost = measure_once(case, procs, iterations)
+                        rates.setdefault((procs, i), []).append(rate)
+                        lost[procs, i] = max(lost.get((procs, i), 0), n_lost)
+                        progress.done(f"{case.name.split('  ')[0]}, {procs} proc: {rate:,.0f}/s")
     return [
         Result(case.name, procs, statistics.median(rates[procs, i]),
                lost[procs, i] if case.read is not None else None)
