@@ -195,3 +195,20 @@ def test_demo_shows_progress_and_stops_cleanly_on_ctrl_c() -> None:
     assert "Traceback" not in err and "procshare demo: interrupted" in err
     time.sleep(0.5)
     assert not {f for f in set(os.listdir("/dev/shm")) - before if f.startswith("procshare.")}
+
+
+def test_demo_and_bench_speak_json(tmp_path: Any) -> None:
+    demo = procshare("demo", "--procs", "3", "--incs", "20", "--messages", "100", "--json")
+    assert demo.returncode == 0, demo.stderr
+    result = json.loads(demo.stdout)  # the whole of stdout is one JSON object
+    assert result["procshare_exact"] is True and len(result["list"]) == 4
+    counter = {row["implementation"]: row for row in result["counter"]}
+    assert counter["procshare Manager Value, no lock"]["got"] == 60
+    assert all(row["sum_right"] for row in result["messages"])
+    path = tmp_path / "figures.json"
+    bench = procshare("bench", "--quick", "--only", "managers", "--json", str(path))
+    assert bench.returncode == 0, bench.stderr
+    figures = json.loads(path.read_text())
+    assert figures["run"]["repeats"] == 1
+    rows = figures["sections"]["managers"]
+    assert len(rows) == 6 and all(ps > 0 and mp > 0 for _, ps, mp in rows)

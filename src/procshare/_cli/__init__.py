@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="how processes start (default: the platform's)")  # fmt: skip
     demo.add_argument("--messages", type=_count(0, 10_000_000), default=20_000,
                       help="messages per producer, 0 to 10,000,000 (default 20000)")  # fmt: skip
+    demo.add_argument("--json", action="store_true",
+                      help="print the results as one JSON object instead of tables")  # fmt: skip
 
     bench = sub.add_parser("bench", help="measure procshare against multiprocessing")
     bench.add_argument("--iterations", type=_count(1, 1_000_000_000), default=1_000_000,
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N,N,...",
         help="add the scaling view at these process counts (e.g. 1,2,4,8,16)",
     )
+    bench.add_argument("--json", metavar="FILE", default=None,
+                       help="also write the raw figures, as JSON, to FILE")  # fmt: skip
     bench.add_argument(
         "--seconds",
         type=float,
@@ -140,12 +144,12 @@ def _interruptible(args: argparse.Namespace) -> int:
         if args.command == "demo":
             from . import demo as _demo
 
-            return _demo.main(args.procs, args.incs, args.start_method, args.messages)
+            return _demo.main(args.procs, args.incs, args.start_method, args.messages, args.json)
         from . import bench as _bench
 
         procs = args.procs or ([1, 2] if args.only == "scaling" else [])
         seconds = 0.05 if args.quick else args.seconds
-        return _bench.main(args.iterations, args.repeats, args.only, procs, seconds)
+        return _bench.main(args.iterations, args.repeats, args.only, procs, seconds, args.json)
     except KeyboardInterrupt:
         print(f"\nprocshare {args.command}: interrupted", file=sys.stderr)
         return 130

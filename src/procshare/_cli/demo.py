@@ -19,6 +19,8 @@ procshare.Queue.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -289,24 +291,36 @@ def list_rows(n: int, start_method: str | None) -> list[tuple[str, list[Any], fl
     return rows
 
 
-def main(procs: int, incs: int, start_method: str | None, messages: int = 20_000) -> int:
-    print("The article's list: 10 processes each append their number.\n")
+def main(
+    procs: int, incs: int, start_method: str | None, messages: int = 20_000, as_json: bool = False
+) -> int:
+    """Run the three scenarios; print their tables (or, with as_json, one JSON object)."""
+    say: Callable[..., None] = (lambda *_: None) if as_json else print
+    say("The article's list: 10 processes each append their number.\n")
     lists = list_rows(10, start_method)
     width = max(len(label) for label, _, _ in lists)
     for label, seen, seconds in lists:
-        print(f"{label:{width}}  {seconds:6.3f} s  parent sees {seen}")
+        say(f"{label:{width}}  {seconds:6.3f} s  parent sees {seen}")
     ok = all(seen == list(range(10)) for label, seen, _ in lists if label.startswith("procshare"))
-    print()
-    print(f"The article's counter: {procs} processes each add 1, {incs} time(s).\n")
+    say(f"\nThe article's counter: {procs} processes each add 1, {incs} time(s).\n")
     rows = counter_rows(procs, incs, start_method)
-    print(format_rows(rows))
+    say(format_rows(rows))
     exact = [r for r in rows if r.implementation.startswith("procshare")]
     ok = ok and all(r.lost == 0 for r in exact)
-    print("\nprocshare rows exact, those without a lock included:", "yes" if ok else "NO")
+    say("\nprocshare rows exact, those without a lock included:", "yes" if ok else "NO")
     producers = 4
-    print(f"\nMessages instead of shared state: {producers} producers each send {messages} "
-          "numbers to one consumer, which sums them.\n")  # fmt: skip
+    say(f"\nMessages instead of shared state: {producers} producers each send {messages} "
+        "numbers to one consumer, which sums them.\n")  # fmt: skip
     sent = message_rows(producers, messages, start_method)
-    print(format_messages(sent))
+    say(format_messages(sent))
     ok = ok and all(r.sum_right for r in sent)
+    if as_json:
+        print(json.dumps({
+            "list": [{"implementation": label, "parent_sees": seen, "seconds": seconds}
+                     for label, seen, seconds in lists],
+            "counter": [{**dataclasses.asdict(r), "expected": r.expected, "lost": r.lost}
+                        for r in rows],
+            "messages": [dataclasses.asdict(r) for r in sent],
+            "procshare_exact": ok,
+        }, indent=1))  # fmt: skip
     return 0 if ok else 1

@@ -14,6 +14,8 @@ figure is a median of repeats; peers run in the same process tree.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 from . import _runner, actors, counters, dicts, latency, locks, managers, queues, scaling
@@ -26,7 +28,11 @@ def main(
     only: str | None = None,
     procs: list[int] | None = None,
     seconds: float = 0.5,
+    json_path: str | None = None,
 ) -> int:
+    """Run the sections asked for, print their tables, and with json_path write their raw
+    figures there too."""
+    figures: dict[str, Any] = {}
     print(
         f"procshare bench: {iterations:,} iterations per process (slow peers fewer), "
         f"median of {repeats} repeats, fork start method"
@@ -38,36 +44,54 @@ def main(
         finally:
             for m in started:
                 m.shutdown()
+        figures["counters"] = results
         print("\nIncrements of one shared count\n")
         print(_runner.format_results(results, counters.BASELINE))
     if only in (None, "locks"):
-        results = _runner.run(locks.cases(), iterations, repeats)
+        results = figures["locks"] = _runner.run(locks.cases(), iterations, repeats)
         print("\nLock acquire + release pairs (2 processes: both contend for one lock)\n")
         print(_runner.format_results(results, locks.BASELINE))
     if only in (None, "queues"):
         n = max(BATCH, iterations // 10 // BATCH * BATCH)
         print(f"\nMessages through a queue: {n:,} per producer\n")
-        print(queues.format_results(*queues.run(n, repeats)))
+        figures["queues"] = queues.run(n, repeats)
+        print(queues.format_results(*figures["queues"]))
     if only in (None, "dicts"):
         n = max(1_000, iterations // 10)
         print(f"\nShared dict and list: {n:,} operations (Manager proxies 1/50 of that)\n")
-        print(dicts.format_results(*dicts.run(n, repeats)))
+        figures["dicts"] = dicts.run(n, repeats)
+        print(dicts.format_results(*figures["dicts"]))
         results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
+        figures["dict_incr"] = results
         print("\n" + _runner.format_results(results, results[0].case))
     if only in (None, "managers"):
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
         print(f"\nManagers: the same calls through each manager, {seconds_each:g} s loops\n")
-        print(managers.format_results(managers.run(seconds_each, repeats)))
+        figures["managers"] = managers.run(seconds_each, repeats)
+        print(managers.format_results(figures["managers"]))
     if only in (None, "actors"):
         n = max(100, iterations // 100)
         print(f"\nActors: {n:,} asks and proxy calls, {10 * n:,} tells (manager proxies 1/10)\n")
-        print(actors.format_results(*actors.run(n, repeats)))
+        figures["actors"] = actors.run(n, repeats)
+        print(actors.format_results(*figures["actors"]))
     if only in (None, "latency"):
         n = max(10, iterations // 500)
         print(f"\nWake-up latency: {n} round trips between two processes\n")
-        print(latency.format_results(latency.run(n, repeats)))
+        figures["latency"] = latency.run(n, repeats)
+        print(latency.format_results(figures["latency"]))
     if procs and only in (None, "scaling"):
         print(f"\nScaling: {seconds:g} s loops in {', '.join(map(str, procs))} processes at once")
-        rows, notes = scaling.run(procs, seconds, repeats)
+        rows, notes = figures["scaling"] = scaling.run(procs, seconds, repeats)
         print(scaling.format_results(rows, procs, notes))
+    if json_path is not None:
+        run = {"iterations": iterations, "repeats": repeats, "procs": procs, "seconds": seconds}
+        with open(json_path, "w") as f:
+            json.dump({"run": run, "sections": figures}, f, default=_plain, indent=1)
     return 0
+
+
+def _plain(obj: Any) -> Any:
+    """What json.dump cannot write itself: dataclass rows as dicts."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"{type(obj).__name__} is not a figure")
