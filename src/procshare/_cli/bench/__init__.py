@@ -35,7 +35,8 @@ def main(
     figures: dict[str, Any] = {}
     print(
         f"procshare bench: {iterations:,} iterations per process (slow peers fewer), "
-        f"median of {repeats} repeats, fork start method"
+        + (f"median of {repeats} repeats" if repeats > 1 else "one run of each case (no median)")
+        + ", fork start method"
     )
     if only in (None, "counters"):
         started: list[Any] = []
@@ -63,7 +64,8 @@ def main(
         print(dicts.format_results(*figures["dicts"]))
         results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
         figures["dict_incr"] = results
-        print("\n" + _runner.format_results(results, results[0].case))
+        print("\nDict incr on one hot key\n")
+        print(_runner.format_results(results, results[0].case))
     if only in (None, "managers"):
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
         print(f"\nManagers: the same calls through each manager, {seconds_each:g} s loops\n")
