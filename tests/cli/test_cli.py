@@ -185,13 +185,18 @@ def test_demo_shows_progress_and_stops_cleanly_on_ctrl_c() -> None:
     )  # fmt: skip
     lines: list[str] = []
     assert run.stderr is not None
-    while not any(ln.startswith("[counter 1/9]") for ln in lines):  # a line per finished case
-        line = run.stderr.readline()
-        assert line, "the demo ended before its first counter case"
-        lines.append(line)
-    assert [ln for ln in lines if ln.startswith("[list ")][-1].startswith("[list 4/4]")
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+    try:
+        while not any(ln.startswith("[counter 1/9]") for ln in lines):  # a line per case
+            line = run.stderr.readline()
+            assert line, "the demo ended before its first counter case"
+            lines.append(line)
+        assert [ln for ln in lines if ln.startswith("[list ")][-1].startswith("[list 4/4]")
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:  # whatever failed, the demo does not outlive the test
+            run.send_signal(signal.SIGINT)
+            run.wait(30)
     assert run.returncode == 130, err
     assert "Traceback" not in err and "procshare demo: interrupted" in err
     time.sleep(0.5)
