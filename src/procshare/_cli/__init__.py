@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="procshare",
         description="Share variables between Python processes. demo replays the "
         "multiprocessing article's scenarios, bench measures procshare beside "
-        "multiprocessing and its peers, ls / inspect / rm look after segments.",
+        "multiprocessing and its peers, ls / inspect / top / rm look after segments.",
     )
     parser.add_argument("--version", action="version", version=f"procshare {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="items of a Dict, List or Array to preview (default 10)",
     )  # fmt: skip
     inspect.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    top = sub.add_parser("top", help="this user's objects, their state and rates, refreshed")
+    top.add_argument("--interval", type=float, default=1.0,
+                     help="seconds between refreshes, 0.1 to 60 (default 1)")  # fmt: skip
+    top.add_argument("--sort", choices=["name", "kind", "size", "rate"], default="name")
+    top.add_argument("--once", action="store_true", help="print one table and exit")
     rm = sub.add_parser("rm", help="remove segments by name")
     rm.add_argument("names", nargs="*", help="names to unlink")
     rm.add_argument(
@@ -114,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
 
     args = parser.parse_args(argv)
+    if args.command == "top":
+        if not 0.1 <= args.interval <= 60:
+            parser.error("--interval must be 0.1 to 60 seconds")
+        from . import top as _top
+
+        return _top.main(args.once, args.interval, args.sort)
     if args.command == "inspect":
         from . import inspect as _inspect
 

@@ -61,9 +61,10 @@ def _barrier(obj: Any, limit: int) -> dict[str, Any]:
 
 
 def _queue(obj: Any, limit: int) -> dict[str, Any]:
-    count, used, capacity, unfinished, getters, putters = obj._stats()
+    count, used, capacity, unfinished, getters, putters, puts = obj._stats()
     state = {"messages": count, "bytes_used": used, "capacity": capacity,
-             "sleeping_getters": getters, "sleeping_putters": putters}  # fmt: skip
+             "sleeping_getters": getters, "sleeping_putters": putters,
+             "puts": puts}  # fmt: skip
     if obj._seg.kind is Kind.JOINABLE_QUEUE:
         state["unfinished_tasks"] = unfinished
     return state
@@ -81,7 +82,8 @@ def _dict(obj: Any, limit: int) -> dict[str, Any]:
 
 
 def _list(obj: Any, limit: int) -> dict[str, Any]:
-    return {"length": len(obj), "generation": obj._gen, "preview": obj[:limit]}
+    return {"length": len(obj), "generation": obj._gen, "writes": obj._current().changes(),
+            "preview": obj[:limit]}  # fmt: skip
 
 
 #: How to read each kind's state.

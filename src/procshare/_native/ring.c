@@ -688,9 +688,10 @@ static PyObject *Ring_stats(ps_Ring *self, PyObject *unused)
     ps_ring_layout *r = self->r;
     uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
     return Py_BuildValue(
-        "(KKKKkk)", (unsigned long long)atomic_load(&r->count), (unsigned long long)(tail - head),
+        "(KKKKkkk)", (unsigned long long)atomic_load(&r->count), (unsigned long long)(tail - head),
         (unsigned long long)self->capacity, (unsigned long long)atomic_load(&r->unfinished),
-        (unsigned long)atomic_load(&r->getters), (unsigned long)atomic_load(&r->putters));
+        (unsigned long)atomic_load(&r->getters), (unsigned long)atomic_load(&r->putters),
+        (unsigned long)atomic_load(&r->put_seq));
 }
 
 /* init(mapping, offset, capacity, maxsize): write a new ring's header (the
@@ -741,7 +742,7 @@ static PyMethodDef Ring_methods[] = {
     {"_join_wait", (PyCFunction)Ring_join_wait, METH_O, "_join_wait(timeout) -> bool"},
     {"_stats", (PyCFunction)Ring_stats, METH_NOARGS,
      "_stats() -> (messages, bytes used, capacity, unfinished tasks, sleeping getters, "
-     "sleeping putters)"},
+     "sleeping putters, puts so far modulo 2**32)"},
     {NULL, NULL, 0, NULL},
 };
 
