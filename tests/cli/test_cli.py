@@ -218,3 +218,12 @@ def test_demo_and_bench_speak_json(tmp_path: Any) -> None:
     assert figures["run"]["repeats"] == 1
     rows = figures["sections"]["managers"]
     assert len(rows) == 6 and all(ps > 0 and mp > 0 for _, ps, mp in rows)
+
+
+def test_bench_plots_what_it_measured(tmp_path: Any) -> None:
+    path = tmp_path / "bench.png"
+    r = procshare("bench", "--quick", "--only", "managers", "--plot", str(path))
+    assert r.returncode == 0, r.stderr
+    assert f"plotted to {path}" in r.stdout
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000

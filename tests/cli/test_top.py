@@ -44,7 +44,7 @@ def test_top_shows_objects_rates_sorts_and_quits(name: str) -> None:
     worker = threading.Thread(target=busy)
     worker.start()
     session = f"procshare-top-{name}"
-    command = f"{sys.executable} -m procshare top --interval 0.2"
+    command = f"{sys.executable} -m procshare top --interval 0.2 '{name}.*'"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "220", "-y", "50", command],
                    check=True)  # fmt: skip
     try:
@@ -73,9 +73,9 @@ def test_top_shows_objects_rates_sorts_and_quits(name: str) -> None:
 def test_top_once_prints_a_table(name: str) -> None:
     value = procshare.Value("d", 2.5, name=name)
     try:
-        command = [sys.executable, "-m", "procshare", "top", "--once"]
+        command = [sys.executable, "-m", "procshare", "top", "--once", f"{name}*"]
         out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
         (row,) = [ln for ln in out.splitlines() if ln.startswith(name)]
-        assert "value" in row and "value=2.5" in row
+        assert "value" in row and "value=2.5" in row and out.endswith("1 object(s)\n")
     finally:
         value.unlink()

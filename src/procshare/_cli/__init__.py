@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench.add_argument("--json", metavar="FILE", default=None,
                        help="also write the raw figures, as JSON, to FILE")  # fmt: skip
+    bench.add_argument("--plot", metavar="FILE.png", default=None,
+                       help="also draw the figures (matplotlib, the bench extra)")  # fmt: skip
     bench.add_argument(
         "--seconds",
         type=float,
@@ -111,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="seconds between refreshes, 0.1 to 60 (default 1)")  # fmt: skip
     top.add_argument("--sort", choices=["name", "kind", "size", "rate"], default="name")
     top.add_argument("--once", action="store_true", help="print one table and exit")
+    top.add_argument("pattern", nargs="?", default="*",
+                     help="only names matching this shell pattern (default: all)")  # fmt: skip
     rm = sub.add_parser("rm", help="remove segments by name")
     rm.add_argument("names", nargs="*", help="names to unlink")
     rm.add_argument(
@@ -124,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--interval must be 0.1 to 60 seconds")
         from . import top as _top
 
-        return _top.main(args.once, args.interval, args.sort)
+        return _top.main(args.once, args.interval, args.sort, args.pattern)
     if args.command == "inspect":
         from . import inspect as _inspect
 
@@ -142,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.iterations, args.repeats = 2_000, 1
         if not 0 < args.seconds <= 60:
             parser.error("--seconds must be more than 0 and at most 60")
+        if args.plot is not None:
+            from .bench.plot import available
+
+            if (missing := available()) is not None:
+                parser.error(missing)
     return _interruptible(args)
 
 
@@ -160,7 +169,8 @@ def _interruptible(args: argparse.Namespace) -> int:
 
         procs = args.procs or ([1, 2] if args.only == "scaling" else [])
         seconds = 0.05 if args.quick else args.seconds
-        return _bench.main(args.iterations, args.repeats, args.only, procs, seconds, args.json)
+        return _bench.main(args.iterations, args.repeats, args.only, procs, seconds, args.json,
+                           args.plot)  # fmt: skip
     except KeyboardInterrupt:
         print(f"\nprocshare {args.command}: interrupted", file=sys.stderr)
         return 130

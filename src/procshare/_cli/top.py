@@ -10,6 +10,7 @@ r rate to sort; q to quit); otherwise, or with ``--once``, it prints one table.
 from __future__ import annotations
 
 import curses
+import fnmatch
 import os
 import sys
 import time
@@ -44,14 +45,16 @@ class Row:
 class Sampler:
     """Reads this user's objects; remembers last counts to give rates."""
 
-    def __init__(self) -> None:
-        self.owner = owner_name(os.getuid())
+    def __init__(self, pattern: str = "*") -> None:
+        self.owner, self.pattern = owner_name(os.getuid()), pattern
         self.last: dict[str, tuple[float, Any]] = {}
 
     def sample(self) -> list[Row]:
         rows, now, seen = [], time.monotonic(), {}
         for e in entries():
             if e.owner != self.owner or e.refused or e.kind.startswith("damaged"):
+                continue
+            if not fnmatch.fnmatchcase(e.name, self.pattern):
                 continue
             kind = Kind[e.kind.upper()]
             if kind in TABLE_KINDS:
@@ -107,10 +110,10 @@ def table(rows: list[Row], width: int) -> list[str]:
     return lines
 
 
-def _view(screen: Any, interval: float, sort: str) -> None:
+def _view(screen: Any, interval: float, sort: str, pattern: str) -> None:
     curses.curs_set(0)
     screen.timeout(int(interval * 1000))
-    sampler = Sampler()
+    sampler = Sampler(pattern)
     while True:
         rows = ordered(sampler.sample(), sort)
         height, width = screen.getmaxyx()
@@ -126,11 +129,11 @@ def _view(screen: Any, interval: float, sort: str) -> None:
             sort = SORTS[chr(key)]
 
 
-def main(once: bool, interval: float, sort: str) -> int:
+def main(once: bool, interval: float, sort: str, pattern: str = "*") -> int:
     if once or not sys.stdout.isatty():
-        rows = ordered(Sampler().sample(), sort)
+        rows = ordered(Sampler(pattern).sample(), sort)
         print("\n".join(table(rows, 1_000)))
         print(f"{len(rows)} object(s)")
         return 0
-    curses.wrapper(_view, interval, sort)
+    curses.wrapper(_view, interval, sort, pattern)
     return 0

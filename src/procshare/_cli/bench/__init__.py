@@ -18,7 +18,7 @@ import dataclasses
 import json
 from typing import Any
 
-from . import _runner, actors, counters, dicts, latency, locks, managers, queues, scaling
+from . import _runner, actors, counters, dicts, latency, locks, managers, plot, queues, scaling
 from .queues import BATCH
 
 
@@ -29,9 +29,10 @@ def main(
     procs: list[int] | None = None,
     seconds: float = 0.5,
     json_path: str | None = None,
+    plot_path: str | None = None,
 ) -> int:
     """Run the sections asked for, print their tables, and with json_path write their raw
-    figures there too."""
+    figures there too; with plot_path, draw them."""
     figures: dict[str, Any] = {}
     print(
         f"procshare bench: {iterations:,} iterations per process (slow peers fewer), "
@@ -85,6 +86,9 @@ def main(
         print(f"\nScaling: {seconds:g} s loops in {', '.join(map(str, procs))} processes at once")
         rows, notes = figures["scaling"] = scaling.run(procs, seconds, repeats)
         print(scaling.format_results(rows, procs, notes))
+    if plot_path is not None:
+        plot.plot(figures, plot_path)
+        print(f"\nplotted to {plot_path}")
     if json_path is not None:
         run = {"iterations": iterations, "repeats": repeats, "procs": procs, "seconds": seconds}
         with open(json_path, "w") as f:
