@@ -60,7 +60,9 @@ def plot(figures: dict[str, Any], path: str) -> None:
     for ax, (name, rows) in zip(axes[:, 0], panels, strict=True):
         colours = ["tab:blue" if label.startswith("procshare") else "tab:gray"
                    for label, _, _ in rows]  # fmt: skip
-        ax.barh(range(len(rows)), [rate for _, _, rate in rows], color=colours)
+        rates = [rate for _, _, rate in rows]
+        ax.barh(range(len(rows)), rates, color=colours)
+        ax.set_xlim(left=min(rates) / 3)  # the slowest bar shows, and panels read alike
         ax.set_yticks(range(len(rows)), [f"{label} | {what}" for label, what, _ in rows],
                       fontsize=7)  # fmt: skip
         ax.invert_yaxis()
