@@ -25,13 +25,13 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._data.counter import Counter
 from .._data.list import List
 from .._data.queue import Queue
 from .._data.value import Value
-from ..actors import Actor, ActorRef
+from ..actors import Actor
 from ..managers import SyncManager
 from .progress import Progress
 
@@ -91,14 +91,26 @@ class Row:
         return self.expected - self.got
 
 
-def _run(
-    ctx: Any,
-    label: str,
-    make: Callable[[], tuple[Any, Any]],
-    work: Callable[[Any, Any, int], None],
-    procs: int,
-    incs: int,
-) -> Row:
+def _read_value(value: Any) -> int:
+    return int(value.value)
+
+
+def _actor_total(ref: Any) -> int:
+    """The actor's count once it has handled every message; then it stops."""
+    total = int(ref.ask("total", timeout=300))
+    ref.stop()
+    return total
+
+
+class CounterCase(NamedTuple):
+    label: str
+    make: Callable[[], tuple[Any, Any]]  # (the shared count, the lock or None)
+    work: Callable[[Any, Any, int], None]  # what each process runs
+    read: Callable[[Any], int] = _read_value  # the count it ended with
+
+
+def _run(ctx: Any, case: CounterCase, procs: int, incs: int) -> Row:
+    label, make, work, read = case
     value, lock = make()
     workers = [ctx.Process(target=work, args=(value, lock, incs)) for _ in range(procs)]
     t0 = time.perf_counter()
@@ -106,13 +118,11 @@ def _run(
         p.start()
     for p in workers:
         p.join()
-    got = int(value.ask("total", timeout=300)) if isinstance(value, ActorRef) else int(value.value)
+    got = read(value)
     seconds = time.perf_counter() - t0  # for the actor: until it has handled every message
     failed = [p.exitcode for p in workers if p.exitcode != 0]
     if failed:
         raise RuntimeError(f"{label}: {len(failed)} worker(s) failed, exit codes {failed}")
-    if isinstance(value, ActorRef):
-        value.stop()
     return Row(label, procs, incs, got, seconds)
 
 
@@ -120,7 +130,7 @@ def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list
     """Run every implementation of the counter experiment and return one row each."""
     ctx = mp.get_context(start_method)
     with ctx.Manager() as manager, SyncManager(ctx=ctx) as ps_manager:
-        cases: list[tuple[str, Callable[[], tuple[Any, Any]], Callable[[Any, Any, int], None]]] = [
+        cases = [CounterCase(*case) for case in (
             ("multiprocessing Manager Value, no lock", lambda: (manager.Value("i", 0), None),
              _value_plus_equals),
             ("multiprocessing Manager Value + Manager Lock",
@@ -133,13 +143,14 @@ def counter_rows(procs: int, incs: int, start_method: str | None = None) -> list
             ("procshare Value, v += 1", lambda: (Value("i", 0), None), _atomic),
             ("procshare Value + procshare Lock", _ps_locked, _locked_value),
             ("procshare Counter, c += 1", lambda: (Counter(), None), _atomic),
-            ("procshare actor, tell(1)", lambda: (CountingActor.start(ctx=ctx), None), _tell),
-        ]  # fmt: skip
+            ("procshare actor, tell(1)", lambda: (CountingActor.start(ctx=ctx), None), _tell,
+             _actor_total),
+        )]  # fmt: skip
         rows = []
         with Progress("counter", len(cases)) as progress:
-            for label, make, work in cases:
-                rows.append(row := _run(ctx, label, make, work, procs, incs))
-                progress.done(f"{label}: {row.got}/{row.expected} in {row.seconds:.3f} s")
+            for case in cases:
+                rows.append(row := _run(ctx, case, procs, incs))
+                progress.done(f"{case.label}: {row.got}/{row.expected} in {row.seconds:.3f} s")
         return rows
 
 

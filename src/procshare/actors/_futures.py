@@ -111,8 +111,3 @@ class Future:
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.get_running_loop().run_in_executor(None, self.get).__await__()
-
-    def done(self) -> bool:
-        if self._answer is None:
-            self._answer = self._replies.take(self._id, 0)
-        return self._answer is not None

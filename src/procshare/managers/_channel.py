@@ -59,10 +59,6 @@ class Channel:
     def __init__(self, conn: Connection, inbox: Queue | None, outbox: Queue | None) -> None:
         self.conn, self.inbox, self.outbox = conn, inbox, outbox
 
-    @property
-    def local(self) -> bool:
-        return self.inbox is not None
-
     def send(self, msg: Any) -> None:
         if self.outbox is None:
             self.conn.send(msg)

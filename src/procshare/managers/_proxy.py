@@ -104,7 +104,7 @@ class BaseProxy:
             self._exposed_ = tuple(exposed)
         self._owned = not manager_owned
         if incref and self._owned:
-            self._request(("incref", [self._id]))
+            self._incref()
         if self._owned:
             self._adopt()
         util.register_after_fork(self, BaseProxy._adopt)
@@ -141,11 +141,12 @@ class BaseProxy:
         return self._request(("getvalue", self._id))
 
     def _incref(self) -> None:
+        """Take one more reference on the referent (a proxy owns one)."""
         self._request(("incref", [self._id]))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The receiver owns a reference taken now: the object outlives the journey.
-        self._request(("incref", [self._id]))
+        self._incref()
         cls = None if getattr(type(self), "_auto", False) else type(self)
         return (rebuild_proxy, (cls, self._token, self._exposed_, self._local))
 
