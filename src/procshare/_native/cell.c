@@ -391,8 +391,16 @@ typedef struct {
     PS_VIEW_HEAD
     char *ptr;
     const ps_kind *kind;
-    uint64_t source; /* the serial that `.value` marks the numbers it returns with */
+    uint64_t source;   /* the serial that `.value` marks the numbers it returns with */
+    PyObject *last;    /* the number `.value` last returned (immutable: returned again while */
+    uint64_t last_raw; /* the word still holds last_raw, with no allocation) */
 } ps_Cell;
+
+static void Cell_dealloc(PyObject *self)
+{
+    Py_CLEAR(((ps_Cell *)self)->last);
+    ps_view_dealloc(self);
+}
 
 static PyObject *Cell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -457,19 +465,29 @@ static PyMethodDef Cell_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* `.value`: numbers come back loaded, marked with this cell's source. */
+/* `.value`: numbers come back loaded, marked with this cell's source (the same
+ * object again while the value is unchanged). */
 static PyObject *Cell_get_value(ps_Cell *self, void *closure)
 {
     (void)closure;
     const ps_kind *k = self->kind;
     uint64_t raw = ps_atomic_load(self->ptr, k->width);
+    if (self->last != NULL && self->last_raw == raw)
+        return Py_NewRef(self->last);
+    PyObject *v;
     if (k->cat == CAT_FLOAT)
-        return ps_loaded_double(raw_to_double(k, raw), self->source);
-    if (k->cat != CAT_INT)
+        v = ps_loaded_double(raw_to_double(k, raw), self->source);
+    else if (k->cat != CAT_INT)
         return from_raw(k, raw);
-    if (!k->is_signed)
-        return ps_loaded_ulong(raw, self->source);
-    return ps_loaded_long(raw_to_signed(k, raw), self->source);
+    else if (!k->is_signed)
+        v = ps_loaded_ulong(raw, self->source);
+    else
+        v = ps_loaded_long(raw_to_signed(k, raw), self->source);
+    if (v != NULL) {
+        Py_XSETREF(self->last, Py_NewRef(v));
+        self->last_raw = raw;
+    }
+    return v;
 }
 
 static int Cell_set_value(ps_Cell *self, PyObject *v, void *closure)
@@ -579,7 +597,7 @@ PyTypeObject ps_CellType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Cell",
     .tp_basicsize = sizeof(ps_Cell),
-    .tp_dealloc = ps_view_dealloc,
+    .tp_dealloc = Cell_dealloc,
     .tp_as_number = &Cell_as_number,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Cell(mapping, offset, typecode): one atomic scalar inside a mapping.",
