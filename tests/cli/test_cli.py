@@ -32,10 +32,11 @@ def test_demo_counts_exactly_with_procshare() -> None:
         cells = rows[label]
         assert cells[-5:-2] == ["1200", "1200", "0"], cells  # expected, got, lost
     assert "procshare rows exact, those without a lock included: yes" in r.stdout
-    assert "plain global list" in r.stdout and "parent sees []" in r.stdout
-    for label in ("procshare List", "procshare Manager list"):
-        assert f"{label}".ljust(28) in r.stdout
-    assert r.stdout.count("parent sees [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]") == 3
+    assert rows["plain global list"][3] == "[]"
+    for label in ("procshare List", "procshare Manager list", "multiprocessing Manager list"):
+        assert " ".join(rows[label]).startswith(f"{label} [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] ")
+    # one table style: the ratio column has one name, and each table names its baseline
+    assert r.stdout.count("vs baseline: speed relative to ") == 2
 
 
 def test_bench_quick_prints_every_section_with_ratios() -> None:
@@ -47,8 +48,14 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
                   "Dict incr on one hot key", "Managers", "Actors", "Wake-up latency"):  # fmt: skip
         assert title in out
     lines = out.splitlines()
-    rows = [ln for ln in lines if re.search(r"x  (exact|lost \d+|-)$", ln)]  # a ratio, then updates
-    assert len(rows) == 14 + 14 + 2  # counters 7 x 2; locks 8 + 6; Dict incr at 1 and 2
+    rows = [ln for ln in lines if re.search(r"x +(exact|lost \d+|-)$", ln)]  # a ratio, then updates
+    assert len(rows) == 14 + 14  # counters 7 x 2; locks 8 + 6
+    rows += [ln for ln in lines if ln.startswith("procshare Dict incr(hot key)")]
+    assert len(rows) == 14 + 14 + 2  # and Dict incr at 1 and 2 processes
+    for old in ("procshare is", "vs Pipe", "vs mp.Queue", "speed vs", " ratio "):
+        assert old not in out
+    ratio_heads = [ln for ln in lines if re.search(r"  vs baseline( |$)", ln)]
+    assert len(ratio_heads) == out.count("vs baseline: speed relative to ") == 8
     assert all("exact" in ln for ln in rows if "procshare" in ln and ("+=" in ln or "incr" in ln))
     latency = [ln for ln in out.splitlines() if " us " in ln]
     assert len(latency) == 7 and any(ln.startswith("mp.Pipe") for ln in latency)
@@ -81,7 +88,8 @@ def test_bench_scaling_view_counts_exactly() -> None:
                or " LOST " in ln]  # fmt: skip
     # queues (procshare, mp), incr, Counter, compare_and_set, two locks: all exact
     assert len(checked) >= 7 and all(ln.rstrip().endswith("exact") for ln in checked), out
-    assert "procshare / mp.Lock" in out and "procshare / mp.Queue" in out
+    assert "vs baseline: speed relative to mp.Lock " in out
+    assert re.search(r"procshare Queue vs baseline .*\dx", out)
     assert "Increments" not in out
 
 

@@ -1,4 +1,5 @@
-"""procshare top in a real terminal: under tmux, driven by send-keys, read by capture-pane."""
+"""procshare in a real terminal (top, and the tables drawn with rich): under tmux, driven by
+send-keys, read by capture-pane."""
 
 from __future__ import annotations
 
@@ -79,3 +80,22 @@ def test_top_once_prints_a_table(name: str) -> None:
         assert "value" in row and "value=2.5" in row and out.endswith("1 object(s)\n")
     finally:
         value.unlink()
+
+
+def test_tables_are_drawn_in_a_terminal_and_plain_in_a_pipe(name: str) -> None:
+    counter = procshare.Counter(name=name)
+    session = f"procshare-ls-{name}"
+    command = f"{sys.executable} -m procshare ls; sleep 60"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command],
+                   check=True)  # fmt: skip
+    try:
+        screen = _until(session, lambda s: name in s)
+        assert "\u2500" in screen and "-----" not in screen  # rich's rule, not the plain dashes
+        (row,) = [ln.split() for ln in screen.splitlines() if name in ln]
+        assert row[:2] == [name, "counter"] and "live" in row
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    piped = subprocess.run([sys.executable, "-m", "procshare", "ls"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout  # fmt: skip
+    assert "\u2500" not in piped and "\x1b[" not in piped and "-----" in piped
+    counter.unlink()

@@ -34,6 +34,7 @@ from .._data.value import Value
 from ..actors import Actor
 from ..managers import SyncManager
 from .progress import Progress
+from .table import RATIO, Table, show, speedup
 
 
 def _value_plus_equals(v: Any, lock: Any, n: int) -> None:
@@ -167,31 +168,19 @@ def _ps_locked() -> tuple[Any, Any]:
     return v, v.get_lock()
 
 
-def format_rows(rows: list[Row]) -> str:
-    """The rows as a table, with each time's ratio to the Manager + Lock row."""
-    base = next((r.seconds for r in rows if "Manager Lock" in r.implementation), None)
-    head = (
-        "implementation",
-        "procs x incs",
-        "expected",
-        "got",
-        "lost",
-        "seconds",
-        "speed vs Mgr+Lock",
-    )
-    table = [head]
+COUNTER_BASELINE = "multiprocessing Manager Value + Manager Lock"
+
+
+def counter_table(rows: list[Row], procs: int, incs: int) -> Table:
+    """The rows, each time's speed against the Manager Value + Manager Lock row's."""
+    base = next((r.seconds for r in rows if r.implementation == COUNTER_BASELINE), None)
+    out = Table(f"The article's counter: {procs} processes each add 1, {incs} time(s)",
+                ("implementation", "procs x incs", "expected", "got", "lost", "seconds", RATIO),
+                baseline=COUNTER_BASELINE)  # fmt: skip
     for r in rows:
-        ratio = f"{base / r.seconds:.1f}x" if base and r.seconds > 0 else "-"
-        table.append(
-            (r.implementation, f"{r.procs} x {r.incs}", str(r.expected), str(r.got),
-             str(r.lost), f"{r.seconds:.3f}", ratio)
-        )  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+        out.add(r.implementation, f"{r.procs} x {r.incs}", r.expected, r.got, r.lost,
+                f"{r.seconds:.3f}", speedup(1 / r.seconds, base and 1 / base))  # fmt: skip
+    return out
 
 
 def _produce(q: Any, start: int, n: int) -> None:
@@ -249,17 +238,19 @@ def _send_and_sum(
     return MessageRow(label, producers, messages, got == expected, time.perf_counter() - t0)
 
 
-def format_messages(rows: list[MessageRow]) -> str:
-    base = rows[0].seconds
-    lines = [f"{'queue':24} {'producers x messages':>21} {'sum right':>9} {'msgs/s':>11} "
-             f"{'seconds':>8}  speed vs multiprocessing"]  # fmt: skip
+def messages_table(rows: list[MessageRow]) -> Table:
+    """Each queue's messages per second, against multiprocessing.Queue's."""
+    first = rows[0]
+    out = Table(f"Messages instead of shared state: {first.producers} producers each send "
+                f"{first.messages} numbers to one consumer, which sums them",
+                ("queue", "producers x messages", "sum right", "msgs/s", "seconds", RATIO),
+                baseline=first.queue)  # fmt: skip
     for r in rows:
-        shape = f"{r.producers} x {r.messages}"
         rate = r.producers * r.messages / r.seconds
-        right = "yes" if r.sum_right else "NO"
-        lines.append(f"{r.queue:24} {shape:>21} {right:>9} {rate:>11,.0f} {r.seconds:>8.3f}  "
-                     f"{base / r.seconds:.1f}x")  # fmt: skip
-    return "\n".join(lines)
+        shape, right = f"{r.producers} x {r.messages}", "yes" if r.sum_right else "NO"
+        ratio = speedup(1 / r.seconds, 1 / first.seconds)
+        out.add(r.queue, shape, right, f"{rate:,.0f}", f"{r.seconds:.3f}", ratio)
+    return out
 
 
 _GLOBAL: list[int] = []
@@ -306,25 +297,24 @@ def main(
     procs: int, incs: int, start_method: str | None, messages: int = 20_000, as_json: bool = False
 ) -> int:
     """Run the three scenarios; print their tables (or, with as_json, one JSON object)."""
-    say: Callable[..., None] = (lambda *_: None) if as_json else print
-    say("The article's list: 10 processes each append their number.\n")
     lists = list_rows(10, start_method)
-    width = max(len(label) for label, _, _ in lists)
+    table = Table("The article's list: 10 processes each append their number",
+                  ("implementation", "parent sees", "seconds"), text=2)  # fmt: skip
     for label, seen, seconds in lists:
-        say(f"{label:{width}}  {seconds:6.3f} s  parent sees {seen}")
+        table.add(label, seen, f"{seconds:.3f}")
     ok = all(seen == list(range(10)) for label, seen, _ in lists if label.startswith("procshare"))
-    say(f"\nThe article's counter: {procs} processes each add 1, {incs} time(s).\n")
+    if not as_json:
+        show(table)
     rows = counter_rows(procs, incs, start_method)
-    say(format_rows(rows))
     exact = [r for r in rows if r.implementation.startswith("procshare")]
     ok = ok and all(r.lost == 0 for r in exact)
-    say("\nprocshare rows exact, those without a lock included:", "yes" if ok else "NO")
-    producers = 4
-    say(f"\nMessages instead of shared state: {producers} producers each send {messages} "
-        "numbers to one consumer, which sums them.\n")  # fmt: skip
-    sent = message_rows(producers, messages, start_method)
-    say(format_messages(sent))
+    if not as_json:
+        show(counter_table(rows, procs, incs))
+        print("\nprocshare rows exact, those without a lock included:", "yes" if ok else "NO")
+    sent = message_rows(4, messages, start_method)
     ok = ok and all(r.sum_right for r in sent)
+    if not as_json:
+        show(messages_table(sent))
     if as_json:
         print(json.dumps({
             "list": [{"implementation": label, "parent_sees": seen, "seconds": seconds}

@@ -1,9 +1,11 @@
 """Progress of long runs, on stderr: one line per finished step when stderr is not a
-terminal (logs, CI), one line rewritten in place when it is."""
+terminal (logs, CI), a bar rewritten in place when it is."""
 
 from __future__ import annotations
 
 import sys
+
+BAR = 24  # characters of the bar
 
 
 class Progress:
@@ -18,7 +20,9 @@ class Progress:
         self.count += 1
         line = f"[{self.title} {self.count}/{self.total}] {label}"
         if self.live:
-            sys.stderr.write("\r\x1b[2K" + line[:200])
+            filled = BAR * self.count // max(self.total, 1)
+            bar = "\u2588" * filled + "\u2591" * (BAR - filled)
+            sys.stderr.write(f"\r\x1b[2K{bar} {line}"[:200])
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()

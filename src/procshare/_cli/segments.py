@@ -8,6 +8,7 @@ import json
 from .._errors import NotFoundError
 from .._shm import names as _names
 from .._shm.inventory import entries, leftovers, remove
+from .table import Table, show
 
 
 def main_ls(as_json: bool = False) -> int:
@@ -15,14 +16,17 @@ def main_ls(as_json: bool = False) -> int:
     if as_json:
         print(json.dumps([dataclasses.asdict(e) for e in rows], indent=2))
         return 0
-    print(f"{'name':40} {'kind':10} {'bytes':>9} {'owner':16} {'mode':>5} {'creator':>8}  state")
+    table = Table(
+        f"{len(rows)} segment(s)",
+        ("name", "kind", "owner", "state", "bytes", "mode", "creator"),
+        text=4,
+    )
     for e in rows:
         state = "live" if e.creator_alive else "creator gone"
         if e.refused:
             state += ", refused (not this user's alone)"
-        print(f"{e.name:40} {e.kind:10.60} {e.size:>9} {e.owner:16} {e.mode:>#5o} "
-              f"{e.creator_pid:>8}  {state}")  # fmt: skip
-    print(f"{len(rows)} segment(s)")
+        table.add(e.name, e.kind, e.owner, state, e.size, f"{e.mode:#o}", e.creator_pid)
+    show(table)
     return 0
 
 

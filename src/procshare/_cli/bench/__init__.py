@@ -18,6 +18,7 @@ import dataclasses
 import json
 from typing import Any
 
+from ..table import show
 from . import _runner, actors, counters, dicts, latency, locks, managers, plot, queues, scaling
 from .queues import BATCH
 
@@ -47,45 +48,40 @@ def main(
             for m in started:
                 m.shutdown()
         figures["counters"] = results
-        print("\nIncrements of one shared count\n")
-        print(_runner.format_results(results, counters.BASELINE))
+        show(_runner.table("Increments of one shared count", results, counters.BASELINE))
     if only in (None, "locks"):
         results = figures["locks"] = _runner.run(locks.cases(), iterations, repeats)
-        print("\nLock acquire + release pairs (2 processes: both contend for one lock)\n")
-        print(_runner.format_results(results, locks.BASELINE))
+        title = "Lock acquire + release pairs (2 processes: both contend for one lock)"
+        show(_runner.table(title, results, locks.BASELINE))
     if only in (None, "queues"):
         n = max(BATCH, iterations // 10 // BATCH * BATCH)
-        print(f"\nMessages through a queue: {n:,} per producer\n")
-        figures["queues"] = queues.run(n, repeats)
-        print(queues.format_results(*figures["queues"]))
+        rows, notes = figures["queues"] = queues.run(n, repeats)
+        show(queues.table(rows, notes, n))
     if only in (None, "dicts"):
         n = max(1_000, iterations // 10)
-        print(f"\nShared dict and list: {n:,} operations (Manager proxies 1/50 of that)\n")
-        figures["dicts"] = dicts.run(n, repeats)
-        print(dicts.format_results(*figures["dicts"]))
+        rows, notes = figures["dicts"] = dicts.run(n, repeats)
+        for table in dicts.tables(rows, notes, n):
+            show(table)
         results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
         figures["dict_incr"] = results
-        print("\nDict incr on one hot key\n")
-        print(_runner.format_results(results, results[0].case))
+        show(_runner.table("Dict incr on one hot key", results, None))
     if only in (None, "managers"):
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
-        print(f"\nManagers: the same calls through each manager, {seconds_each:g} s loops\n")
         figures["managers"] = managers.run(seconds_each, repeats)
-        print(managers.format_results(figures["managers"]))
+        show(managers.table(figures["managers"], seconds_each))
     if only in (None, "actors"):
         n = max(100, iterations // 100)
-        print(f"\nActors: {n:,} asks and proxy calls, {10 * n:,} tells (manager proxies 1/10)\n")
-        figures["actors"] = actors.run(n, repeats)
-        print(actors.format_results(*figures["actors"]))
+        rows, notes = figures["actors"] = actors.run(n, repeats)
+        show(actors.table(rows, notes, n))
     if only in (None, "latency"):
         n = max(10, iterations // 500)
-        print(f"\nWake-up latency: {n} round trips between two processes\n")
         figures["latency"] = latency.run(n, repeats)
-        print(latency.format_results(figures["latency"]))
+        show(latency.table(figures["latency"], n))
     if procs and only in (None, "scaling"):
         print(f"\nScaling: {seconds:g} s loops in {', '.join(map(str, procs))} processes at once")
-        rows, notes = figures["scaling"] = scaling.run(procs, seconds, repeats)
-        print(scaling.format_results(rows, procs, notes))
+        scaled, notes = figures["scaling"] = scaling.run(procs, seconds, repeats)
+        for table in scaling.tables(scaled, procs, notes):
+            show(table)
     if plot_path is not None:
         plot.plot(figures, plot_path)
         print(f"\nplotted to {plot_path}")

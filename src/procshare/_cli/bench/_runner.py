@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..progress import Progress
+from ..table import RATIO, Table, speedup
 
 ctx = mp.get_context("fork")
 
@@ -89,21 +90,14 @@ def run(cases: Sequence[Case], iterations: int, repeats: int) -> list[Result]:
     ]  # fmt: skip
 
 
-def ratio(x: float) -> str:
-    """A ratio as a reader takes it in: 3 significant digits, or 1/N below 0.01."""
-    if x >= 100:
-        return f"{x:,.0f}x"
-    if x >= 0.01:
-        return f"{x:.3g}x"
-    return f"1/{1 / x:,.0f}x" if x > 0 else "0x"
-
-
-def format_results(results: list[Result], baseline: str) -> str:
-    """A table of ops/s, the ratio to the baseline case at the same process count, and losses."""
-    lines = [f"{'case':52} {'procs':>5} {'ops/s':>13} {'ratio':>9}  updates"]
+def table(title: str, results: list[Result], baseline: str | None) -> Table:
+    """Ops/s of each case, its ratio to the baseline case at the same process count, and
+    whether its updates were exact."""
+    head = ("case", "procs", "ops/s") + ((RATIO,) if baseline else ()) + ("updates",)
+    out = Table(title, head, baseline=baseline and " ".join(baseline.split()))
     for r in results:
-        base = next(x.ops_per_s for x in results if x.procs == r.procs and x.case == baseline)
         exact = "-" if r.lost is None else ("exact" if r.lost == 0 else f"lost {r.lost}")
-        shown = ratio(r.ops_per_s / base)
-        lines.append(f"{r.case:52} {r.procs:>5} {r.ops_per_s:>13,.0f} {shown:>9}  {exact}")
-    return "\n".join(lines)
+        base = [x.ops_per_s for x in results if x.procs == r.procs and x.case == baseline]
+        shown = (speedup(r.ops_per_s, base[0] if base else None),) if baseline else ()
+        out.add(r.case, r.procs, f"{r.ops_per_s:,.0f}", *shown, exact)
+    return out

@@ -11,7 +11,11 @@ from multiprocessing import managers as mp_managers
 from typing import Any
 
 from ..demo import CountingActor as Tally
+from ..table import RATIO, Table, speedup
 from ._runner import ctx
+
+PYKKA = "Pykka (threads)"
+MANAGER = "mp manager proxy"
 
 
 class _MpManager(mp_managers.BaseManager):
@@ -77,12 +81,12 @@ def _peers(notes: list[str]) -> Iterator[dict[str, dict[str, Callable[[int], flo
             pref = PykkaTally.start()
             stack.callback(pref.stop)
             pproxy = pref.proxy()
-            peers["Pykka (threads)"] = _operations(pref.ask, lambda: pproxy.add(0).get(), pref.tell)
+            peers[PYKKA] = _operations(pref.ask, lambda: pproxy.add(0).get(), pref.tell)
         except ImportError:
             notes.append("Pykka is not installed (pip install 'procshare[bench]'): skipped")
         manager = stack.enter_context(_MpManager(ctx=ctx))
         tally = manager.Tally()  # type: ignore[attr-defined]
-        peers["mp manager proxy"] = _operations(tally.on_receive, lambda: tally.add(0), None)
+        peers[MANAGER] = _operations(tally.on_receive, lambda: tally.add(0), None)
         yield peers
 
 
@@ -93,17 +97,20 @@ def run(n: int, repeats: int) -> tuple[list[tuple[str, str, float]], list[str]]:
     with _peers(notes) as peers:
         for _ in range(repeats):
             for peer, ops in peers.items():
-                count = n if "manager" not in peer else max(10, n // 10)
+                count = n if peer != MANAGER else max(10, n // 10)
                 for op, measure in ops.items():
                     rates.setdefault((peer, op), []).append(measure(count))
     return [(p, o, statistics.median(r)) for (p, o), r in rates.items()], notes
 
 
-def format_results(rows: list[tuple[str, str, float]], notes: list[str]) -> str:
-    base = {op: rate for peer, op, rate in rows if peer == "procshare actor"}
-    lines = [f"{'peer':20} {'operation':12} {'ops/s':>12} {'us/op':>8} {'procshare is':>13}"]
+def table(rows: list[tuple[str, str, float]], notes: list[str], n: int) -> Table:
+    """Each peer's operations, against Pykka's (the manager proxy's where Pykka is missing)."""
+    peers = {peer for peer, _, _ in rows}
+    baseline = PYKKA if PYKKA in peers else MANAGER
+    base = {op: rate for peer, op, rate in rows if peer == baseline}
+    out = Table(f"Actors: {n:,} asks and proxy calls, {10 * n:,} tells (manager proxies 1/10)",
+                ("peer", "operation", "ops/s", "us/op", RATIO), text=2, baseline=baseline,
+                notes=notes)  # fmt: skip
     for peer, op, rate in rows:
-        lines.append(
-            f"{peer:20} {op:12} {rate:>12,.0f} {1e6 / rate:>8.1f} {base[op] / rate:>12.1f}x"
-        )
-    return "\n".join(lines + notes)
+        out.add(peer, op, f"{rate:,.0f}", f"{1e6 / rate:.1f}", speedup(rate, base.get(op)))
+    return out

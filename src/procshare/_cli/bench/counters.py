@@ -8,7 +8,7 @@ from ..._data.counter import Counter
 from ..._data.value import Value
 from ._runner import Case, ctx
 
-BASELINE = "procshare Counter  c += 1"
+BASELINE = "mp.Value           with get_lock(): v.value += 1"
 
 
 def _loop_iadd(obj: Any, n: int) -> None:
@@ -53,11 +53,11 @@ def cases(managers: list[Any]) -> list[Case]:
         return manager.Value("q", 0), manager.Lock()
 
     return [
-        Case(BASELINE, Counter, _loop_iadd, _value_of),
+        Case("procshare Counter  c += 1", Counter, _loop_iadd, _value_of),
         Case("procshare Value    v += 1", lambda: Value("q", 0), _loop_iadd, _value_of),
         Case("procshare Value    with get_lock(): v.value += 1", lambda: Value("q", 0),
              _loop_locked, _value_of, 0.5),
-        Case("mp.Value           with get_lock(): v.value += 1", lambda: ctx.Value("q", 0),
+        Case(BASELINE, lambda: ctx.Value("q", 0),
              _loop_locked, _value_of, 0.2),
         Case("mp.RawValue        v.value += 1 (unsafe)", lambda: ctx.RawValue("q", 0),
              _loop_value_unsafe, _value_of),

@@ -13,7 +13,12 @@ from typing import Any
 
 from ..._data.dict import Dict
 from ..._data.list import List
+from ..table import RATIO, Table, speedup
 from ._runner import Case, ctx
+
+DICT_BASELINE = "mp Manager().dict()"
+LIST_BASELINE = "mp Manager().list()"
+LIST_PEERS = ("procshare List", LIST_BASELINE)
 
 KEYS = [f"key{i}" for i in range(1000)]
 SMALL = "value"
@@ -40,7 +45,7 @@ def _peers(notes: list[str]) -> Iterator[dict[str, Any]]:
         peers["procshare Dict"] = (d.__getitem__, d.__setitem__)
         manager = stack.enter_context(ctx.Manager())
         md = manager.dict()
-        peers["mp Manager().dict()"] = (md.__getitem__, md.__setitem__)
+        peers[DICT_BASELINE] = (md.__getitem__, md.__setitem__)
         try:
             from UltraDict import UltraDict  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
@@ -70,13 +75,13 @@ def _peers(notes: list[str]) -> Iterator[dict[str, Any]]:
         yield peers
 
 
-def _list_cases(manager: Any, n: int, repeats: int) -> list[tuple[str, float]]:
+def _list_cases(manager: Any, n: int, repeats: int) -> list[tuple[str, str, float]]:
     out = []
-    for name, make in (("procshare List", List), ("mp Manager().list()", manager.list)):
+    for name, make in zip(LIST_PEERS, (List, manager.list), strict=True):
         items = make()
         count = n if name.startswith("procshare") else n // 20
-        out.append((f"{name} append", _ops_per_s(items.append, count, repeats)))
-        out.append((f"{name} [i]", _ops_per_s(partial(_seventh, items), count, repeats)))
+        out.append((name, "append", _ops_per_s(items.append, count, repeats)))
+        out.append((name, "[i]", _ops_per_s(partial(_seventh, items), count, repeats)))
     return out
 
 
@@ -111,18 +116,24 @@ def run(n: int, repeats: int) -> tuple[list[tuple[str, str, float]], list[str]]:
                 rows.append((name, f"set {value_name}", set_rate))
                 rows.append((name, f"get {value_name}", _ops_per_s(get, n // scale, repeats)))
     with ctx.Manager() as manager:
-        rows += [(name, "", rate) for name, rate in _list_cases(manager, n, repeats)]
+        rows += _list_cases(manager, n, repeats)
     return rows, notes
 
 
-def format_results(rows: list[tuple[str, str, float]], notes: list[str]) -> str:
-    lines = [f"{'implementation':28} {'operation':18} {'ops/s':>12} {'procshare is':>14}"]
-    for name, op, rate in rows:
-        base = next((r for n, o, r in rows if o == op and n.startswith("procshare")), rate)
-        if not op:  # list rows: compare with the procshare row of the same operation
-            suffix = name.split()[-1]
-            base = next(
-                r for n, _, r in rows if n.startswith("procshare List") and n.endswith(suffix)
-            )
-        lines.append(f"{name:28} {op:18} {rate:>12,.0f} {base / rate:>13.1f}x")
-    return "\n".join(lines + notes)
+def tables(rows: list[tuple[str, str, float]], notes: list[str], n: int) -> list[Table]:
+    """Two tables, dict then list, each against its multiprocessing Manager proxy."""
+    out = []
+    for kind, baseline in (("dict", DICT_BASELINE), ("list", LIST_BASELINE)):
+        t = Table(
+            f"Shared {kind}: {n:,} operations (Manager proxies 1/50 of that)",
+            ("implementation", "operation", "ops/s", RATIO),
+            text=2,
+            baseline=baseline,
+        )
+        for name, op, rate in rows:
+            if (name in LIST_PEERS) == (kind == "list"):
+                base = next((r for m, o, r in rows if o == op and m == baseline), None)
+                t.add(name, op, f"{rate:,.0f}", speedup(rate, base))
+        out.append(t)
+    out[-1].notes = notes
+    return out

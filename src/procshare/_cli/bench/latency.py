@@ -11,6 +11,7 @@ from ..._data.queue import Queue
 from ..._data.value import RawValue
 from ..._sync.condition import Condition
 from ..._sync.event import Event
+from ..table import RATIO, Table, speedup
 from ._runner import ctx
 
 PIPE = "mp.Pipe            send / recv"
@@ -128,9 +129,12 @@ def run(n: int, repeats: int) -> list[tuple[str, float]]:
     return [(name, statistics.median(t)) for name, t in times.items()]
 
 
-def format_results(results: list[tuple[str, float]]) -> str:
+def table(results: list[tuple[str, float]], n: int) -> Table:
+    """Round trips of each case, against a multiprocessing Pipe's."""
     pipe = dict(results)[PIPE]
-    lines = [f"{'ping-pong between two processes':40} {'round trip':>12} {'vs Pipe':>9}"]
+    out = Table(f"Wake-up latency: {n} round trips between two processes",
+                ("ping-pong between two processes", "round trip", RATIO),
+                baseline=" ".join(PIPE.split()))  # fmt: skip
     for name, t in results:
-        lines.append(f"{name:40} {t * 1e6:>9.1f} us {t / pipe:>8.2f}x")
-    return "\n".join(lines)
+        out.add(name, f"{t * 1e6:.1f} us", speedup(1 / t, 1 / pipe))
+    return out

@@ -9,7 +9,7 @@ from ..._sync.lock import Lock, RLock
 from ..._sync.semaphore import Semaphore
 from ._runner import Case, ctx
 
-BASELINE = "procshare Lock        acquire(); release()"
+BASELINE = "mp.Lock               acquire(); release()"
 
 
 def _loop_pairs(lock: Any, n: int) -> None:
@@ -21,8 +21,8 @@ def _loop_pairs(lock: Any, n: int) -> None:
 
 def cases() -> list[Case]:
     return [
-        Case(BASELINE, Lock, _loop_pairs),
-        Case("mp.Lock               acquire(); release()", ctx.Lock, _loop_pairs),
+        Case("procshare Lock        acquire(); release()", Lock, _loop_pairs),
+        Case(BASELINE, ctx.Lock, _loop_pairs),
         Case("threading.Lock        (one process only)", threading.Lock, _loop_pairs, procs=(1,)),
         Case("procshare RLock       acquire(); release()", RLock, _loop_pairs),
         Case("mp.RLock              acquire(); release()", ctx.RLock, _loop_pairs),

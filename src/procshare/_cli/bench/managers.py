@@ -15,6 +15,7 @@ from multiprocessing import managers as mp_managers
 from typing import Any
 
 from ...managers import BaseManager, SyncManager
+from ..table import RATIO, Table, speedup
 from ._runner import ctx
 
 
@@ -101,8 +102,11 @@ def run(seconds: float, repeats: int) -> list[tuple[str, float, float]]:
         ]  # fmt: skip
 
 
-def format_results(rows: list[tuple[str, float, float]]) -> str:
-    lines = [f"{'operation (one client)':34} {'procshare ops/s':>16} {'mp ops/s':>12} {'ratio':>9}"]
+def table(rows: list[tuple[str, float, float]], seconds: float) -> Table:
+    """Each operation through procshare's manager and through multiprocessing's."""
+    out = Table(f"Managers: the same calls through each manager, {seconds:g} s loops",
+                ("operation (one client)", "procshare ops/s", "mp ops/s", RATIO),
+                baseline="multiprocessing's manager")  # fmt: skip
     for name, ps, mp in rows:
-        lines.append(f"{name:34} {ps:>16,.0f} {mp:>12,.0f} {ps / mp:>8.1f}x")
-    return "\n".join(lines)
+        out.add(name, f"{ps:,.0f}", f"{mp:,.0f}", speedup(ps, mp))
+    return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._data.queue import Queue
+from ..table import RATIO, Table, speedup
 from ._runner import ctx
 
 MESSAGE = b"m" * 100
@@ -110,9 +111,19 @@ def run(n: int, repeats: int) -> tuple[list[tuple[str, str, float]], list[str]]:
     return [(c, s, statistics.median(r)) for (c, s), r in rates.items()], notes
 
 
-def format_results(results: list[tuple[str, str, float]], notes: list[str]) -> str:
-    lines = [f"{'100-byte messages':40} {'shape':>6} {'msgs/s':>12} {'vs mp.Queue':>12}"]
+BASELINE = "mp.Queue put / get"
+
+
+def table(results: list[tuple[str, str, float]], notes: list[str], n: int) -> Table:
+    """Messages per second of each case and shape, against multiprocessing.Queue's."""
+    out = Table(
+        f"Messages through a queue: {n:,} 100-byte messages per producer",
+        ("case", "shape", "msgs/s", RATIO),
+        text=2,
+        baseline=BASELINE,
+        notes=notes,
+    )
     for name, shape, rate in results:
-        base = next(r for c, s, r in results if s == shape and c.startswith("mp.Queue"))
-        lines.append(f"{name:40} {shape:>6} {rate:>12,.0f} {rate / base:>11.1f}x")
-    return "\n".join(lines + notes)
+        base = next(r for c, s, r in results if s == shape and " ".join(c.split()) == BASELINE)
+        out.add(name, shape, f"{rate:,.0f}", speedup(rate, base))
+    return out

@@ -24,6 +24,8 @@ from ..._data.counter import Counter
 from ..._data.dict import Dict
 from ..._data.queue import Queue
 from ..._sync.lock import Lock
+from ..progress import Progress
+from ..table import RATIO, Table, speedup
 from ._runner import ctx
 
 CHUNK = 500  # operations between two reads of the clock
@@ -307,23 +309,20 @@ class Row:
     lost: int | None  # the worst over every run (None: not checked)
 
 
-def run(
-    procs: list[int], seconds: float, repeats: int, progress: Callable[[str], None] = print
-) -> tuple[list[Row], list[str]]:
+def run(procs: list[int], seconds: float, repeats: int) -> tuple[list[Row], list[str]]:
     """Every case at every process count (queues only at even counts)."""
     found, notes = cases()
     rates: dict[tuple[int, int], list[float]] = {}
     lost: dict[int, int | None] = {}
-    for n in procs:
-        for _ in range(repeats):
-            for i, case in enumerate(found):
-                if case.start is None and n % 2:
-                    continue
-                rate, missing = measure_once(case, n, seconds)
-                rates.setdefault((i, n), []).append(rate)
-                if missing is not None:
-                    lost[i] = max(lost.get(i) or 0, missing)
-        progress(f"  {n} processes: done")
+    runs = [(n, i) for n in procs for _ in range(repeats) for i, case in enumerate(found)
+            if case.start is not None or n % 2 == 0]  # fmt: skip
+    with Progress("scaling", len(runs)) as progress:
+        for n, i in runs:
+            rate, missing = measure_once(found[i], n, seconds)
+            rates.setdefault((i, n), []).append(rate)
+            if missing is not None:
+                lost[i] = max(lost.get(i) or 0, missing)
+            progress.done(f"{found[i].name}, {n} procs: {_si(rate)}/s")
     rows = [
         Row(case.operation, case.name,
             {n: statistics.median(rates[i, n]) for n in procs if (i, n) in rates}, lost.get(i))
@@ -332,28 +331,26 @@ def run(
     return rows, notes
 
 
-def format_results(rows: list[Row], procs: list[int], notes: list[str]) -> str:
-    """One table per operation: total ops/s at each process count, then procshare's ratio
-    to each peer at each count."""
-    head = f"{'':34}" + "".join(f"{n:>10}" for n in procs) + "  counts"
-    lines: list[str] = []
+def tables(rows: list[Row], procs: list[int], notes: list[str]) -> list[Table]:
+    """One table per operation: total ops/s at each process count and, where a peer ran,
+    procshare's ratio to the last peer listed (the strongest: faster-fifo, LMDB, mp.Lock)."""
+    out = []
     for op in dict.fromkeys(r.operation for r in rows):
         group = [r for r in rows if r.operation == op]
-        lines += ["", f"{op} (total ops/s over N processes)", head]
+        peers = [r for r in group if not r.name.startswith("procshare")]
+        t = Table(f"{op}: total ops/s over N processes",
+                  ("implementation", *(f"N={n}" for n in procs), "counts"),
+                  baseline=peers[-1].name if peers else None)  # fmt: skip
         for r in group:
-            cells = "".join(f"{_si(r.rates[n]) if n in r.rates else '-':>10}" for n in procs)
             counts = "-" if r.lost is None else "exact" if r.lost == 0 else f"LOST {r.lost}"
-            lines.append(f"{r.name:34}{cells}  {counts}")
-        mine = group[0]
-        for peer in group[1:]:
-            if peer.name.startswith("procshare"):
-                continue  # procshare beside procshare: a reference, not a peer
-            cells = "".join(
-                f"{mine.rates[n] / peer.rates[n]:>9.2f}x" if n in peer.rates else f"{'-':>10}"
-                for n in procs
-            )
-            lines.append(f"{'  procshare / ' + peer.name:34}{cells}")
-    return "\n".join([*lines, "", *notes])
+            t.add(r.name, *(_si(r.rates[n]) if n in r.rates else "-" for n in procs), counts)
+        if peers:
+            mine, base = group[0].rates, peers[-1].rates
+            t.add(f"{group[0].name} {RATIO}",
+                  *(speedup(mine.get(n), base.get(n)) for n in procs), "")  # fmt: skip
+        out.append(t)
+    out[-1].notes = notes
+    return out
 
 
 def _si(rate: float) -> str:
