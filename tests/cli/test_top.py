@@ -85,8 +85,9 @@ def test_top_once_prints_a_table(name: str) -> None:
 def test_tables_are_drawn_in_a_terminal_and_plain_in_a_pipe(name: str) -> None:
     counter = procshare.Counter(name=name)
     session = f"procshare-ls-{name}"
-    command = f"{sys.executable} -m procshare ls; sleep 60"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command],
+    # the pane's own size, whatever COLUMNS the tmux server was started with
+    command = f"env -u COLUMNS -u LINES {sys.executable} -m procshare ls; sleep 60"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "250", "-y", "300", command],
                    check=True)  # fmt: skip
     try:
         screen = _until(session, lambda s: name in s)

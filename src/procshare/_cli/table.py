@@ -87,7 +87,13 @@ def show(table: Table) -> None:
         box=box.SIMPLE_HEAD,
     )
     for i, name in enumerate(table.columns):
-        drawn.add_column(name, justify="left" if i < table.text else "right", no_wrap=i > 0)
+        # the first column names the row: folded onto more lines when narrow, never cut
+        drawn.add_column(
+            name,
+            justify="left" if i < table.text else "right",
+            overflow="fold" if i == 0 else "ellipsis",
+            no_wrap=i > 0,
+        )
     for row in table.rows:
         drawn.add_row(*row)
     console = Console(highlight=False)
