@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from procshare import Counter, Dict, KindError, List
+from procshare import Counter, Dict, KindError, List, _core
 from procshare._shm import inventory as _inventory
 
 import workers
@@ -177,6 +177,37 @@ def test_bad_input_changes_nothing(name: str) -> None:
     with pytest.raises(KindError):
         Dict(name=name)
     items.unlink()
+
+
+def test_growth_keeps_every_element_and_compacts() -> None:
+    items = List(["a"])
+    items.extend(range(10_000))  # past the first table: grown, elements copied in C
+    items.extend(["x" * 300] * 50)
+    items.insert(5, ("t", 1))
+    assert len(items) == 10_052 and items[:3] == ["a", 0, 1] and items[5] == ("t", 1)
+    assert items[-1] == "x" * 300 and items.count("x" * 300) == 50
+    generation = items._gen
+    for i in range(300):  # each rewrite leaves garbage; a full heap grows and compacts
+        items[0] = "y" * (i * 40)
+    assert items._gen > generation and items[0] == "y" * 11_960 and items[1:3] == [0, 1]
+    used, garbage, size = items._current().heap()
+    assert garbage < used <= size and len(items) == 10_052
+
+
+def test_packed_records_are_checked_before_anything_changes() -> None:
+    items = List([1])
+    _, packed = _core.pack([2, "two"], False)
+    table = items._current()
+    for bad in (packed[:-8], packed[:4], b"\xff\xff\xff\x7f\x00\x00\x00\x00"):
+        with pytest.raises(ValueError, match="cut short"):
+            table.extend_packed(bad, 0)
+    for start in (3, -8, len(packed) + 8):
+        with pytest.raises(ValueError, match="start"):
+            table.extend_packed(packed, start)
+    with pytest.raises(TypeError):
+        table.copy_from(items)
+    assert items == [1] and table.heap()[1] == 0
+    assert table.extend_packed(packed, 0) == (2, len(packed)) and items == [1, 2, "two"]
 
 
 def test_the_article_list_fills_from_ten_processes(ctx: Any) -> None:

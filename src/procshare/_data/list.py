@@ -47,8 +47,8 @@ class List(Generational, MutableSequence[Any]):
     def __new__(
         cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> Any:
-        items = [encode_value(v) for v in iterable]  # errors here change nothing
-        self, _ = cls._open_root(name, _plan(items), mode)
+        packed = _core.pack(iterable, False)  # errors here change nothing
+        self, _ = cls._open_root(name, _plan(packed), mode)
         self._fresh = True
         return self
 
@@ -58,9 +58,9 @@ class List(Generational, MutableSequence[Any]):
         """Called again on an existing List, replaces its contents as list.__init__ does."""
         if self._constructing():
             return
-        items = [encode_value(v) for v in iterable]
+        packed = _core.pack(iterable, False)
         with self._lock:
-            self._rebuild(items)
+            self._replace(*_plan(packed))
 
     # -- storage ------------------------------------------------------------------
 
@@ -72,9 +72,23 @@ class List(Generational, MutableSequence[Any]):
         values: list[Any] = self._stable(_decoded)
         return values
 
-    def _rebuild(self, items: list[Item], room: int = 0) -> _core.Vector:
-        """Publish a new generation holding exactly items, with room to grow."""
-        table: _core.Vector = self._replace(*_plan(items, room))
+    def _rebuild(self, items: list[Item]) -> None:
+        """Publish a new generation holding exactly items (a new order of elements)."""
+        self._replace(*_plan(_core.pack(items, True)))
+
+    def _grow(self, room: int, room_bytes: int) -> _core.Vector:
+        """Publish a new generation with this one's elements, copied in C, and room for
+        room more taking room_bytes (garbage is left behind: growing also compacts)."""
+        old = self._table
+        used, garbage, _ = old.heap()
+        capacity = max(8, (len(old) + room) * 3 // 2)  # room is already geometric for appends
+        heap = _aligned(max(4096, (used - garbage + room_bytes) * 3 // 2 + 16 * room))
+
+        def init(mapping: _core.Mapping, offset: int) -> None:
+            _core.Vector.init(mapping, offset, capacity, heap)
+            _core.Vector(mapping, offset).copy_from(old)
+
+        table: _core.Vector = self._replace(_core.VECTOR_HEADER + 16 * capacity + heap, init)
         return table
 
     def _index(self, n: int, length: int) -> int:
@@ -141,15 +155,17 @@ class List(Generational, MutableSequence[Any]):
     def append(self, value: Any) -> None:
         tag, data = encode_value(value)
         with self._lock:
-            if not self._writable().append(tag, data):
-                self._rebuild([*self._items(), (tag, data)], room=len(self))
+            table = self._writable()
+            if not table.append(tag, data):
+                self._grow(len(table) + 1, 16 + len(data)).append(tag, data)
 
     def extend(self, values: Iterable[Any]) -> None:
-        items = [encode_value(v) for v in values]
+        """Encoded in one C call before the lock is taken, appended in one more."""
+        count, packed = _core.pack(values, False)
         with self._lock:
-            done = self._writable().extend(items)
-            if done < len(items):
-                self._rebuild(self._items() + items[done:], room=len(self) + len(items))
+            done, at = self._writable().extend_packed(packed, 0)
+            if done < count:
+                self._grow(count - done, len(packed) - at).extend_packed(packed, at)
 
     def __iadd__(self, values: Iterable[Any]) -> List:  # type: ignore[misc]
         self.extend(values)
@@ -181,10 +197,8 @@ class List(Generational, MutableSequence[Any]):
         with self._lock:
             table = self._writable()
             n = self._index(index, len(table))
-            if not table.set(n, tag, data):
-                items = self._items()
-                items[n] = (tag, data)
-                self._rebuild(items)
+            if not table.set(n, tag, data):  # heap full: compacted into the next table
+                self._grow(0, 16 + len(data)).set(n, tag, data)
 
     # -- writing: rearranging (a new generation) -----------------------------------
 
@@ -207,9 +221,7 @@ class List(Generational, MutableSequence[Any]):
             length = len(table)
             n = max(0, i + length) if i < 0 else min(i, length)  # list.insert's clamping
             if not table.insert(n, tag, data):  # full: the next generation, with room
-                items = self._items()
-                items.insert(n, (tag, data))
-                self._rebuild(items, room=length)
+                self._grow(length + 1, 16 + len(data)).insert(n, tag, data)
 
     def remove(self, value: Any) -> None:
         """Remove the first item equal to value (ValueError if none), in one step: found
@@ -338,14 +350,21 @@ def _value(table: _core.Vector, i: SupportsIndex) -> Any:
     return table.value(i, _MISSING)
 
 
-def _plan(items: list[Item], room: int = 0) -> Plan:
-    """A table holding exactly items, with room for more."""
-    capacity = max(8, 2 * (len(items) + room))
-    heap = -(-max(4096, 3 * sum(16 + len(d) for _, d in items) + 64 * (room + 8)) // 8) * 8
+def _aligned(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+def _plan(packed: tuple[int, bytes]) -> Plan:
+    """A table holding exactly the packed elements (from _core.pack), with room for as
+    many more."""
+    count, records = packed
+    capacity = max(8, 2 * count)
+    heap = _aligned(max(4096, 2 * len(records) + 64 * 8))
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Vector.init(mapping, offset, capacity, heap)
-        if _core.Vector(mapping, offset).extend(items) != len(items):
+        done, _ = _core.Vector(mapping, offset).extend_packed(records, 0)
+        if done != count:
             raise RuntimeError("the elements did not fit the next table")
 
     return _core.VECTOR_HEADER + 16 * capacity + heap, init  # two slot arrays

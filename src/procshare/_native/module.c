@@ -50,6 +50,8 @@ static PyMethodDef module_methods[] = {
      "encode_value(value) -> (tag, data): bytes, str and 64-bit ints as they are, else pickled."},
     {"encode_item", (PyCFunction)(void (*)(void))ps_encode_item_py, METH_FASTCALL,
      "encode_item(key, value) -> (canonical key, key pickle or b'', value tag, value bytes)."},
+    {"pack", (PyCFunction)(void (*)(void))ps_pack_py, METH_FASTCALL,
+     "pack(values, encoded) -> (count, packed): List elements as heap records, in one call."},
     {"canonical", (PyCFunction)ps_canonical_py, METH_O,
      "canonical(key) -> bytes equal for keys that are equal in a dict, in every process."},
     {"new_source", (PyCFunction)ps_new_source_py, METH_NOARGS,

@@ -234,44 +234,185 @@ static int parse_item(PyObject *tag_obj, PyObject *data, uint32_t *tag)
     return 0;
 }
 
-/* extend(items) -> int: append (tag, bytes) items in order while they fit;
- * how many were appended.  The caller holds the list's lock. */
-static PyObject *Vector_extend(ps_Vector *self, PyObject *items)
+/* ---- packed elements: many appended in one call ------------------------ */
+
+/* Heap records written straight into a bytes object that grows as needed. */
+typedef struct {
+    PyObject *bytes;
+    size_t used, cap;
+} ps_packing;
+
+static int pack_one(ps_packing *p, uint32_t tag, const char *data, Py_ssize_t len)
 {
-    PyObject *seq = PySequence_Fast(items, "extend(items: list of (tag, bytes))");
+    if ((uint64_t)len > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a list element is limited to 4 GiB");
+        return -1;
+    }
+    size_t need = sizeof(ps_velem) + (size_t)ALIGN8((uint64_t)len);
+    if (need > p->cap - p->used) {
+        size_t cap = p->cap;
+        while (need > cap - p->used)
+            cap *= 2;
+        if (_PyBytes_Resize(&p->bytes, (Py_ssize_t)cap) < 0)
+            return -1;
+        p->cap = cap;
+    }
+    char *at = PyBytes_AS_STRING(p->bytes) + p->used;
+    ps_velem e = {.len = (uint32_t)len, .tag = tag};
+    memcpy(at, &e, sizeof e);
+    memcpy(at + sizeof e, data, (size_t)len);
+    memset(at + sizeof e + len, 0, need - sizeof e - (size_t)len);
+    p->used += need;
+    return 0;
+}
+
+/* pack(values, encoded) -> (count, packed): the values as heap records ({len,
+ * tag}, the bytes, zero padding to 8), in order, for extend_packed.  With
+ * encoded, each value is already a (tag, bytes) element.  Called before the
+ * list's lock is taken, so pickling runs outside it. */
+PyObject *ps_pack_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pack(values, encoded: bool)");
+        return NULL;
+    }
+    int encoded = PyObject_IsTrue(args[1]);
+    PyObject *seq = encoded < 0 ? NULL : PySequence_Fast(args[0], "pack(values): an iterable");
     if (seq == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), done = 0;
-    ps_vview view;
-    if (view_of(self, &view) < 0) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    /* room for n small elements (16 bytes each, an int's) to start with */
+    ps_packing p = {.bytes = NULL, .used = 0, .cap = 16 * (size_t)n + 64};
+    p.bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p.cap);
+    if (p.bytes == NULL) {
         Py_DECREF(seq);
         return NULL;
     }
-    uint64_t len = (uint64_t)view.length;
-    for (; done < n && len < self->capacity; done++, len++) {
-        PyObject *it = PySequence_Fast_GET_ITEM(seq, done);
-        uint32_t tag;
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
-            parse_item(PyTuple_GET_ITEM(it, 0), PyTuple_GET_ITEM(it, 1), &tag) < 0) {
-            if (!PyErr_Occurred())
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        int failed;
+        if (encoded) {
+            uint32_t tag;
+            failed = !PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
+                     parse_item(PyTuple_GET_ITEM(it, 0), PyTuple_GET_ITEM(it, 1), &tag) < 0;
+            if (failed && !PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "an element is (tag: int, data: bytes)");
+            PyObject *data = failed ? NULL : PyTuple_GET_ITEM(it, 1);
+            failed =
+                failed || pack_one(&p, tag, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) < 0;
+        } else {
+            ps_encoded e;
+            failed = ps_encode(it, &e) < 0;
+            if (!failed) {
+                failed = pack_one(&p, e.tag, e.data, e.len) < 0;
+                ps_encoded_done(&e);
+            }
+        }
+        if (failed) {
+            Py_XDECREF(p.bytes);
             Py_DECREF(seq);
             return NULL;
         }
-        PyObject *data = PyTuple_GET_ITEM(it, 1);
-        uint64_t off =
-            heap_add(self, tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
-        if (off == 1) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        if (off == 0)
-            break;
-        atomic_store_explicit(&view.slots[len], off, memory_order_release);
-        publish_length(self, &view, len + 1);
     }
     Py_DECREF(seq);
-    return PyLong_FromSsize_t(done);
+    if (_PyBytes_Resize(&p.bytes, (Py_ssize_t)p.used) < 0)
+        return NULL;
+    return Py_BuildValue("(nN)", n, p.bytes);
+}
+
+/* extend_packed(packed, start) -> (appended, next): append the records of
+ * packed from byte start on while the slots and the heap have room; the
+ * length is published once, after the last.  next is where the first record
+ * not appended starts (len(packed) when all were).  The caller holds the
+ * list's lock. */
+static PyObject *Vector_extend_packed(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t start = nargs == 2 ? PyNumber_AsSsize_t(args[1], PyExc_OverflowError) : -1;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || (start == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "extend_packed(packed: bytes, start: int)");
+        return NULL;
+    }
+    const char *buf = PyBytes_AS_STRING(args[0]);
+    uint64_t size = (uint64_t)PyBytes_GET_SIZE(args[0]);
+    if (start < 0 || (uint64_t)start > size || start % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "extend_packed: start is not a record's");
+        return NULL;
+    }
+    ps_vview view;
+    if (view_of(self, &view) < 0)
+        return NULL;
+    uint64_t used = atomic_load(&self->v->heap_used);
+    if (used < HEAP_START || used % 8 != 0 || used > self->heap_size) {
+        ps_damaged("list", "heap counter");
+        return NULL;
+    }
+    uint64_t len = (uint64_t)view.length, pos = (uint64_t)start, done = 0;
+    while (pos < size && len < self->capacity) {
+        ps_velem e;
+        if (size - pos < sizeof e) {
+            PyErr_SetString(PyExc_ValueError, "extend_packed: a record is cut short");
+            return NULL;
+        }
+        memcpy(&e, buf + pos, sizeof e);
+        uint64_t need = sizeof e + ALIGN8((uint64_t)e.len);
+        if (need > size - pos) {
+            PyErr_SetString(PyExc_ValueError, "extend_packed: a record is cut short");
+            return NULL;
+        }
+        if (need > self->heap_size - used)
+            break;
+        memcpy(self->heap + used, buf + pos, need);
+        atomic_store_explicit(&view.slots[len], used, memory_order_relaxed);
+        used += need, pos += need, len++, done++;
+    }
+    if (done) {
+        atomic_store(&self->v->heap_used, used); /* claimed before the length publishes */
+        publish_length(self, &view, len);
+    }
+    return Py_BuildValue("(KK)", (unsigned long long)done, (unsigned long long)pos);
+}
+
+/* copy_from(other) -> int: append every element of other (the generation
+ * this one replaces) as it is; the new length.  The caller sized this table
+ * for them: a shortfall raises RuntimeError. */
+static PyObject *Vector_copy_from(ps_Vector *self, PyObject *other_obj)
+{
+    if (!PyObject_TypeCheck(other_obj, &ps_VectorType)) {
+        PyErr_SetString(PyExc_TypeError, "copy_from(other: Vector)");
+        return NULL;
+    }
+    ps_Vector *other = (ps_Vector *)other_obj;
+    ps_vview mine, theirs;
+    if (view_of(self, &mine) < 0 || view_of(other, &theirs) < 0)
+        return NULL;
+    uint64_t len = (uint64_t)mine.length;
+    for (int64_t i = 0; i < theirs.length; i++) {
+        ps_velem *e = velem_at(other, atomic_load(&theirs.slots[i]));
+        if (e == NULL)
+            return NULL;
+        uint64_t off =
+            len < self->capacity ? heap_add(self, e->tag, (char *)e + sizeof(ps_velem), e->len) : 0;
+        if (off == 1)
+            return NULL;
+        if (off == 0) {
+            PyErr_SetString(PyExc_RuntimeError, "copy_from: the elements did not fit");
+            return NULL;
+        }
+        atomic_store_explicit(&mine.slots[len++], off, memory_order_relaxed);
+    }
+    publish_length(self, &mine, len);
+    return PyLong_FromUnsignedLongLong(len);
+}
+
+/* heap() -> (used, garbage, size): bytes of the element heap. */
+static PyObject *Vector_heap(ps_Vector *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_BuildValue("(KKK)", (unsigned long long)atomic_load(&self->v->heap_used),
+                         (unsigned long long)atomic_load(&self->v->garbage),
+                         (unsigned long long)self->heap_size);
 }
 
 /* append(tag, data) -> bool: False when full (the caller grows and retries). */
@@ -631,7 +772,11 @@ static PyMethodDef Vector_methods[] = {
      "value(i, missing) -> element i decoded (i < 0 counts from the end) | missing."},
     {"append", (PyCFunction)(void (*)(void))Vector_append, METH_FASTCALL,
      "append(tag, data) -> bool (False: full)."},
-    {"extend", (PyCFunction)Vector_extend, METH_O, "extend(items) -> how many were appended."},
+    {"extend_packed", (PyCFunction)(void (*)(void))Vector_extend_packed, METH_FASTCALL,
+     "extend_packed(packed, start) -> (appended, next): records appended while they fit."},
+    {"copy_from", (PyCFunction)Vector_copy_from, METH_O,
+     "copy_from(other) -> length: append other's elements (the caller sized this table)."},
+    {"heap", (PyCFunction)Vector_heap, METH_NOARGS, "heap() -> (used, garbage, size) in bytes."},
     {"set", (PyCFunction)(void (*)(void))Vector_set, METH_FASTCALL,
      "set(i, tag, data) -> bool (False: heap full)."},
     {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},

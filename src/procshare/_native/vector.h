@@ -16,4 +16,7 @@
 
 extern PyTypeObject ps_VectorType;
 
+/* Module function pack(values, encoded) -> (count, packed): see vector.c. */
+PyObject *ps_pack_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
 #endif
