@@ -40,6 +40,17 @@ class SpaceError(ProcshareError, OSError):
         super().__init__(errno.ENOSPC, message)
 
 
+class StoreUnavailableError(ProcshareError, ConnectionError):
+    """The store behind a context (a Redis server) could not be reached, or did not answer
+    within the timeout.  The call may or may not have taken effect; the next call
+    reconnects."""
+
+
+class LockLostError(ProcshareError, RuntimeError):
+    """A lease lock's lease may have lapsed while it was held: another holder may have
+    taken it.  Whatever it protected must be treated as no longer protected."""
+
+
 class RemoteTraceback(Exception):
     """The traceback of an exception raised in another process (a manager's server, an
     actor), attached as the cause of the same exception raised in the caller."""
