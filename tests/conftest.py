@@ -6,6 +6,9 @@ import contextlib
 import multiprocessing as mp
 import os
 import random
+import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -127,3 +130,40 @@ def kill_while_running(target: Any, args: tuple[Any, ...], seconds: tuple[float,
     random (seeded) time within seconds, then SIGKILL it and reap it."""
     with running(target, *args):
         time.sleep(rng.uniform(*seconds))
+
+
+REDIS_PASSWORD = "procshare-test-secret"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, with a password, append-only
+    persistence and its own directory; yields its URL (password included)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("needs redis-server (.ci/run installs it)")
+    pytest.importorskip("redis")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD,
+         "--dir", str(workdir), "--appendonly", "yes", "--save", "", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert proc.poll() is None, "redis-server exited at start"
+            assert time.monotonic() < deadline, "redis-server did not start in 20 s"
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

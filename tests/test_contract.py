@@ -20,10 +20,18 @@ import workers
 from conftest import run_all
 
 
-@pytest.fixture(params=["shm-fork", "shm-spawn"])
-def backend(request: pytest.FixtureRequest) -> Any:
-    """A context: the shared-memory back end under each start method."""
-    return procshare.get_context(request.param.split("-")[1])
+@pytest.fixture(params=["shm-fork", "shm-spawn", "redis-fork", "redis-spawn"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A context: shared memory, and a real Redis server, under each start method.  Under
+    spawn the Redis password reaches the children through PROCSHARE_URL, as it would in
+    a deployment (handles carry no password)."""
+    store, method = request.param.split("-")
+    if store == "shm":
+        return procshare.get_context(method)
+    url = request.getfixturevalue("redis_server")
+    if method == "spawn":
+        monkeypatch.setenv("PROCSHARE_URL", url)
+    return procshare.connect(url, start_method=method)
 
 
 def test_a_back_end_provides_every_constructor(backend: Any) -> None:

@@ -8,6 +8,7 @@ atomic operations, names, robust locks, asyncio waits, Counter, Dict and List.
 
 __version__ = "0.2.0"
 
+import os as _os
 from multiprocessing import (
     AuthenticationError,
     BufferTooShort,
@@ -32,7 +33,7 @@ from multiprocessing import (
     set_start_method,
 )
 
-from ._context import Context, get_context
+from ._context import Context, connect, default_backend, get_context
 from ._data.array import Array, RawArray
 from ._data.counter import Counter
 from ._data.dict import Dict
@@ -42,9 +43,11 @@ from ._data.value import RawValue, Value
 from ._errors import (
     CorruptSegmentError,
     KindError,
+    LockLostError,
     NotFoundError,
     ProcshareError,
     SpaceError,
+    StoreUnavailableError,
     UntrustedSegmentError,
     VersionError,
 )
@@ -54,6 +57,9 @@ from ._sync.event import Event
 from ._sync.lock import Lock, RLock
 from ._sync.semaphore import BoundedSemaphore, Semaphore
 from .managers import BaseManager, Namespace, SyncManager, started_manager
+
+if _os.environ.get("PROCSHARE_URL"):  # the same program, its objects on Redis
+    globals().update(default_backend().constructors)
 
 
 def Manager() -> SyncManager:
@@ -79,6 +85,7 @@ __all__ = [
     "KindError",
     "List",
     "Lock",
+    "LockLostError",
     "Manager",
     "Namespace",
     "NotFoundError",
@@ -94,6 +101,7 @@ __all__ = [
     "Semaphore",
     "SimpleQueue",
     "SpaceError",
+    "StoreUnavailableError",
     "SyncManager",
     "TimeoutError",
     "UntrustedSegmentError",
@@ -102,6 +110,7 @@ __all__ = [
     "__version__",
     "active_children",
     "allow_connection_pickling",
+    "connect",
     "cpu_count",
     "current_process",
     "freeze_support",

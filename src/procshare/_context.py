@@ -11,6 +11,7 @@ the start method, so the two choices are independent.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from typing import Any
 
 from ._backends import OBJECTS, Backend
@@ -46,6 +47,27 @@ class Context:
         return f"<procshare context {self.backend.name} {method!r}>"
 
 
+def default_backend() -> Backend:
+    """Shared memory, or the Redis server PROCSHARE_URL names when it is set."""
+    url = os.environ.get("PROCSHARE_URL")
+    if not url:
+        return SHM
+    from ._backends.redis import backend_for_url
+
+    return backend_for_url(url)
+
+
 def get_context(method: str | None = None) -> Context:
-    """multiprocessing.get_context(method), with shared memory's objects."""
-    return Context(multiprocessing.get_context(method))
+    """multiprocessing.get_context(method), with the default back end's objects (shared
+    memory unless PROCSHARE_URL names a Redis server)."""
+    return Context(multiprocessing.get_context(method), default_backend())
+
+
+def connect(url: str, *, pickle_password: bool = False, start_method: str | None = None) -> Context:
+    """A context whose shared objects live on the Redis server url names
+    (``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS, ``unix://``).
+    Handles pickle without the password unless pickle_password; a child process finds it
+    in its own connection to the same server, or in PROCSHARE_URL."""
+    from ._backends.redis import connected
+
+    return Context(multiprocessing.get_context(start_method), connected(url, pickle_password))

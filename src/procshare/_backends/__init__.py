@@ -20,7 +20,7 @@ from typing import Any
 #: The constructors every back end provides.
 OBJECTS = (
     "Array", "Barrier", "BoundedSemaphore", "Condition", "Counter", "Dict", "Event",
-    "JoinableQueue", "List", "Lock", "Queue", "RLock", "RawArray", "RawValue",
+    "JoinableQueue", "List", "Lock", "Namespace", "Queue", "RLock", "RawArray", "RawValue",
     "Semaphore", "SimpleQueue", "Value",
 )  # fmt: skip
 

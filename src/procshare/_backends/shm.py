@@ -6,6 +6,7 @@ from .._data.array import Array, RawArray
 from .._data.counter import Counter
 from .._data.dict import Dict
 from .._data.list import List
+from .._data.namespace import Namespace
 from .._data.queue import JoinableQueue, Queue, SimpleQueue
 from .._data.value import RawValue, Value
 from .._sync.barrier import Barrier
@@ -20,7 +21,8 @@ SHM = Backend(
     {
         "Array": Array, "Barrier": Barrier, "BoundedSemaphore": BoundedSemaphore,
         "Condition": Condition, "Counter": Counter, "Dict": Dict, "Event": Event,
-        "JoinableQueue": JoinableQueue, "List": List, "Lock": Lock, "Queue": Queue,
+        "JoinableQueue": JoinableQueue, "List": List, "Lock": Lock, "Namespace": Namespace,
+        "Queue": Queue,
         "RLock": RLock, "RawArray": RawArray, "RawValue": RawValue, "Semaphore": Semaphore,
         "SimpleQueue": SimpleQueue, "Value": Value,
     },
