@@ -108,6 +108,7 @@ def test_the_public_names_are_pinned() -> None:
         "Context", "CorruptSegmentError", "Counter", "Dict", "KindError", "List",
         "NotFoundError", "ProcshareError", "SpaceError", "UntrustedSegmentError", "VersionError",
         "BrokenBarrierError", "__version__", "BaseManager", "SyncManager", "Namespace",
+        "connect", "LockLostError", "StoreUnavailableError",
     }  # fmt: skip
     assert set(procshare.__all__) == set(mp.__all__) | ours
     assert all(hasattr(procshare, name) for name in procshare.__all__)

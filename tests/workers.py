@@ -334,3 +334,54 @@ def list_append_forever(items: Any, ready: Any) -> None:
         if i == 0:
             ready.set()
         i += 1
+
+
+# -- the Redis back end: processes that share no memory with the test ------------------
+
+
+def redis_count(url: str, name: str, n: int) -> None:
+    """Attach a Counter by name on the server url names (from nothing but the URL)."""
+    import procshare
+
+    counter = procshare.connect(url).Counter(name=name)
+    for _ in range(n):
+        counter += 1
+
+
+def redis_locked_increments(lock: Any, value: Any, n: int) -> None:
+    """Read-then-write a RawValue under a lease lock: exact only if the lock excludes."""
+    for _ in range(n):
+        with lock:
+            value.store(value.load() + 1)
+
+
+def redis_produce(q: Any, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        q.put(i)
+
+
+def redis_consume(q: Any, n: int, out: Any) -> None:
+    got = [q.get(timeout=30) for _ in range(n)]
+    out.extend(got)
+
+
+def redis_take_and_die(q: Any, ready: Any) -> None:
+    """Take a message and die before acknowledging it."""
+    q.get(timeout=30)
+    ready.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def redis_hold_and_die(lock: Any, ready: Any) -> None:
+    lock.acquire()
+    ready.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def redis_wait_event(event: Any, flag: Any) -> None:
+    if event.wait(timeout=30):
+        flag.set()
+
+
+def redis_barrier(barrier: Any, arrivals: Any) -> None:
+    arrivals.append(barrier.wait(timeout=30))

@@ -159,6 +159,8 @@ class Connection:
         """Connection failures as StoreUnavailableError naming the server (no password)."""
         try:
             yield
+        except _redis_errors.AuthenticationError as err:
+            raise PermissionError(f"Redis at {self.location} refused: {err}") from None
         except (_redis_errors.ConnectionError, _redis_errors.TimeoutError) as err:
             raise StoreUnavailableError(
                 f"Redis at {self.location} did not answer: {err} (the call may or may not "
@@ -174,26 +176,31 @@ class Connection:
         return f"<procshare Redis connection {self.location}>"
 
 
-_CONNECTIONS: dict[Location, Connection] = {}
+_CONNECTIONS: dict[tuple[Location, str | None, bool], Connection] = {}
 _REGISTRY_GUARD = threading.Lock()
 
 
 def connection(location: Location, pickle_password: bool = False) -> Connection:
-    """The one Connection of this process for location (made on first use); a password
-    given later fills one that had none."""
+    """This process's Connection for location with its password (made on first use)."""
+    key = (location, location.password, pickle_password)
     with _REGISTRY_GUARD:
-        found = _CONNECTIONS.get(location)
-        if found is None or (location.password and not found.location.password):
-            found = _CONNECTIONS[location] = Connection(location, pickle_password)
-        found.pickle_password |= pickle_password
+        found = _CONNECTIONS.get(key)
+        if found is None:
+            found = _CONNECTIONS[key] = Connection(location, pickle_password)
         return found
 
 
 def for_handle(url: str) -> Connection:
-    """The Connection a handle unpickled here uses: this process's to the same server, or
-    one with the password from PROCSHARE_URL when that names the same server."""
+    """The Connection a handle unpickled here uses: the URL's own password if it carries
+    one, else this process's connection to the same server, else the password of
+    PROCSHARE_URL when that names the same server."""
     location = Location.parse(url)
     if location.password is None:
+        with _REGISTRY_GUARD:
+            known = [c for (loc, password, _), c in _CONNECTIONS.items()
+                     if loc == location and password is not None]  # fmt: skip
+        if known:
+            return known[0]
         env = os.environ.get("PROCSHARE_URL")
         if env:
             from_env = Location.parse(env)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._base import RedisObject, decode, encode, register, wait_until
 
-LEASE = 60.0  # seconds a consumer may hold a message unacknowledged before redelivery
+LEASE = 60.0  # seconds a consumer may go without a get before its messages are redelivered
 
 #: KEYS q, processing, lease, consumers, unfinished; ARGV me, lease ms, n, processing
 #: prefix, lease prefix, acknowledge count.  Up to n messages taken (a list).
@@ -72,20 +72,25 @@ return left
 
 @register
 class Queue(RedisObject):
-    """``Queue(maxsize=0, *, name=None)`` on Redis; see the module for the delivery
-    guarantee.  multiprocessing's interface, plus put_many and get_many."""
+    """``Queue(maxsize=0, *, name=None, lease=60)`` on Redis; see the module for the
+    delivery guarantee (a consumer silent for ``lease`` seconds is presumed dead and its
+    unacknowledged messages go back to the queue).  multiprocessing's interface, plus
+    put_many and get_many."""
 
     kind = "queue"
     parts = ("q", "consumers", "unfinished", "wake")
 
-    def __init__(self, maxsize: int = 0, *, name: str | None = None) -> None:
+    def __init__(self, maxsize: int = 0, *, name: str | None = None, lease: float = LEASE) -> None:
         if not isinstance(maxsize, int):
             raise TypeError("maxsize must be an int")
-        found = self._open(name, {"maxsize": max(0, maxsize)})
-        self._restore(found or {"maxsize": str(max(0, maxsize))})
+        if not 0.1 <= lease <= 86400:
+            raise ValueError("lease must be 0.1 s to a day")
+        fields = {"maxsize": str(max(0, maxsize)), "lease": str(lease)}
+        self._restore(self._open(name, fields) or fields)
 
     def _restore(self, fields: dict[str, str]) -> None:
         self._maxsize = int(fields["maxsize"])
+        self._lease = float(fields["lease"])
         self._me = ""
         self._taken = 0  # messages on this consumer's processing list, not yet acknowledged
 
@@ -114,7 +119,7 @@ class Queue(RedisObject):
                     self.part("consumers"),
                     self.part("unfinished"),
                 ],
-                args=[me, int(LEASE * 1000), n, self.part("p:"), self.part("c:"), ack],
+                args=[me, int(self._lease * 1000), n, self.part("p:"), self.part("c:"), ack],
             )
         return got
 
@@ -146,7 +151,7 @@ class Queue(RedisObject):
         deadline = None if timeout is None else time.monotonic() + timeout
         me = self._consumer()
         while True:
-            left = conn.location.timeout / 2
+            left = min(conn.location.timeout / 2, self._lease / 3)  # renewed between slices
             if deadline is not None:
                 left = min(left, deadline - time.monotonic())
                 if left <= 0:
@@ -229,8 +234,8 @@ class SimpleQueue(Queue):
 
     kind = "simple_queue"
 
-    def __init__(self, *, name: str | None = None) -> None:
-        super().__init__(0, name=name)
+    def __init__(self, *, name: str | None = None, lease: float = LEASE) -> None:
+        super().__init__(0, name=name, lease=lease)
 
 
 @register
