@@ -36,11 +36,15 @@ def expected_output(code: str) -> list[tuple[str, bool]]:
 
 
 @pytest.mark.parametrize("code", EXAMPLES)
-def test_example(code: str, tmp_path: Path) -> None:
+def test_example(code: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Run as a script; an example on Redis gets a real server's URL in PROCSHARE_URL."""
     script = tmp_path / "example.py"
     script.write_text(code)
+    env = dict(os.environ)
+    if "PROCSHARE_URL" in code:
+        env["PROCSHARE_URL"] = request.getfixturevalue("redis_server")
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120, check=False)  # fmt: skip
+                         text=True, timeout=120, check=False, env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr
     promised = expected_output(code)
     assert promised, "an example should say what it prints"

@@ -10,7 +10,17 @@ from collections.abc import Callable, Sequence
 from multiprocessing import util
 
 #: The sections of ``procshare bench``, in the order they run.
-SECTIONS = ("counters", "locks", "queues", "dicts", "managers", "actors", "latency", "scaling")
+SECTIONS = (
+    "counters",
+    "locks",
+    "queues",
+    "dicts",
+    "managers",
+    "actors",
+    "latency",
+    "scaling",
+    "redis",
+)  # redis: only when asked for
 
 
 def _procs(text: str) -> list[int]:

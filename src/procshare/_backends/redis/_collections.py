@@ -83,11 +83,15 @@ class Dict(RedisObject, MutableMapping[Any, Any]):
             self._write(encoded)
 
     def _write(self, encoded: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Write the items: one HSET, or one transaction when key pickles go with them."""
+        if len(encoded) == 1 and not encoded[0][1]:  # the common case: one HSET
+            field, _, value = encoded[0]
+            with self._conn.errors():
+                self._conn.client.hset(self.part("h"), field, value)
+            return
         pipe = self._conn.client.pipeline()
         pipe.hset(self.part("h"), mapping={f: v for f, _, v in encoded})
-        blobs = {f: b for f, b, _ in encoded if b}
-        if blobs:
-            pipe.hset(self.part("k"), mapping=blobs)
+        pipe.hset(self.part("k"), mapping={f: b for f, b, _ in encoded if b})
         with self._conn.errors():
             pipe.execute()
 

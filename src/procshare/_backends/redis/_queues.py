@@ -41,11 +41,12 @@ for _, c in ipairs(redis.call('SMEMBERS', KEYS[4])) do
     redis.call('SREM', KEYS[4], c)
   end
 end
-local got = {}
-for i = 1, tonumber(ARGV[3]) do
-  local m = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not m then break end
-  got[#got + 1] = m
+local got = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if #got > 0 then
+  redis.call('LTRIM', KEYS[1], #got, -1)
+  for s = 1, #got, 1000 do
+    redis.call('RPUSH', KEYS[2], unpack(got, s, math.min(s + 999, #got)))
+  end
 end
 return got
 """
@@ -179,8 +180,13 @@ class Queue(RedisObject):
             return
         if self._maxsize and len(messages) > self._maxsize:
             raise ValueError(f"{len(messages)} messages never fit a queue of {self._maxsize}")
+        joinable = isinstance(self, JoinableQueue)
+        if not self._maxsize and not joinable:  # nothing to check: one RPUSH
+            with self._conn.errors():
+                self._conn.client.rpush(self.part("q"), *messages)
+            return
         keys = [self.part("q"), self.part("unfinished")]
-        args = [self._maxsize, int(isinstance(self, JoinableQueue)), *messages]
+        args = [self._maxsize, int(joinable), *messages]
 
         def put() -> bool | None:
             with self._conn.errors():

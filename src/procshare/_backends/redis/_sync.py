@@ -65,16 +65,20 @@ class _Renewer:
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._pid = -1
+        self._next = 0.0  # when the thread looks at the held leases next
 
     def hold(self, lock: Lock) -> None:
         with self._guard:
             self._held[id(lock)] = lock
             if self._pid != os.getpid():  # none yet, or the parent's before fork
                 self._pid = os.getpid()
+                self._next = 0.0
                 threading.Thread(
                     target=self._run, name="procshare-lease-renewer", daemon=True
                 ).start()
-        self._wake.set()
+            early = lock._renew_at < self._next  # due before the thread's next look
+        if early:
+            self._wake.set()
 
     def drop(self, lock: Lock) -> None:
         with self._guard:
@@ -89,8 +93,8 @@ class _Renewer:
                 if now >= lock._renew_at:
                     lock._renew()
             with self._guard:
-                due = [lk._renew_at for lk in self._held.values()]
-            self._wake.wait(max(0.01, min(due, default=now + 60) - time.monotonic()))
+                self._next = min((lk._renew_at for lk in self._held.values()), default=now + 60)
+            self._wake.wait(max(0.01, self._next - time.monotonic()))
             self._wake.clear()
 
 

@@ -19,7 +19,19 @@ import json
 from typing import Any
 
 from ..table import show
-from . import _runner, actors, counters, dicts, latency, locks, managers, plot, queues, scaling
+from . import (
+    _runner,
+    actors,
+    counters,
+    dicts,
+    latency,
+    locks,
+    managers,
+    plot,
+    queues,
+    redis,
+    scaling,
+)
 from .queues import BATCH
 
 
@@ -77,6 +89,10 @@ def main(
         n = max(10, iterations // 500)
         figures["latency"] = latency.run(n, repeats)
         show(latency.table(figures["latency"], n))
+    if only == "redis":
+        seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
+        pairs, notes = figures["redis"] = redis.run(seconds_each, repeats)
+        show(redis.table(pairs, notes, seconds_each))
     if procs and only in (None, "scaling"):
         print(f"\nScaling: {seconds:g} s loops in {', '.join(map(str, procs))} processes at once")
         scaled, notes = figures["scaling"] = scaling.run(procs, seconds, repeats)

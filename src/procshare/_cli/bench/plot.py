@@ -15,6 +15,7 @@ TITLES = {
     "actors": "Actors",
     "latency": "Wake-up latency (round trips per second)",
     "scaling": "Scaling: N processes at once (totals)",
+    "redis": "Redis: procshare beside redis-py",
 }
 
 
@@ -28,6 +29,10 @@ def series(section: str, raw: Any) -> list[tuple[str, str, float]]:
     if section == "managers":
         return [row for op, ps, mp in raw
                 for row in (("procshare", op, ps), ("multiprocessing", op, mp))]  # fmt: skip
+    if section == "redis":
+        from .redis import plotted
+
+        return plotted(raw)
     if section == "latency":
         return [(" ".join(case.split()), "round trip", 1 / seconds) for case, seconds in raw]
     if section == "scaling":
