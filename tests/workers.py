@@ -385,3 +385,12 @@ def redis_wait_event(event: Any, flag: Any) -> None:
 
 def redis_barrier(barrier: Any, arrivals: Any) -> None:
     arrivals.append(barrier.wait(timeout=30))
+
+
+def redis_churn(d: Any, stop: Any) -> None:
+    """Delete and re-add the odd keys until told to stop."""
+    while not stop.is_set():
+        for i in range(1, 2000, 2):
+            d.pop(f"k{i}", None)
+        for i in range(1, 2000, 2):
+            d[f"k{i}"] = i

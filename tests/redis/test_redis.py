@@ -5,6 +5,7 @@ at-least-once queue, wake-ups, and a server killed and restarted."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import queue
 import shutil
@@ -317,3 +318,28 @@ def test_a_process_with_its_own_dev_shm_shares_through_redis(redis_server: str, 
     assert run.stdout.strip() == "[]"  # it made no segment: its objects live on the server
     assert counter.value == 41
     counter.unlink()
+
+
+def test_iteration_never_raises_while_another_process_writes(redis: Any) -> None:
+    d, stop = redis.Dict({f"k{i}": i for i in range(2000)}), redis.Event()
+    p = redis.Process(target=workers.redis_churn, args=(d, stop))
+    p.start()
+    try:
+        for _ in range(5):
+            seen = list(d)  # HSCAN: keys may come and go meanwhile, nothing raises
+            assert {f"k{i}" for i in range(0, 2000, 2)} <= set(seen)  # never touched
+            assert len(d.items()) >= 1000
+    finally:
+        stop.set()
+        p.join(30)
+    assert p.exitcode == 0
+
+
+def test_bench_redis_section_runs_beside_redis_py(redis_server: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "procshare", "bench", "--only", "redis", "--quick"],
+                         env={**os.environ, "PROCSHARE_URL": redis_server},
+                         capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = [ln for ln in run.stdout.splitlines() if " | " in ln and ln.rstrip().endswith("x")]
+    assert len(rows) == 7 and "vs baseline: speed relative to redis-py" in run.stdout
+    assert REDIS_PASSWORD not in run.stdout + run.stderr

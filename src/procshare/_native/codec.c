@@ -3,8 +3,10 @@
  * types and, through the module functions, by Python. */
 #include "codec.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static PyObject *pickle_dumps, *pickle_loads; /* looked up at first use */
@@ -351,4 +353,86 @@ PyObject *ps_encode_item_py(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_XDECREF(blob);
     Py_XDECREF(value);
     return item;
+}
+
+/* ---- the Redis back end's form of the same encoding ---------------------- */
+
+/* One value as Redis stores it: an int of TAG_INT as its decimal digits (so
+ * HINCRBY and INCRBY update it in place), anything else as the tag byte and
+ * the bytes.  A new bytes object, or NULL. */
+static PyObject *redis_stored(PyObject *value)
+{
+    ps_encoded e;
+    if (ps_encode(value, &e) < 0)
+        return NULL;
+    PyObject *out;
+    if (e.tag == TAG_INT) {
+        uint64_t u = 0;
+        for (int i = 7; i >= 0; i--)
+            u = (u << 8) | (unsigned char)e.int_buf[i];
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", (long long)u);
+        out = PyBytes_FromStringAndSize(digits, n);
+    } else {
+        out = PyBytes_FromStringAndSize(NULL, e.len + 1);
+        if (out != NULL) {
+            PyBytes_AS_STRING(out)[0] = (char)e.tag;
+            memcpy(PyBytes_AS_STRING(out) + 1, e.data, (size_t)e.len);
+        }
+    }
+    ps_encoded_done(&e);
+    return out;
+}
+
+/* The value redis_stored wrote, from raw (bytes). */
+static PyObject *redis_loaded(PyObject *raw)
+{
+    if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) == 0) {
+        PyErr_SetString(PyExc_ValueError, "a stored value is non-empty bytes");
+        return NULL;
+    }
+    const char *s = PyBytes_AS_STRING(raw); /* NUL-terminated */
+    Py_ssize_t len = PyBytes_GET_SIZE(raw);
+    if (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || end != s + len) {
+            PyErr_SetString(PyExc_ValueError, "a stored int is not 64-bit decimal digits");
+            return NULL;
+        }
+        return PyLong_FromLongLong(v);
+    }
+    return ps_decode_value((unsigned char)s[0], s + 1, (uint64_t)(len - 1));
+}
+
+/* map(f, values) into a new list, f's NULL stopping it. */
+static PyObject *each(PyObject *values, PyObject *(*f)(PyObject *), const char *what)
+{
+    PyObject *seq = PySequence_Fast(values, what);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *item = f(PySequence_Fast_GET_ITEM(seq, i));
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, item);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+PyObject *ps_redis_encode_py(PyObject *module, PyObject *values)
+{
+    (void)module;
+    return each(values, redis_stored, "redis_encode(values): an iterable");
+}
+
+PyObject *ps_redis_decode_py(PyObject *module, PyObject *raws)
+{
+    (void)module;
+    return each(raws, redis_loaded, "redis_decode(raws): an iterable of bytes");
 }

@@ -64,4 +64,10 @@ PyObject *ps_canonical_py(PyObject *module, PyObject *key);
  * encoded in one call, before its lock is taken. */
 PyObject *ps_encode_item_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* redis_encode(values) -> [bytes] and redis_decode(raws) -> [values]: the Redis back end's
+ * form of the value encoding (an int as its decimal digits, else the tag byte and the
+ * bytes), for a whole batch in one call. */
+PyObject *ps_redis_encode_py(PyObject *module, PyObject *values);
+PyObject *ps_redis_decode_py(PyObject *module, PyObject *raws);
+
 #endif

@@ -27,37 +27,30 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
+from ... import _core
 from ..._errors import KindError, NotFoundError
 from ..._shm import names as _names
-from ..._shm.codec import decode_value, encode_value
 from ._connection import PREFIX, Connection, for_handle
 
 T = TypeVar("T")
-_TAG_INT = 3
-_DIGITS = frozenset(b"-0123456789")
 
 
-def stored(tag: int, data: bytes) -> bytes:
-    """A (tag, bytes) encoding as Redis stores it: decimal digits for an int (so HINCRBY
-    and INCRBY update it in place), else the tag byte and the bytes."""
-    if tag == _TAG_INT:
-        return str(int.from_bytes(data, "little", signed=True)).encode()
-    return bytes((tag,)) + data
+#: Values as Redis stores them, a batch in one C call (the encoding is procshare._native's).
+encode_many: Callable[[Iterable[object]], list[bytes]] = _core.redis_encode
+decode_many: Callable[[Iterable[bytes]], list[Any]] = _core.redis_decode
 
 
 def encode(value: object) -> bytes:
-    """A value as Redis stores it (see stored)."""
-    return stored(*encode_value(value))
+    """One value as Redis stores it (decimal digits for an int, else tag byte + bytes)."""
+    return encode_many((value,))[0]
 
 
 def decode(raw: bytes) -> Any:
     """The value encode stored."""
-    if raw[0] in _DIGITS:
-        return int(raw)
-    return decode_value(raw[0], raw[1:])
+    return decode_many((raw,))[0]
 
 
 #: Create the object, or read back what exists: KEYS[1] the object's hash; ARGV the kind,

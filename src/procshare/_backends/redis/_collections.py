@@ -23,7 +23,7 @@ from typing import Any
 from ..._data.namespace import Namespace as _Namespace
 from ..._shm import keys as _keys
 from ..._shm.codec import encode_item
-from ._base import RedisObject, bound, decode, encode, register, stored
+from ._base import RedisObject, bound, decode, decode_many, encode, encode_many, register
 
 _SIMPLE = frozenset(b"sbi")  # canonical kinds a key is restored from without its pickle
 
@@ -61,8 +61,8 @@ return 0
 
 def _item(key: Any, value: Any) -> tuple[bytes, bytes, bytes]:
     """(field, key pickle or b"", stored value) for key and value."""
-    canon, blob, tag, data = encode_item(key, value)
-    return canon, blob, stored(tag, data)
+    canon, blob, _, _ = encode_item(key, None)
+    return canon, blob, encode(value)
 
 
 def _exact_simple(x: object) -> bool:
@@ -91,7 +91,9 @@ class Dict(RedisObject, MutableMapping[Any, Any]):
             return
         pipe = self._conn.client.pipeline()
         pipe.hset(self.part("h"), mapping={f: v for f, _, v in encoded})
-        pipe.hset(self.part("k"), mapping={f: b for f, b, _ in encoded if b})
+        blobs = {f: b for f, b, _ in encoded if b}
+        if blobs:
+            pipe.hset(self.part("k"), mapping=blobs)
         with self._conn.errors():
             pipe.execute()
 
@@ -149,10 +151,15 @@ class Dict(RedisObject, MutableMapping[Any, Any]):
             yield self._key_of(field)
 
     def items(self) -> Any:
-        return [(self._key_of(f), decode(v)) for f, v in self._scan()]
+        pairs = list(self._scan())
+        return list(
+            zip(
+                [self._key_of(f) for f, _ in pairs], decode_many([v for _, v in pairs]), strict=True
+            )
+        )
 
     def values(self) -> Any:
-        return [decode(v) for _, v in self._scan()]
+        return decode_many([v for _, v in self._scan()])
 
     def keys(self) -> Any:
         return list(self)
@@ -314,7 +321,7 @@ class List(RedisObject, MutableSequence[Any]):
     parts = ("l", "wake")
 
     def __init__(self, iterable: Iterable[Any] = (), /, *, name: str | None = None) -> None:
-        encoded = [encode(v) for v in iterable]  # errors here change nothing
+        encoded = encode_many(iterable)  # errors here change nothing
         if self._open(name, {}) is None and encoded:
             with self._conn.errors():
                 self._conn.client.rpush(self.part("l"), *encoded)
@@ -325,7 +332,7 @@ class List(RedisObject, MutableSequence[Any]):
 
     def _all(self) -> list[Any]:
         with self._conn.errors():
-            return [decode(v) for v in self._conn.client.lrange(self.part("l"), 0, -1)]
+            return decode_many(self._conn.client.lrange(self.part("l"), 0, -1))
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
@@ -392,7 +399,7 @@ class List(RedisObject, MutableSequence[Any]):
             self._conn.client.rpush(self.part("l"), data)
 
     def extend(self, values: Iterable[Any]) -> None:
-        encoded = [encode(v) for v in values]
+        encoded = encode_many(values)
         if encoded:
             with self._conn.errors():
                 self._conn.client.rpush(self.part("l"), *encoded)
@@ -418,9 +425,9 @@ class List(RedisObject, MutableSequence[Any]):
                 with self._conn.client.pipeline() as pipe:
                     try:
                         pipe.watch(key)
-                        items = [decode(v) for v in pipe.lrange(key, 0, -1)]
+                        items = decode_many(pipe.lrange(key, 0, -1))
                         change(items)
-                        encoded = [encode(v) for v in items]
+                        encoded = encode_many(items)
                         pipe.multi()
                         pipe.delete(key)
                         if encoded:

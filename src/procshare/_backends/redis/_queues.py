@@ -25,7 +25,7 @@ import uuid
 import weakref
 from typing import Any
 
-from ._base import RedisObject, decode, encode, register, wait_until
+from ._base import RedisObject, decode_many, encode_many, register, wait_until
 
 LEASE = 60.0  # seconds a consumer may go without a get before its messages are redelivered
 
@@ -144,7 +144,7 @@ class Queue(RedisObject):
         self._taken += len(got)
         if self._maxsize:
             self._notify()
-        return [decode(m) for m in got]
+        return decode_many(got)
 
     def _wait(self, timeout: float | None) -> list[bytes]:
         """Block on the queue with BLMOVE, in slices; [] at the timeout."""
@@ -175,7 +175,7 @@ class Queue(RedisObject):
 
     def put_many(self, items: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put every item, in order, in one step (all or, when full, none)."""
-        messages = [encode(x) for x in items]
+        messages = encode_many(items)
         if not messages:
             return
         if self._maxsize and len(messages) > self._maxsize:

@@ -66,6 +66,7 @@ class _Renewer:
         self._wake = threading.Event()
         self._pid = -1
         self._next = 0.0  # when the thread looks at the held leases next
+        self._period = 60.0  # how often it looks when none is due
 
     def hold(self, lock: Lock) -> None:
         with self._guard:
@@ -76,7 +77,10 @@ class _Renewer:
                 threading.Thread(
                     target=self._run, name="procshare-lease-renewer", daemon=True
                 ).start()
-            early = lock._renew_at < self._next  # due before the thread's next look
+            # The idle thread looks every third of the shortest lease it has seen, so a
+            # new grant needs no wake-up unless its lease is shorter still.
+            early = lock._renew_at < self._next
+            self._period = min(self._period, lock._lease / 3)
         if early:
             self._wake.set()
 
@@ -93,7 +97,8 @@ class _Renewer:
                 if now >= lock._renew_at:
                     lock._renew()
             with self._guard:
-                self._next = min((lk._renew_at for lk in self._held.values()), default=now + 60)
+                due = (lk._renew_at for lk in self._held.values())
+                self._next = min(due, default=time.monotonic() + self._period)
             self._wake.wait(max(0.01, self._next - time.monotonic()))
             self._wake.clear()
 
