@@ -156,6 +156,29 @@ def test_pool_runs_in_the_server() -> None:
         assert list(pool.imap(_square, [2, 3])) == [4, 9]
 
 
+def test_the_server_s_pool_workers_end_on_sigterm() -> None:
+    """Workers the server forks are not the server: SIGTERM ends them (their exit is how a
+    Pool is terminated, and how the server's own exit reaps them)."""
+    with procshare.Manager() as manager:
+        pool = manager.Pool(2)
+        pid = pool.apply_async(os.getpid).get(timeout=30)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _running(pid):
+            assert time.monotonic() < deadline, "a pool worker of the server ignored SIGTERM"
+            time.sleep(0.05)
+        assert pool.apply_async(_square, (4,)).get(timeout=30) == 16  # repopulated
+        pool.terminate()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 # -- registered types -------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from multiprocessing import ProcessError, process, util
@@ -121,6 +122,8 @@ class BaseManager:
             initializer(*initargs)
         server = Server(registry, address, authkey, serializer)
         signal.signal(signal.SIGTERM, lambda *_: server.stop_event.set())  # releases, then exits
+        # A process the server forks (a Pool's worker) is not the server: SIGTERM ends it.
+        os.register_at_fork(after_in_child=_default_sigterm)
         writer.send(server.address)
         writer.close()
         server.serve_forever()
@@ -233,3 +236,7 @@ class BaseManager:
 
             create.__name__ = create.__qualname__ = typeid
             setattr(cls, typeid, create)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
