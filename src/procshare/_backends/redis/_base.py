@@ -53,6 +53,35 @@ def decode(raw: bytes) -> Any:
     return decode_many((raw,))[0]
 
 
+#: Store a hash field if it holds what was expected: KEYS[1] the hash; ARGV field,
+#: expected, new.  1 if stored.
+CAS_FIELD = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def optimistic(obj: RedisObject, key: str, step: Callable[[Any], T]) -> T:
+    """step(pipe) in one transaction that commits only if key did not change meanwhile:
+    step reads through pipe (WATCH is on), calls pipe.multi(), queues its writes; run
+    again from the start when another client wrote key first."""
+    from redis.exceptions import WatchError
+
+    with obj._conn.errors():
+        while True:
+            with obj._conn.client.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    result = step(pipe)
+                    pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+
+
 #: Create the object, or read back what exists: KEYS[1] the object's hash; ARGV the kind,
 #: then field, value pairs.  Returns {} when created, else the existing hash's fields.
 _CREATE = """

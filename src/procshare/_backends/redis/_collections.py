@@ -23,7 +23,17 @@ from typing import Any
 from ..._data.namespace import Namespace as _Namespace
 from ..._shm import keys as _keys
 from ..._shm.codec import encode_item
-from ._base import RedisObject, bound, decode, decode_many, encode, encode_many, register
+from ._base import (
+    CAS_FIELD,
+    RedisObject,
+    bound,
+    decode,
+    decode_many,
+    encode,
+    encode_many,
+    optimistic,
+    register,
+)
 
 _SIMPLE = frozenset(b"sbi")  # canonical kinds a key is restored from without its pickle
 
@@ -48,14 +58,6 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[4]) end
 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-"""
-#: KEYS h; ARGV field, expected, new.  1 if stored.
-_CAS = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-  return 1
-end
-return 0
 """
 
 
@@ -215,28 +217,21 @@ class Dict(RedisObject, MutableMapping[Any, Any]):
 
     def _change(self, key: Any, compute: Callable[[Any], tuple[bool, Any, Any]]) -> Any:
         """compute(current or _MISSING) -> (write?, new value, result), committed only if
-        the key did not change meanwhile (WATCH), else run again."""
-        from redis.exceptions import WatchError
+        the dict did not change meanwhile, else computed again."""
+        field, h = _keys.canonical(key), self.part("h")
 
-        field = _keys.canonical(key)
-        h = self.part("h")
-        with self._conn.errors():
-            while True:
-                with self._conn.client.pipeline() as pipe:
-                    try:
-                        pipe.watch(h)
-                        raw = pipe.hget(h, field)
-                        write, new, result = compute(Dict._MISSING if raw is None else decode(raw))
-                        pipe.multi()
-                        if write:
-                            f, blob, value = _item(key, new)
-                            pipe.hset(h, f, value)
-                            if blob:
-                                pipe.hset(self.part("k"), f, blob)
-                        pipe.execute()
-                        return result
-                    except WatchError:
-                        continue
+        def step(pipe: Any) -> Any:
+            raw = pipe.hget(h, field)
+            write, new, result = compute(Dict._MISSING if raw is None else decode(raw))
+            pipe.multi()
+            if write:
+                f, blob, value = _item(key, new)
+                pipe.hset(h, f, value)
+                if blob:
+                    pipe.hset(self.part("k"), f, blob)
+            return result
+
+        return optimistic(self, h, step)
 
     def incr(self, key: Any, n: Any = 1, default: Any = 0) -> Any:
         """d[key] = d.get(key, default) + n in one step; the new value."""
@@ -266,7 +261,7 @@ class Dict(RedisObject, MutableMapping[Any, Any]):
             if not blob:
                 with self._conn.errors():
                     return bool(
-                        self._conn.script(_CAS)(
+                        self._conn.script(CAS_FIELD)(
                             keys=[self.part("h")], args=[field, encode(expected), value]
                         )
                     )
@@ -417,25 +412,18 @@ class List(RedisObject, MutableSequence[Any]):
 
     def _rewrite(self, change: Callable[[list[Any]], object]) -> None:
         """Read, change and write the whole list in one transaction (again if it changed)."""
-        from redis.exceptions import WatchError
-
         key = self.part("l")
-        with self._conn.errors():
-            while True:
-                with self._conn.client.pipeline() as pipe:
-                    try:
-                        pipe.watch(key)
-                        items = decode_many(pipe.lrange(key, 0, -1))
-                        change(items)
-                        encoded = encode_many(items)
-                        pipe.multi()
-                        pipe.delete(key)
-                        if encoded:
-                            pipe.rpush(key, *encoded)
-                        pipe.execute()
-                        return
-                    except WatchError:
-                        continue
+
+        def step(pipe: Any) -> None:
+            items = decode_many(pipe.lrange(key, 0, -1))
+            change(items)
+            encoded = encode_many(items)
+            pipe.multi()
+            pipe.delete(key)
+            if encoded:
+                pipe.rpush(key, *encoded)
+
+        optimistic(self, key, step)
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
         self._rewrite(lambda items: items.sort(key=key, reverse=reverse))

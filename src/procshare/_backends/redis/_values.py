@@ -17,7 +17,7 @@ from typing import Any
 
 from ... import _core
 from ..._shm.typecodes import typecode_of
-from ._base import RedisObject, bound, register
+from ._base import CAS_FIELD, RedisObject, bound, register
 
 _INTS = {
     "b": ctypes.c_byte,
@@ -42,14 +42,6 @@ if v < lo or v > hi then
   redis.call('HSET', KEYS[1], ARGV[1], v)
 end
 return v
-"""
-#: Store if equal: KEYS[1] the hash; ARGV field, expected, new.  1 if stored.
-_CAS = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-  return 1
-end
-return 0
 """
 #: Store and return the previous: KEYS[1] the hash; ARGV field, new.
 _EXCHANGE = """
@@ -174,7 +166,7 @@ class _Numbers(RedisObject):
 
     def _cas(self, field: str, expected: Any, new: Any) -> bool:
         with self._conn.errors():
-            done = self._conn.script(_CAS)(
+            done = self._conn.script(CAS_FIELD)(
                 keys=[self.key], args=[field, self._encode(expected), self._encode(new)]
             )
         return bool(done)
