@@ -150,18 +150,18 @@ def _square(x: int) -> int:
 
 
 def test_pool_runs_in_the_server() -> None:
-    with procshare.Manager() as manager, manager.Pool(2) as pool:
+    """Its workers were forked by the server but are not the server: SIGTERM has its default
+    action there (their death is how a Pool is terminated, and how the server's exit reaps
+    them).  The pool is closed and joined, so its workers end by their sentinels."""
+    with procshare.Manager() as manager:
+        pool = manager.Pool(2)
         assert pool.map(_square, range(5)) == [0, 1, 4, 9, 16]
         assert pool.apply_async(_square, (7,)).get(timeout=30) == 49
         assert list(pool.imap(_square, [2, 3])) == [4, 9]
-
-
-def test_the_server_s_pool_workers_end_on_sigterm() -> None:
-    """Workers the server forks are not the server: SIGTERM has its default action there
-    (their death is how a Pool is terminated, and how the server's own exit reaps them)."""
-    with procshare.Manager() as manager, manager.Pool(2) as pool:
         found = pool.apply_async(signal.getsignal, (signal.SIGTERM,)).get(timeout=30)
         assert found == signal.SIG_DFL
+        pool.close()
+        pool.join()
 
 
 # -- registered types -------------------------------------------------------------------------
