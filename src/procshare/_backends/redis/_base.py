@@ -24,7 +24,6 @@ and never outlasts the socket timeout.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -127,7 +126,6 @@ class RedisObject:
     def _bind(self, name: str) -> None:
         self.name = name
         self.key = f"{PREFIX}{{{name}}}"
-        self._pid = os.getpid()
 
     def part(self, part: str) -> str:
         return f"{self.key}:{part}"

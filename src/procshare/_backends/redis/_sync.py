@@ -154,7 +154,7 @@ class Lock(RedisObject):
         self._token, self._holder = token, (os.getpid(), threading.get_ident())
         self.fence, self.owner_died, self.lost = int(got[0]), bool(got[1]), False
         self._renew_at, self._given_up = now + self._lease / 3, now + self._max_hold
-        self._granted = now
+        self._renewed = now  # the grant counts as the first renewal
         _RENEWER.hold(self)
         return True
 
@@ -190,7 +190,7 @@ class Lock(RedisObject):
         if ok:
             self._renewed = now
             self._renew_at = now + self._lease / 3
-        elif ok == 0 or now - getattr(self, "_renewed", self._granted) >= self._lease:
+        elif ok == 0 or now - self._renewed >= self._lease:
             self.lost = True  # taken by another, or unreachable for a whole lease
             _RENEWER.drop(self)
         else:
