@@ -63,6 +63,76 @@ def test_bad_urls_and_unreachable_servers_fail_clearly() -> None:
     assert time.monotonic() - t0 < 10
 
 
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A redis-server that speaks only TLS, with a certificate from a CA made for the test
+    and a password; yields (its rediss:// URL without the CA, the CA file)."""
+    trustme = pytest.importorskip("trustme")
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("needs redis-server (.ci/run installs it)")
+    workdir = tmp_path_factory.mktemp("redis-tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(workdir / "cert.pem"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(workdir / "cert.pem"), "--tls-key-file", str(workdir / "key.pem"),
+         "--tls-ca-cert-file", str(workdir / "ca.pem"), "--tls-auth-clients", "no",
+         "--requirepass", REDIS_PASSWORD, "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, "redis-server (TLS) exited at start"
+            assert time.monotonic() < deadline, "redis-server (TLS) did not start in 20 s"
+            time.sleep(0.05)
+    try:
+        yield f"rediss://:{REDIS_PASSWORD}@127.0.0.1:{port}/0", str(workdir / "ca.pem")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_tls_verifies_the_server_and_handles_carry_the_options(
+    tls_server: tuple[str, str], name: str
+) -> None:
+    url, ca = tls_server
+    trusted = f"{url}?ssl_ca_certs={ca}&timeout=5"
+    redis = procshare.connect(trusted, pickle_password=True)
+    counter = redis.Counter(name=name)
+    handle = pickle.dumps(counter)
+    assert ca.encode() in handle and b"rediss://" in handle
+    ctx = mp.get_context("spawn")  # fresh interpreters: the handle alone reaches the server
+    run_all(ctx, workers.iadd, [(counter, 50)] * 2)
+    run_all(ctx, workers.redis_count, [(trusted, name, 25)])
+    assert counter.value == 125
+    assert REDIS_PASSWORD not in repr(procshare.connect(trusted))
+    t0 = time.monotonic()  # a server whose certificate no trusted CA signed is refused
+    with pytest.raises(StoreUnavailableError, match="certificate verify failed") as refused:
+        procshare.connect(f"{url}?timeout=5").Counter()
+    assert REDIS_PASSWORD not in str(refused.value) and time.monotonic() - t0 < 10
+    with pytest.raises(StoreUnavailableError):  # plain text to a TLS port: refused, no hang
+        procshare.connect(url.replace("rediss://", "redis://") + "?timeout=2").Counter()
+    counter.unlink()
+
+
+def test_url_options_are_checked() -> None:
+    for bad in ("redis://h/0?ssl_ca_certs=/ca.pem", "rediss://h/0?ssl_cert_reqs=maybe",
+                "redis://h/0?tiemout=5", "unix:///r.sock?ssl_certfile=/c.pem"):  # fmt: skip
+        with pytest.raises(ValueError, match="bad Redis URL"):
+            procshare.connect(bad)
+
+
 def test_names_attach_across_processes_and_kinds_are_checked(redis_server: str, name: str) -> None:
     redis = procshare.connect(redis_server)
     counter = redis.Counter(5, name=name)
@@ -341,5 +411,6 @@ def test_bench_redis_section_runs_beside_redis_py(redis_server: str) -> None:
                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr
     rows = [ln for ln in run.stdout.splitlines() if " | " in ln and ln.rstrip().endswith("x")]
-    assert len(rows) == 7 and "vs baseline: speed relative to redis-py" in run.stdout
+    assert len(rows) == 8 and "vs baseline: speed relative to redis-py" in run.stdout
+    assert any("at most once" in row for row in rows)  # the guarantee's price is shown
     assert REDIS_PASSWORD not in run.stdout + run.stderr

@@ -24,6 +24,10 @@ from ..._errors import StoreUnavailableError
 SCHEMES = ("redis", "rediss", "unix")
 PREFIX = "procshare:"
 TIMEOUT = 10.0  # seconds a command may take before StoreUnavailableError (?timeout=)
+#: rediss:// query options, redis-py's names: which CA to trust, the client's certificate
+#: and key (servers that check clients), and whether to check the server's certificate.
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+CERT_REQS = ("required", "optional", "none")
 
 try:
     import redis
@@ -44,10 +48,12 @@ class Location:
     username: str | None = None
     password: str | None = field(default=None, repr=False, compare=False)
     timeout: float = TIMEOUT
+    tls: tuple[tuple[str, str], ...] = ()  # TLS_OPTIONS given, in that order
 
     @classmethod
     def parse(cls, url: str) -> Location:
-        """redis://[[user]:password@]host[:port][/db], rediss://..., unix://[..@]/path[?db=N]."""
+        """redis://[[user]:password@]host[:port][/db], rediss://...[?ssl_ca_certs=...],
+        unix://[..@]/path[?db=N]; any of them ?timeout=S.  Unknown options are errors."""
         if not isinstance(url, str):
             raise TypeError(f"a Redis URL is a str, not {type(url).__name__}")
         parts = urlsplit(url)
@@ -56,6 +62,13 @@ class Location:
                 f"a Redis URL starts with redis://, rediss:// or unix://: {_shown(url)}"
             )
         query = parse_qs(parts.query)
+        allowed = {"timeout", "db"} | (set(TLS_OPTIONS) if parts.scheme == "rediss" else set())
+        unknown = sorted(set(query) - allowed)
+        if unknown:
+            raise ValueError(f"bad Redis URL {_shown(url)}: unknown option {unknown[0]!r}")
+        tls = tuple((k, query[k][0]) for k in TLS_OPTIONS if k in query)
+        if dict(tls).get("ssl_cert_reqs", "required") not in CERT_REQS:
+            raise ValueError(f"bad Redis URL {_shown(url)}: ssl_cert_reqs is one of {CERT_REQS}")
         try:
             port = parts.port or 6379
             timeout = float(query.get("timeout", [TIMEOUT])[0])
@@ -77,6 +90,7 @@ class Location:
             unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password is not None else None,
             timeout,
+            tls,
         )
 
     def url(self, password: bool = False) -> str:
@@ -87,7 +101,9 @@ class Location:
             if password and self.password:
                 auth += ":" + quote(self.password, safe="")
             auth += "@"
-        query = f"timeout={self.timeout:g}" if self.timeout != TIMEOUT else ""
+        options = [f"timeout={self.timeout:g}"] if self.timeout != TIMEOUT else []
+        options += [f"{k}={quote(v, safe='/')}" for k, v in self.tls]
+        query = "&".join(options)
         if self.scheme == "unix":
             query = "&".join(q for q in (f"db={self.db}" if self.db else "", query) if q)
             return f"unix://{auth}{self.path}" + (f"?{query}" if query else "")
@@ -139,9 +155,10 @@ class Connection:
                     if loc.scheme == "unix":
                         self._client = redis.Redis(unix_socket_path=loc.path, **common)
                     else:
-                        self._client = redis.Redis(
-                            host=loc.host, port=loc.port, ssl=loc.scheme == "rediss", **common
+                        tls: dict[str, Any] = (
+                            {"ssl": True, **dict(loc.tls)} if loc.scheme == "rediss" else {}
                         )
+                        self._client = redis.Redis(host=loc.host, port=loc.port, **common, **tls)
                     self._scripts = {}
                     self._pid = os.getpid()
         return self._client
