@@ -394,3 +394,19 @@ def redis_churn(d: Any, stop: Any) -> None:
             d.pop(f"k{i}", None)
         for i in range(1, 2000, 2):
             d[f"k{i}"] = i
+
+
+def count_when_told(counter: Any, ready: Any, go: Any, n: int) -> None:
+    """Hold counter (inherited by fork), say so, then add n once told."""
+    ready.set()
+    assert go.wait(30)
+    for _ in range(n):
+        counter += 1
+
+
+def attach_counter(name: str) -> Any:
+    """The Counter name (a segment's or a slot's), attached as a handle would be."""
+    import procshare
+    from procshare._shm.segment import Segment
+
+    return procshare.Counter._from_segment(Segment.attach(name, procshare._shm.names.Kind.COUNTER))

@@ -45,7 +45,8 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     out = r.stdout
     assert "one run of each case (no median)" in out and "0.000x" not in out
     for title in ("Increments", "Lock acquire", "Messages through a queue", "Shared dict",
-                  "Dict incr on one hot key", "Managers", "Actors", "Wake-up latency"):  # fmt: skip
+                  "Dict incr on one hot key", "Managers", "Actors", "Wake-up latency",
+                  "Many small objects"):  # fmt: skip
         assert title in out
     lines = out.splitlines()
     rows = [ln for ln in lines if re.search(r"x +(exact|lost \d+|-)$", ln)]  # a ratio, then updates
@@ -55,7 +56,7 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     for old in ("procshare is", "vs Pipe", "vs mp.Queue", "speed vs", " ratio "):
         assert old not in out
     ratio_heads = [ln for ln in lines if re.search(r"  vs baseline( |$)", ln)]
-    assert len(ratio_heads) == out.count("vs baseline: speed relative to ") == 8
+    assert len(ratio_heads) == out.count("vs baseline: speed relative to ") == 9
     assert all("exact" in ln for ln in rows if "procshare" in ln and ("+=" in ln or "incr" in ln))
     latency = [ln for ln in out.splitlines() if " us " in ln]
     assert len(latency) == 7 and any(ln.startswith("mp.Pipe") for ln in latency)
@@ -74,6 +75,15 @@ def test_bench_one_section() -> None:
     r = procshare("bench", "--quick", "--only", "latency")
     assert r.returncode == 0, r.stderr
     assert "Wake-up latency" in r.stdout and "Increments" not in r.stdout
+
+
+def test_bench_objects_section_counts_and_compares() -> None:
+    r = procshare("bench", "--quick", "--only", "objects")
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith("x")]
+    assert any(ln.startswith("procshare Counter()") for ln in rows), r.stdout
+    assert any(ln.startswith("multiprocessing.Value('q')") for ln in rows)
+    assert len(rows) == 7 and "not exact" not in r.stdout and "failed" not in r.stdout
 
 
 def test_bench_scaling_view_counts_exactly() -> None:
@@ -129,8 +139,9 @@ def test_rm_dead_removes_what_a_killed_program_left() -> None:
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    left = r.stdout.strip()
-    assert left and left in procshare("ls").stdout
+    left, slot = r.stdout.strip().split("@")  # the Counter's arena, and its slot in it
+    listed = procshare("ls").stdout
+    assert slot and left in listed and "counter arena" in listed
     removed = procshare("rm", "--dead")
     assert removed.returncode == 0 and f"removed {left}" in removed.stdout
     assert left not in procshare("ls").stdout

@@ -157,23 +157,35 @@ def test_anonymous_objects_go_away_with_their_creator() -> None:
         print(' '.join(o.name for o in kept))
     """)
     assert r.returncode == 0, r.stderr
-    for n in r.stdout.split():
-        assert not os.path.exists(SHM + n)
+    for n in r.stdout.split():  # a segment, or a slot in an arena segment
+        assert not os.path.exists(SHM + n.split("@")[0])
 
 
 def test_anonymous_object_never_pickled_is_unlinked_when_collected() -> None:
-    c = Counter()
-    n = c.name
-    assert os.path.exists(SHM + n)
-    del c
+    from procshare._shm.segment import Segment
+
+    a = Array("d", 100)  # too large for an arena's slot: a segment of its own
+    n = a.name
+    assert "@" not in n and os.path.exists(SHM + n)
+    del a
     assert not os.path.exists(SHM + n)
+    c = Counter()  # a slot in an arena: freed for the next small object
+    n = c.name
+    assert Segment.attach(n).kind == procshare._shm.names.Kind.COUNTER
+    del c
+    with pytest.raises(procshare.NotFoundError):
+        Segment.attach(n)
+    reused = Counter()
+    assert reused.name.split(".")[0] == n.split(".")[0] and reused.name != n  # new generation
+    assert reused.value == 0
     d = Counter()
     n = d.name
     import pickle
 
     pickle.dumps(d)
     del d  # its handle escaped: another process may still attach it
-    assert os.path.exists(SHM + n)
+    assert Segment.attach(n).kind == procshare._shm.names.Kind.COUNTER
+    assert os.path.exists(SHM + n.split("@")[0])
 
 
 def test_segment_being_created_is_waited_for(name: str) -> None:
@@ -191,7 +203,8 @@ def test_segment_being_created_is_waited_for(name: str) -> None:
 def test_every_object_kind_has_its_class() -> None:
     from procshare._shm import names as _names
 
-    objects = set(_names.Kind) - _names.TABLE_KINDS
+    objects = set(_names.Kind) - _names.TABLE_KINDS - {_names.Kind.ARENA}
+    assert _names.class_of(_names.Kind.ARENA) is None  # it holds objects, it is none
     assert {k for k in objects if _names.class_of(k) is None} == set()
     for kind in objects:
         cls = _names.class_of(kind)

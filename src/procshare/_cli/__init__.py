@@ -18,6 +18,7 @@ SECTIONS = (
     "managers",
     "actors",
     "latency",
+    "objects",
     "scaling",
     "redis",
 )  # redis: only when asked for

@@ -18,9 +18,11 @@ class Counter(RawValue):
 
     __slots__ = ()
     _kind = Kind.COUNTER
+    _value_at = 0  # a Counter has no lock: the value is its only data
 
     def __new__(cls, initial: int = 0, *, name: str | None = None, mode: int = 0o600) -> Any:
-        return cls._from_segment(open_scalar(Kind.COUNTER, name, "q", (initial,), mode))
+        seg = open_scalar(Kind.COUNTER, name, "q", (initial,), mode, lock_space=0)
+        return cls._from_segment(seg)
 
     def reset(self) -> int:
         """Set the counter to zero; return the value it had, in one atomic step."""

@@ -37,8 +37,10 @@ def open_scalar(
     initial: tuple[Any, ...],
     mode: int,
     lock: object = True,
+    lock_space: int = LOCK_SPACE,
 ) -> Segment:
-    """Create or attach the segment of a scalar: LOCK_SPACE bytes of lock, then the value."""
+    """Create or attach the segment of a scalar: lock_space bytes of lock (a Counter has
+    none), then the value."""
     if len(initial) > 1:
         raise TypeError(f"expected at most one initial value, got {len(initial)}")
     params: dict[str, Any] = {"typecode": typecode}
@@ -47,10 +49,10 @@ def open_scalar(
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         if initial:
-            _core.Cell(mapping, offset + LOCK_SPACE, typecode).store(initial[0])
+            _core.Cell(mapping, offset + lock_space, typecode).store(initial[0])
 
-    size = LOCK_SPACE + _core.itemsize(typecode)
-    seg, _ = Segment.open(name, kind, params, size, init, mode=mode)
+    size = lock_space + _core.itemsize(typecode)
+    seg, _ = Segment.open(name, kind, params, size, init, mode=mode, pooled=True)
     if seg.params["typecode"] != typecode:
         raise KindError(f"{seg.name!r} holds typecode {seg.params['typecode']!r}, not {typecode!r}")
     return seg
@@ -64,6 +66,7 @@ class RawValue(Shared, _core.Cell):
 
     __slots__ = ("_seg",)
     _kind: ClassVar[Kind] = Kind.VALUE
+    _value_at: ClassVar[int] = LOCK_SPACE  # where the value lies in the data: after the lock
 
     def __new__(
         cls, typecode_or_type: object, *args: Any, name: str | None = None, mode: int = 0o600
@@ -74,7 +77,7 @@ class RawValue(Shared, _core.Cell):
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
         typecode = seg.params["typecode"]
-        self = _core.Cell.__new__(cls, seg.mapping, seg.data_offset + LOCK_SPACE, typecode)
+        self = _core.Cell.__new__(cls, seg.mapping, seg.data_offset + cls._value_at, typecode)
         self._seg = seg
         return self
 

@@ -75,7 +75,11 @@ def entry(name: str) -> Entry | None:
     except (ProcshareError, OSError) as e:
         return Entry(row[0], f"damaged: {e}", *row[1:], 0, False)
     pid, started = seg.creator()
-    return Entry(row[0], seg.kind.name.lower(), *row[1:], pid, alive(pid, started))
+    kind = seg.kind.name.lower()
+    if seg.kind == _names.Kind.ARENA:  # small objects, a slot each: say of which kind
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            kind = f"{_names.Kind(seg.params['kind']).name.lower()} arena"
+    return Entry(row[0], kind, *row[1:], pid, alive(pid, started))
 
 
 def remove(name: str) -> None:

@@ -44,6 +44,7 @@ class Kind(enum.IntEnum):
     DICT_TABLE = 15
     LIST = 16
     LIST_TABLE = 17
+    ARENA = 18  # many small anonymous objects, a slot each (arena.py)
 
 
 #: Kinds of the segments that hold a Dict's or List's data, not an object of their own.

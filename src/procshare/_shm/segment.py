@@ -48,7 +48,7 @@ from . import names as _names
 from .names import Kind
 
 MAGIC = b"PROCSHR\x00"
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 HEADER_SIZE = 256
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -202,15 +202,23 @@ class Segment:
         *,
         mode: int = DEFAULT_MODE,
         fresh_name: str | None = None,
+        pooled: bool = False,
     ) -> tuple[Segment, bool]:
         """Create the segment, or attach it when name already exists.
 
         init(mapping, data_offset) writes the initial contents of a new
         segment; if it raises, the segment is removed and nothing changes.
         Without a name the segment is anonymous, named fresh_name if given
-        (from names.anonymous()).  Returns the segment and whether it was created.
+        (from names.anonymous()); with pooled, an anonymous object small enough
+        takes a slot in an arena instead (arena.py).  Returns the segment and
+        whether it was created.
         """
-        check_mode(mode)
+        if type(mode) is not int or mode != DEFAULT_MODE:
+            check_mode(mode)
+        if pooled and name is None:
+            slot = _arena.allocate(kind, params, data_size, init, mode)
+            if slot is not None:
+                return slot, True
         if name is None:
             seg = cls.create(fresh_name or _names.anonymous(), kind, params, data_size, init, mode)
             _lifetimes.adopt(seg)
@@ -241,7 +249,7 @@ class Segment:
             os.fchmod(fd, mode)  # exactly mode, whatever the umask
             _reserve(fd, name, size)
             inode = os.fstat(fd).st_ino
-            mapping = _core.Mapping(fd, size)
+            mapping = _map(fd, size, name)
         except BaseException:
             _core.shm_unlink(path)
             raise
@@ -283,6 +291,8 @@ class Segment:
         partial, one whose header is written but whose contents are not is taken as is.
         """
         mode = _accepted.get() if mode is None else mode
+        if _arena.is_slot(name):
+            return _arena.attach(name, kind, mode)
         path = _names.shm_path(name)
         try:
             fd = _core.shm_open(path, False, 0)
@@ -294,7 +304,7 @@ class Segment:
             deadline = time.monotonic() + (_ATTACH_WAIT if wait is None else wait)
             while (size := os.fstat(fd).st_size) < HEADER_SIZE:
                 _wait_for_creator(name, deadline)
-            mapping = _core.Mapping(fd, size)
+            mapping = _map(fd, size, name)
         finally:
             os.close(fd)
         state = _core.Cell(mapping, _STATE, "I")
@@ -397,6 +407,23 @@ class Segment:
         return int(values[7]), int(values[8])
 
 
+def _map(fd: int, size: int, name: str) -> _core.Mapping:
+    """Map the segment; out of mappings or address space, a SpaceError that says which."""
+    try:
+        return _core.Mapping(fd, size)
+    except OSError as e:
+        if e.errno != errno.ENOMEM:
+            raise
+        with open("/proc/sys/vm/max_map_count") as f:
+            limit = int(f.read())
+        with open("/proc/self/maps") as f:
+            mapped = sum(1 for _ in f)
+        raise SpaceError(
+            f"cannot map {name!r} ({size} bytes): this process has {mapped} mappings and "
+            f"the kernel allows {limit} (vm.max_map_count), or its address space is full"
+        ) from None
+
+
 def _wait_for_creator(name: str, deadline: float) -> None:
     if time.monotonic() > deadline:
         raise CorruptSegmentError(
@@ -491,3 +518,6 @@ class _Lifetimes:
 
 
 _lifetimes = _Lifetimes()
+
+
+from . import arena as _arena  # noqa: E402  (arena.py builds on Segment)

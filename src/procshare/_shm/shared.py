@@ -72,7 +72,8 @@ class Shared(ProxyMethods):
         return cls._attach(name)
 
     def _identity(self) -> tuple[Any, ...]:
-        return (self._seg.inode, self._seg.kind, getattr(self, "_offset", None))
+        seg = self._seg  # an arena's objects share its inode: the data offset tells them apart
+        return (seg.inode, seg.data_offset, seg.kind, getattr(self, "_offset", None))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Shared):

@@ -25,7 +25,7 @@ class Event(SyncObject):
     _park: Park
 
     def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
-        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode)
+        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode, pooled=True)
         return cls._at(seg, seg.data_offset)
 
     @classmethod

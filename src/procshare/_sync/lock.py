@@ -23,7 +23,8 @@ class _LockBase(SyncObject, AsyncAcquire, _core.Mutex):
     _recursive: bool
 
     def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
-        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed, mode=mode)
+        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed, mode=mode,
+                              pooled=True)  # fmt: skip
         return cls._at(seg, seg.data_offset)
 
     @classmethod

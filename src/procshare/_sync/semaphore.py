@@ -36,7 +36,8 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Semaphore.init(mapping, offset, value, value if cls._bounded else 0)
 
-        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode)
+        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode,
+                              pooled=True)  # fmt: skip
         return cls._at(seg, seg.data_offset)
 
     @classmethod

@@ -1,13 +1,14 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Seven sections, and an eighth on request: increments of a shared count (ratio to procshare Counter),
+Eight sections, and a ninth on request: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
 installed), shared dict and list operations (against Manager proxies, and
 UltraDict and LMDB when installed), the same calls through procshare's manager
 and multiprocessing's (registered classes included), actors beside Pykka and manager
 proxies, wake-up latency between two
-processes (ratio to a multiprocessing Pipe round trip), and with ``--procs``
+processes (ratio to a multiprocessing Pipe round trip), many small objects made and
+kept in one process (beside multiprocessing.Value), and with ``--procs``
 the scaling view: each contended operation in 1, 2, 4, … processes at once.  Every
 figure is a median of repeats; peers run in the same process tree.
 """
@@ -27,6 +28,7 @@ from . import (
     latency,
     locks,
     managers,
+    objects,
     plot,
     queues,
     redis,
@@ -89,6 +91,9 @@ def main(
         n = max(10, iterations // 500)
         figures["latency"] = latency.run(n, repeats)
         show(latency.table(figures["latency"], n))
+    if only in (None, "objects"):
+        made, notes = figures["objects"] = objects.run(max(1_000, iterations), min(repeats, 3))
+        show(objects.table(made, notes))
     if only == "redis":
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
         pairs, notes = figures["redis"] = redis.run(seconds_each, repeats)

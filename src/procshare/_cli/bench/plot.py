@@ -14,6 +14,7 @@ TITLES = {
     "managers": "Managers: the same calls",
     "actors": "Actors",
     "latency": "Wake-up latency (round trips per second)",
+    "objects": "Many small objects: made per second",
     "scaling": "Scaling: N processes at once (totals)",
     "redis": "Redis: procshare beside redis-py",
 }
@@ -33,6 +34,9 @@ def series(section: str, raw: Any) -> list[tuple[str, str, float]]:
         from .redis import plotted
 
         return plotted(raw)
+    if section == "objects":
+        rows, _notes = raw
+        return [(label, "made", rate) for label, _count, rate, _size, _maps in rows]
     if section == "latency":
         return [(" ".join(case.split()), "round trip", 1 / seconds) for case, seconds in raw]
     if section == "scaling":

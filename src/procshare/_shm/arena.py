@@ -1,0 +1,251 @@
+"""Arenas: many small anonymous objects in one segment, a slot each.
+
+A segment per object costs a page of /dev/shm and a mapping, and the kernel
+allows about 65,000 mappings per process.  So an anonymous object whose data
+is small (a Counter, a Value, a Lock, an Event, a Semaphore) takes a slot in
+an arena instead: a segment of kind ARENA holding slots of one size for
+objects of one kind, parameters and mode, created and reused by one process.
+A slot is a whole number of 64-byte cache lines (objects used by different
+processes never share a line): an 8-byte header, then the object's data at
+the offset the object would have in a segment of its own.
+
+Slot header: u32 ``generation << 1 | live``, u32 flags (segment.FLAG_*).
+A handle names the arena, the slot and its generation
+(``<arena>@<slot>.<generation>``); attaching checks all three against the
+arena, so a stale handle never reaches another object.
+
+Lifetimes are those of anonymous segments (see segment.py): only the creating
+process allocates in its arenas, and it frees a slot for reuse when it drops
+the object's last reference, unless the object escaped (a handle was pickled,
+or a child was forked after it was created); the arenas are unlinked when
+the creator exits normally, and ``procshare rm --dead`` removes those of a
+creator that was killed.  A child starts arenas of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+import weakref
+from typing import Any
+
+from .. import _core
+from .._errors import CorruptSegmentError, KindError, NotFoundError
+from . import names as _names
+from .names import Kind
+from .segment import FLAG_ESCAPED, FLAG_UNLINKED, HEADER_SIZE, PAGE, Segment, _lifetimes
+
+LINE = 64
+SLOT_HEADER = 8
+MAX_SLOT = 256  # larger objects keep a segment of their own
+_FIRST_ARENA = 64 * 1024  # bytes; each further arena of a pool doubles, up to _LAST_ARENA
+_LAST_ARENA = 16 * 1024 * 1024
+_LIVE = 1
+_SLOT_NAME = re.compile(r"(.+)@([0-9]+)\.([0-9]+)")
+_WORDS = struct.Struct("<II")
+
+
+def slot_size(data_size: int) -> int:
+    """The slot an object of data_size bytes takes: header and data, in whole lines."""
+    return -(-(SLOT_HEADER + data_size) // LINE) * LINE
+
+
+def is_slot(name: str) -> bool:
+    """Whether name is a slot's (an arena's object) rather than a segment's."""
+    return "@" in name
+
+
+class _Arena:
+    """One arena segment as its creator uses it: where the slots are, a view to write them."""
+
+    __slots__ = ("next", "pool", "seg", "slot", "slots", "view")
+
+    def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
+        self.pool = pool
+        self.seg = seg
+        self.slot = slot
+        self.slots = slots
+        self.next = 0  # slots below next have been handed out at least once
+        self.view = memoryview(seg.mapping)
+
+    def base(self, index: int) -> int:
+        return self.seg.data_offset + index * self.slot
+
+
+class _Pool:
+    """The arenas of one (kind, parameters, mode) in the creating process, and its free slots."""
+
+    __slots__ = ("arenas", "data_size", "free", "guard", "kind", "mode", "params", "pid", "slot",
+                 "zeros")  # fmt: skip
+
+    def __init__(self, kind: Kind, params: dict[str, Any], data_size: int, mode: int) -> None:
+        self.kind, self.params, self.data_size, self.mode = kind, params, data_size, mode
+        self.slot = slot_size(data_size)
+        self.zeros = bytes(self.slot - SLOT_HEADER)
+        self.arenas: list[_Arena] = []
+        self.free: list[tuple[_Arena, int]] = []
+        self.guard = threading.Lock()
+        self.pid = os.getpid()  # the only process that allocates and frees its slots
+
+    def _grow(self) -> _Arena:
+        size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)
+        slots = (-(-(HEADER_SIZE + size) // PAGE) * PAGE - HEADER_SIZE) // self.slot
+        params = {"kind": int(self.kind), "params": self.params, "size": self.data_size,
+                  "slot": self.slot, "slots": slots}  # fmt: skip
+        seg = Segment.create(_names.anonymous(), Kind.ARENA, params, slots * self.slot,
+                             lambda m, o: None, self.mode)  # fmt: skip
+        _lifetimes.adopt(seg)
+        arena = _Arena(self, seg, self.slot, slots)
+        self.arenas.append(arena)
+        _ARENAS[seg.name] = seg
+        return arena
+
+    def take(self) -> tuple[_Arena, int, bool]:
+        """A slot: a freed one, or one never used (still zero, as the arena was made)."""
+        with self.guard:
+            if self.free:
+                return (*self.free.pop(), False)
+            arena = self.arenas[-1] if self.arenas else None
+            if arena is None or arena.next == arena.slots:
+                arena = self._grow()
+            arena.next += 1
+            return arena, arena.next - 1, True
+
+
+class _Pools:
+    """This process's pools; a forked child starts with none (its parent owns those arenas)."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[Any, ...], _Pool] = {}
+        self.epoch = 0  # forks so far: an object created before the last fork has escaped
+        os.register_at_fork(before=self.forking, after_in_child=self.forked)
+
+    def forking(self) -> None:
+        self.epoch += 1
+
+    def forked(self) -> None:
+        self.pools = {}
+
+
+_pools = _Pools()
+#: Arena segments mapped in this process, by name: each is mapped once, however many
+#: of its slots are in use here (a slot holds its arena).
+_ARENAS: weakref.WeakValueDictionary[str, Segment] = weakref.WeakValueDictionary()
+
+
+def allocate(
+    kind: Kind, params: dict[str, Any], data_size: int, init: Any, mode: int
+) -> Slot | None:
+    """A new anonymous object of kind in a slot, its data written by init(mapping, offset);
+    None when the object is too large for a slot or its parameters are not plain values."""
+    try:
+        key = (kind, mode, *params.items())
+        pool = _pools.pools.get(key)
+    except TypeError:  # a parameter that is a list: the handle of another object's lock
+        return None
+    if pool is None:
+        if SLOT_HEADER + data_size > MAX_SLOT:
+            return None
+        pool = _pools.pools[key] = _Pool(kind, params, data_size, mode)
+    arena, index, fresh = pool.take()
+    base = arena.base(index)
+    view = arena.view
+    generation = 1 if fresh else (_WORDS.unpack_from(view, base)[0] >> 1) + 1
+    if not fresh:
+        view[base + SLOT_HEADER : base + pool.slot] = pool.zeros
+    try:
+        init(arena.seg.mapping, base + SLOT_HEADER)
+    except BaseException:
+        pool.free.append((arena, index))
+        raise
+    _WORDS.pack_into(view, base, (generation << 1) | _LIVE, 0)
+    slot = Slot(arena.seg, kind, pool.params, index, data_size, generation)
+    slot.owner, slot.epoch = arena, _pools.epoch
+    return slot
+
+
+def attach(name: str, kind: Kind | None, mode: int) -> Slot:
+    """The slot object name (``<arena>@<slot>.<generation>``), checked against its arena."""
+    m = _SLOT_NAME.fullmatch(name)
+    if m is None:
+        raise NotFoundError(f"no procshare object named {name!r}")
+    arena_name, index, generation = m[1], int(m[2]), int(m[3])
+    seg = _ARENAS.get(arena_name)
+    if seg is None:
+        seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
+        _ARENAS[arena_name] = seg
+    try:
+        p = seg.params
+        real, slot, slots, size = Kind(p["kind"]), int(p["slot"]), int(p["slots"]), int(p["size"])
+        params = p["params"]
+        valid = slot == slot_size(size) and slots * slot <= seg.data_size
+    except (KeyError, TypeError, ValueError):
+        valid = False
+    if not valid or not isinstance(params, dict):
+        raise CorruptSegmentError(f"arena {arena_name!r} has damaged parameters")
+    if index >= slots:
+        raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
+    base = seg.data_offset + index * slot
+    word, flags = _core.Cell(seg.mapping, base, "I").load(), _core.Cell(seg.mapping, base + 4, "I")
+    if word != (generation << 1) | _LIVE or flags.load() & FLAG_UNLINKED:
+        raise NotFoundError(f"no procshare object named {name!r} any more")
+    if kind is not None and real != kind:
+        raise KindError(f"{name!r} holds a {real.name.lower()}, not a {kind.name.lower()}")
+    return Slot(seg, real, params, index, size, generation)
+
+
+class Slot(Segment):
+    """An object's place in an arena: a Segment whose data is the slot's (flags, handle
+    and unlink act on the slot; the mapping, mode and creator are the arena's)."""
+
+    __slots__ = ("arena", "base", "epoch", "generation", "index", "owner")
+
+    def __init__(  # no Segment.__init__: this runs for every small object made
+        self, arena: Segment, kind: Kind, params: dict[str, Any], index: int, size: int, gen: int
+    ) -> None:
+        self.arena, self.kind, self.params, self.index, self.generation = (
+            arena, kind, params, index, gen,
+        )  # fmt: skip
+        self.base = arena.data_offset + index * arena.params["slot"]
+        self.mapping, self.data_offset, self.data_size = (
+            arena.mapping,
+            self.base + SLOT_HEADER,
+            size,
+        )
+        self.mode, self.inode = arena.mode, arena.inode
+        self.owner: _Arena | None = None  # in the creator: where the slot is freed to
+        self.epoch = 0  # in the creator: forks made before the object was
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # made when asked: rarely needed
+        return f"{self.arena.name}@{self.index}.{self.generation}"
+
+    def flags(self) -> _core.Cell:
+        cell: _core.Cell = _core.Cell(self.mapping, self.base + 4, "I")
+        return cell
+
+    def unlink(self) -> None:
+        """Take the name away: attaching fails from now on; holders keep the object."""
+        live = _core.Cell(self.mapping, self.base, "I").load()
+        flags = self.flags()
+        if live != (self.generation << 1) | _LIVE or flags.load() & FLAG_UNLINKED:
+            raise NotFoundError(f"no procshare object named {self.name!r} any more")
+        flags.fetch_or(FLAG_UNLINKED)
+
+    def creator(self) -> tuple[int, int]:
+        return self.arena.creator()
+
+    def twin(self) -> Segment:
+        raise TypeError("an arena's object is never a Dict's or List's root")
+
+    def __del__(self) -> None:
+        """The creator's last reference is gone: the slot is free unless the object escaped."""
+        arena = self.owner
+        if arena is None or arena.pool.pid != os.getpid() or self.epoch != _pools.epoch:
+            return
+        word, flags = _WORDS.unpack_from(arena.view, self.base)
+        if not flags & FLAG_ESCAPED:
+            _WORDS.pack_into(arena.view, self.base, word & ~_LIVE, 0)
+            arena.pool.free.append((arena, self.index))

@@ -1,0 +1,157 @@
+"""Arenas: many small anonymous objects share a few segments and mappings, their handles
+name the slot and its generation, a slot is reused only when nothing else can hold it,
+and a damaged arena fails cleanly."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gc
+import multiprocessing as mp
+import os
+import pickle
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import damage
+import procshare
+from procshare import KindError, NotFoundError
+from procshare._shm.names import Kind
+from procshare._shm.segment import Segment
+
+import workers
+from conftest import run_all
+
+SHM = "/dev/shm/procshare."
+
+
+def python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, check=False)  # fmt: skip
+
+
+def test_many_small_objects_share_few_segments_and_mappings() -> None:
+    r = python("""
+        import os, procshare
+        def maps():
+            with open("/proc/self/maps") as f:
+                return sum(1 for _ in f)
+        def files():
+            mine = f"procshare._{os.getpid()}_"
+            return [f for f in os.listdir("/dev/shm") if f.startswith(mine)]
+        before = maps()
+        counters = [procshare.Counter(i) for i in range(60_000)]
+        shm = sum(os.path.getsize("/dev/shm/" + f) for f in files())
+        others = [procshare.Lock() for _ in range(10_000)]
+        others += [procshare.Event() for _ in range(10_000)]
+        others += [procshare.Value("d", 0.5) for _ in range(5_000)]
+        others += [procshare.Semaphore(2) for _ in range(5_000)]
+        for c in counters[::100]:
+            c += 1
+        assert sum(c.value for c in counters) == sum(range(60_000)) + 600
+        assert all(not o.acquire(False) or o.release() is None for o in others[:10_000])
+        print(maps() - before, len(files()), shm)
+    """)
+    assert r.returncode == 0, r.stderr
+    mappings, segments, shm = map(int, r.stdout.split())
+    assert mappings < 60 and segments < 40  # 90,000 objects; a segment each would be 90,000
+    assert shm / 60_000 <= 72  # a Counter's 64-byte line, and the arenas' headers
+
+
+def test_a_slot_is_reused_only_when_no_other_process_can_hold_it() -> None:
+    ctx = mp.get_context("fork")
+    c = procshare.Counter()
+    name = c.name
+    ready, go = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=workers.count_when_told, args=(c, ready, go, 1000))
+    p.start()  # the child holds c: forked after it was made
+    try:
+        assert ready.wait(30)
+        del c
+        gc.collect()
+        fresh = [procshare.Counter() for _ in range(50)]
+        assert name.split(".")[0] not in {f.name.split(".")[0] for f in fresh}
+        go.set()
+        p.join(30)
+        assert p.exitcode == 0
+        assert Segment.attach(name).kind == Kind.COUNTER
+        assert pickle.loads(pickle.dumps(workers.attach_counter(name))).value == 1000
+        assert all(f.value == 0 for f in fresh)
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+def test_slot_handles_cross_spawn_and_are_checked() -> None:
+    counter, lock = procshare.Counter(), procshare.Lock()
+    value = procshare.Value("q", 0)
+    run_all(mp.get_context("spawn"), workers.locked_increment, [(value, 200)] * 3)
+    run_all(mp.get_context("spawn"), workers.iadd, [(counter, 500)] * 3)
+    assert counter.value == 1500 and value.value == 600
+    arena, slot = counter.name.split("@")
+    index, generation = slot.split(".")
+    with pytest.raises(KindError):
+        Segment.attach(counter.name, Kind.LOCK)
+    for stale in (f"{arena}@{index}.{int(generation) + 1}", f"{arena}@999999.1", f"{arena}@x.1"):
+        with pytest.raises(NotFoundError):
+            Segment.attach(stale)
+    handle = pickle.dumps(lock)
+    lock.unlink()  # the name goes; holders keep the object
+    with pytest.raises(NotFoundError):
+        pickle.loads(handle)
+    assert lock.acquire(timeout=1) and lock.release() is None
+    with pytest.raises(NotFoundError):
+        lock.unlink()
+
+
+_MAKE = """
+import base64, os, pickle, signal, procshare
+objects = [procshare.Counter(5), procshare.Lock(), procshare.Event(), procshare.Value("q", 7),
+           procshare.RLock(), procshare.Semaphore(2), procshare.BoundedSemaphore(2)]
+print(base64.b64encode(pickle.dumps(objects)).decode())
+print(" ".join(sorted({o.name.split("@")[0] for o in objects})), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # the arenas stay, as a killed program leaves them
+"""
+
+_USE = """
+import base64, contextlib, pickle, sys
+sys.path.insert(0, {tests!r})
+import damage
+with contextlib.suppress(Exception):  # a clean refusal to attach is fine
+    objects = pickle.loads(base64.b64decode({handles!r}))
+    uses = [damage.counter, damage.lock, damage.event, damage.value, damage.rlock,
+            damage.semaphore, damage.bounded_semaphore]
+    for obj, use in zip(objects, uses):
+        use(obj)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_damaged_arenas_fail_cleanly(seed: int) -> None:
+    made = python(_MAKE)
+    handles, names = made.stdout.splitlines()
+    paths = [SHM + n for n in names.split()]
+    try:
+        rng = random.Random(f"arena-{seed}")
+        for path in paths:
+            damage.damage(path, rng, in_header=rng.random() < 0.25)
+        tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        r = python(_USE.format(tests=tests, handles=handles), timeout=60)
+        assert r.returncode == 0 and r.stdout.endswith("done\n"), r.stderr[-2000:]
+    finally:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def test_objects_too_large_for_a_slot_keep_their_own_segment() -> None:
+    a, d = procshare.Array("q", 64), procshare.Dict()
+    assert "@" not in a.name and "@" not in d.name
+    b64 = base64.b64encode(pickle.dumps(a)).decode()
+    assert pickle.loads(base64.b64decode(b64)) == a
