@@ -155,3 +155,24 @@ def test_objects_too_large_for_a_slot_keep_their_own_segment() -> None:
     assert "@" not in a.name and "@" not in d.name
     b64 = base64.b64encode(pickle.dumps(a)).decode()
     assert pickle.loads(base64.b64decode(b64)) == a
+
+
+def test_inspect_and_rm_reach_an_object_in_an_arena() -> None:
+    counter = procshare.Counter(41)
+    counter += 1
+    pickle.dumps(counter)  # shared: it stays in its slot
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "procshare", *args], capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+
+    shown = command("inspect", counter.name)
+    assert shown.returncode == 0 and "counter" in shown.stdout and "42" in shown.stdout
+    assert "bytes          64" in shown.stdout
+    arena, _ = counter.name.rsplit(".", 1)
+    assert command("inspect", f"{arena}.99").returncode == 1  # another generation: not it
+    assert command("rm", counter.name).returncode == 0
+    with pytest.raises(NotFoundError):
+        Segment.attach(counter.name)
+    counter += 1  # holders keep it
+    assert counter.value == 43

@@ -11,6 +11,7 @@ from functools import cache
 from .. import _core
 from .._errors import NotFoundError, ProcshareError, UntrustedSegmentError
 from . import names as _names
+from .arena import Slot
 from .generations import stale_table
 from .segment import DEFAULT_MODE, Segment, check_trust, owner_name, start_time
 
@@ -61,8 +62,8 @@ def entries() -> list[Entry]:
 
 def entry(name: str) -> Entry | None:
     """The segment name as entries() describes it, or None if there is none."""
-    try:
-        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + name))
+    try:  # a slot's file is its arena's
+        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + name.split("@", 1)[0]))
     except FileNotFoundError:
         return None
     mode = stat.S_IMODE(st.st_mode)
@@ -70,11 +71,13 @@ def entry(name: str) -> Entry | None:
     try:
         # Reading a header runs nothing: look at every segment, trusted or not.
         seg = Segment.attach(name, wait=_CREATING, mode=0o666)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotFoundError):
         return None  # removed meanwhile
     except (ProcshareError, OSError) as e:
         return Entry(row[0], f"damaged: {e}", *row[1:], 0, False)
     pid, started = seg.creator()
+    if isinstance(seg, Slot):  # one object of an arena: its own slot's bytes
+        row = (name, int(seg.arena.params["slot"]), *row[2:])
     kind = seg.kind.name.lower()
     if seg.kind == _names.Kind.ARENA:  # small objects, a slot each: say of which kind
         with contextlib.suppress(KeyError, TypeError, ValueError):

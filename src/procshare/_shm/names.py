@@ -108,9 +108,9 @@ def root_of(name: str) -> str:
 
 
 def nameable(name: str) -> bool:
-    """Whether name can name a segment: a user name, an anonymous one, or a table of
-    either."""
-    root = root_of(name)
+    """Whether name can name a segment or a slot in one: a user name, an anonymous one, a
+    table of either, or ``<arena>@<slot>.<generation>``."""
+    root = root_of(name.split("@", 1)[0])
     return _USER_NAME.fullmatch(root) is not None or is_anonymous(root)
 
 
