@@ -135,35 +135,44 @@ def kill_while_running(target: Any, args: tuple[Any, ...], seconds: tuple[float,
 REDIS_PASSWORD = "procshare-test-secret"
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free loopback port, with a password, append-only
-    persistence and its own directory; yields its URL (password included)."""
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_process(port: int, *options: str) -> Iterator[None]:
+    """A real redis-server with these options, listening on port (loopback) once entered;
+    skips the test where redis-server or redis-py is missing."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("needs redis-server (.ci/run installs it)")
     pytest.importorskip("redis")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD,
-         "--dir", str(workdir), "--appendonly", "yes", "--save", "", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            assert proc.poll() is None, "redis-server exited at start"
-            assert time.monotonic() < deadline, "redis-server did not start in 20 s"
-            time.sleep(0.05)
+    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--daemonize", "no", *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        yield url
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, "redis-server exited at start"
+                assert time.monotonic() < deadline, "redis-server did not start in 20 s"
+                time.sleep(0.05)
+        yield
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, with a password, append-only
+    persistence and its own directory; yields its URL (password included)."""
+    port, workdir = free_port(), tmp_path_factory.mktemp("redis")
+    with redis_process(port, "--port", str(port), "--requirepass", REDIS_PASSWORD,
+                       "--dir", str(workdir), "--appendonly", "yes", "--save", ""):  # fmt: skip
+        yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"

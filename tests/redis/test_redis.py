@@ -24,7 +24,7 @@ import procshare
 from procshare import KindError, LockLostError, NotFoundError, StoreUnavailableError
 
 import workers
-from conftest import REDIS_PASSWORD, run_all
+from conftest import REDIS_PASSWORD, free_port, redis_process, run_all
 
 
 @pytest.fixture
@@ -54,9 +54,7 @@ def test_bad_urls_and_unreachable_servers_fail_clearly() -> None:
     for bad in ("http://localhost", "redis://localhost:99999", "redis://h/notadb", 42):
         with pytest.raises((ValueError, TypeError)):
             procshare.connect(bad)  # type: ignore[arg-type]
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     t0 = time.monotonic()
     with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
         procshare.connect(f"redis://:secret@127.0.0.1:{port}/0?timeout=2")
@@ -68,39 +66,18 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """A redis-server that speaks only TLS, with a certificate from a CA made for the test
     and a password; yields (its rediss:// URL without the CA, the CA file)."""
     trustme = pytest.importorskip("trustme")
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("needs redis-server (.ci/run installs it)")
     workdir = tmp_path_factory.mktemp("redis-tls")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
     cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(workdir / "cert.pem"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [exe, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(workdir / "cert.pem"), "--tls-key-file", str(workdir / "key.pem"),
-         "--tls-ca-cert-file", str(workdir / "ca.pem"), "--tls-auth-clients", "no",
-         "--requirepass", REDIS_PASSWORD, "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "redis-server (TLS) exited at start"
-            assert time.monotonic() < deadline, "redis-server (TLS) did not start in 20 s"
-            time.sleep(0.05)
-    try:
+    port, files = free_port(), {k: str(workdir / f"{k}.pem") for k in ("ca", "cert", "key")}
+    with redis_process(port, "--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
+                       "--tls-cert-file", files["cert"], "--tls-key-file", files["key"],
+                       "--tls-ca-cert-file", files["ca"], "--requirepass", REDIS_PASSWORD,
+                       "--save", "", "--dir", str(workdir)):  # fmt: skip
         yield f"rediss://:{REDIS_PASSWORD}@127.0.0.1:{port}/0", str(workdir / "ca.pem")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_tls_verifies_the_server_and_handles_carry_the_options(
@@ -315,9 +292,7 @@ def restartable(tmp_path: Any) -> Iterator[tuple[str, Any, Any]]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("needs redis-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
             "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
