@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import pickle
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -169,8 +170,14 @@ def test_inspect_and_rm_reach_an_object_in_an_arena() -> None:
     shown = command("inspect", counter.name)
     assert shown.returncode == 0 and "counter" in shown.stdout and "42" in shown.stdout
     assert "bytes          64" in shown.stdout
-    arena, _ = counter.name.rsplit(".", 1)
-    assert command("inspect", f"{arena}.99").returncode == 1  # another generation: not it
+    slot, _ = counter.name.rsplit(".", 1)
+    assert command("inspect", f"{slot}.99").returncode == 1  # another generation: not it
+    arena = counter.name.split("@")[0]
+    whole = command("inspect", arena)  # the arena: how many objects it holds now
+    assert whole.returncode == 0 and "counter arena" in whole.stdout
+    assert re.search(r"objects +[1-9]", whole.stdout) and re.search(r"escaped +[1-9]", whole.stdout)
+    top = command("top", "--once", arena)
+    assert top.returncode == 0 and "objects=" in top.stdout, top.stderr
     assert command("rm", counter.name).returncode == 0
     with pytest.raises(NotFoundError):
         Segment.attach(counter.name)

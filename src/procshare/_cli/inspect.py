@@ -17,9 +17,10 @@ from typing import Any
 from .. import _core
 from .._errors import ProcshareError
 from .._shm import names as _names
+from .._shm.arena import census
 from .._shm.inventory import Entry, entry
 from .._shm.names import Kind
-from .._shm.segment import accepting
+from .._shm.segment import Segment, accepting
 
 
 def _value(obj: Any, limit: int) -> dict[str, Any]:
@@ -97,6 +98,11 @@ READERS: dict[Kind, Callable[[Any, int], dict[str, Any]]] = {
 }  # fmt: skip
 
 
+def kind_of(e: Entry) -> Kind:
+    """The Kind of an entry that is not damaged ("counter arena" and the like: ARENA)."""
+    return Kind.ARENA if e.kind.endswith(" arena") else Kind[e.kind.upper()]
+
+
 def describe(e: Entry, limit: int) -> dict[str, Any]:
     """The entry's facts and, where this user may attach it, its object's live state."""
     info: dict[str, Any] = {
@@ -105,17 +111,19 @@ def describe(e: Entry, limit: int) -> dict[str, Any]:
     }  # fmt: skip
     if e.kind.startswith("damaged"):
         return info
-    kind = Kind[e.kind.upper()]
+    kind = kind_of(e)
     if kind in _names.TABLE_KINDS:
         info["table_of"] = _names.root_of(e.name)
         return info
     if e.refused:
         info["state"] = "not read: the segment is not this user's alone"
         return info
-    cls = _names.class_of(kind)
     try:
         with accepting(e.mode):
-            obj = cls._attach_named(e.name)
+            if kind == Kind.ARENA:  # many objects, a slot each (inspect one by its slot's name)
+                info["state"] = census(Segment.attach(e.name, Kind.ARENA))
+                return info
+            obj = _names.class_of(kind)._attach_named(e.name)
         info["state"] = READERS[kind](obj, limit)
     except ProcshareError as err:  # gone meanwhile, or damaged past its header
         info["state"] = f"not read: {err}"

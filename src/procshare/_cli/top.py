@@ -20,7 +20,7 @@ from typing import Any
 from .._shm.inventory import entries
 from .._shm.names import TABLE_KINDS, Kind
 from .._shm.segment import owner_name
-from .inspect import describe
+from .inspect import describe, kind_of
 
 #: The state field whose change per second is an object's rate.
 RATE_FIELDS = {
@@ -56,7 +56,7 @@ class Sampler:
                 continue
             if not fnmatch.fnmatchcase(e.name, self.pattern):
                 continue
-            kind = Kind[e.kind.upper()]
+            kind = kind_of(e)
             if kind in TABLE_KINDS:
                 continue
             state = describe(e, 0).get("state")

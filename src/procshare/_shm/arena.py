@@ -196,6 +196,27 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     return Slot(seg, real, params, index, size, generation)
 
 
+def census(seg: Segment) -> dict[str, int]:
+    """An arena's use: its slots, how many hold an object now, and how many of those escaped."""
+    try:
+        slot, slots = int(seg.params["slot"]), int(seg.params["slots"])
+        valid = slot >= LINE and 0 < slots * slot <= seg.data_size
+    except (KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise CorruptSegmentError(f"arena {seg.name!r} has damaged parameters")
+    view = memoryview(seg.mapping)
+    try:  # the low byte of each slot's two header words: the live bit, the escaped flag
+        end = seg.data_offset + slots * slot
+        live = bytes(view[seg.data_offset : end : slot])
+        flags = bytes(view[seg.data_offset + 4 : end : slot])
+    finally:
+        view.release()
+    held = [f for w, f in zip(live, flags, strict=True) if w & _LIVE]
+    escaped = sum(1 for f in held if f & FLAG_ESCAPED)
+    return {"objects": len(held), "escaped": escaped, "slots": slots, "slot_bytes": slot}
+
+
 class Slot(Segment):
     """An object's place in an arena: a Segment whose data is the slot's (flags, handle
     and unlink act on the slot; the mapping, mode and creator are the arena's)."""
