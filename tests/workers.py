@@ -396,12 +396,15 @@ def redis_churn(d: Any, stop: Any) -> None:
             d[f"k{i}"] = i
 
 
-def count_when_told(counter: Any, ready: Any, go: Any, n: int) -> None:
-    """Hold counter (inherited by fork), say so, then add n once told."""
+def count_when_told(counter: Any, ready: Any, go: Any, n: int, out: Any) -> None:
+    """Hold counter (inherited by fork), say so, then add n once told; send its name to
+    out if given."""
     ready.set()
     assert go.wait(30)
     for _ in range(n):
         counter += 1
+    if out is not None:
+        out.put(counter.name)
 
 
 def attach_counter(name: str) -> Any:

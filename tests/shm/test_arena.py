@@ -68,7 +68,7 @@ def test_a_slot_is_reused_only_when_no_other_process_can_hold_it() -> None:
     c = procshare.Counter()
     name = c.name
     ready, go = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=workers.count_when_told, args=(c, ready, go, 1000))
+    p = ctx.Process(target=workers.count_when_told, args=(c, ready, go, 1000, None))
     p.start()  # the child holds c: forked after it was made
     try:
         assert ready.wait(30)
@@ -81,6 +81,54 @@ def test_a_slot_is_reused_only_when_no_other_process_can_hold_it() -> None:
         assert p.exitcode == 0
         assert Segment.attach(name).kind == Kind.COUNTER
         assert pickle.loads(pickle.dumps(workers.attach_counter(name))).value == 1000
+        assert all(f.value == 0 for f in fresh)
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+def _held(arena: str) -> int:
+    """How many objects the arena named holds now."""
+    from procshare._shm.arena import census
+
+    return census(Segment.attach(arena, Kind.ARENA))["objects"]
+
+
+def test_objects_never_named_free_their_slots_and_the_slots_are_reused() -> None:
+    probe = procshare.Counter()  # its name tells which arena the Counters below share
+    arena = probe.name.split("@")[0]
+    before = _held(arena)
+    counters = [procshare.Counter(i) for i in range(100)]  # never asked for a name
+    locks = [procshare.Lock() for _ in range(10)]
+    assert _held(arena) == before + 100
+    assert sum(c.value for c in counters) == sum(range(100))
+    files = sorted(f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{os.getpid()}_"))
+    del counters, locks
+    gc.collect()
+    assert _held(arena) == before
+    again = [procshare.Counter() for _ in range(100)]
+    assert _held(arena) == before + 100 and all(c.value == 0 for c in again)  # zeroed
+    now = sorted(f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{os.getpid()}_"))
+    assert now == files  # the freed slots were reused: no new arena
+
+
+def test_an_object_inherited_by_fork_keeps_its_slot_unnamed() -> None:
+    ctx = mp.get_context("fork")
+    c = procshare.Counter()  # not named before the fork: the child names it
+    ready, go, out = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
+    p = ctx.Process(target=workers.count_when_told, args=(c, ready, go, 1000, out))
+    p.start()
+    try:
+        assert ready.wait(30)
+        del c
+        gc.collect()
+        fresh = [procshare.Counter() for _ in range(50)]
+        go.set()
+        name = out.get()
+        p.join(30)
+        assert p.exitcode == 0
+        assert workers.attach_counter(name).value == 1000
         assert all(f.value == 0 for f in fresh)
     finally:
         if p.is_alive():

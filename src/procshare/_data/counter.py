@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._shm.names import Kind
-from .value import RawValue, open_scalar
+from .value import RawValue
 
 
 class Counter(RawValue):
@@ -21,8 +21,8 @@ class Counter(RawValue):
     _value_at = 0  # a Counter has no lock: the value is its only data
 
     def __new__(cls, initial: int = 0, *, name: str | None = None, mode: int = 0o600) -> Any:
-        seg = open_scalar(Kind.COUNTER, name, "q", (initial,), mode, lock_space=0)
-        return cls._from_segment(seg)
+        zero = type(initial) is int and initial == 0  # a new slot or segment is zero already
+        return cls._make("q", () if zero else (initial,), name, mode)
 
     def reset(self) -> int:
         """Set the counter to zero; return the value it had, in one atomic step."""

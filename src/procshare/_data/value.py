@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from .. import _core
 from .._errors import KindError
+from .._shm.arena import InArena, place
 from .._shm.names import Kind
 from .._shm.segment import Segment
 from .._shm.shared import Shared
@@ -33,45 +34,63 @@ from .._sync.lock import LOCK_SPACE, Synchronized, lock_of, lock_param
 def open_scalar(
     kind: Kind,
     name: str | None,
-    typecode: str,
+    params: dict[str, Any],
     initial: tuple[Any, ...],
     mode: int,
-    lock: object = True,
-    lock_space: int = LOCK_SPACE,
+    value_at: int,
 ) -> Segment:
-    """Create or attach the segment of a scalar: lock_space bytes of lock (a Counter has
+    """Create or attach the segment of a scalar: value_at bytes of lock (a Counter has
     none), then the value."""
-    if len(initial) > 1:
-        raise TypeError(f"expected at most one initial value, got {len(initial)}")
-    params: dict[str, Any] = {"typecode": typecode}
-    if (lp := lock_param(lock)) is not None:
-        params["lock"] = lp
+    typecode = params["typecode"]
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         if initial:
-            _core.Cell(mapping, offset + lock_space, typecode).store(initial[0])
+            _core.Cell(mapping, offset + value_at, typecode).store(initial[0])
 
-    size = lock_space + _core.itemsize(typecode)
-    seg, _ = Segment.open(name, kind, params, size, init, mode=mode, pooled=True)
+    size = value_at + _core.itemsize(typecode)
+    seg, _ = Segment.open(name, kind, params, size, init, mode=mode)
     if seg.params["typecode"] != typecode:
         raise KindError(f"{seg.name!r} holds typecode {seg.params['typecode']!r}, not {typecode!r}")
     return seg
 
 
-class RawValue(Shared, _core.Cell):
+class RawValue(InArena, Shared, _core.Cell):
     """A shared C scalar without a lock: ``RawValue(typecode_or_type, *args, name=None)``.
 
     ``mode=`` (default 0o600) shares the segment with the creator's group or others.
     """
 
-    __slots__ = ("_seg",)
+    __slots__ = ("_epoch", "_slot", "_where")
     _kind: ClassVar[Kind] = Kind.VALUE
     _value_at: ClassVar[int] = LOCK_SPACE  # where the value lies in the data: after the lock
 
     def __new__(
         cls, typecode_or_type: object, *args: Any, name: str | None = None, mode: int = 0o600
     ) -> Any:
-        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode)
+        return cls._make(typecode_of(typecode_or_type), args, name, mode)
+
+    @classmethod
+    def _make(
+        cls, typecode: str, initial: tuple[Any, ...], name: str | None, mode: int,
+        lock: object = True,
+    ) -> Any:  # fmt: skip
+        """A new object of this class, or by name the existing one; an anonymous one takes
+        a slot in an arena."""
+        if len(initial) > 1:
+            raise TypeError(f"expected at most one initial value, got {len(initial)}")
+        params: dict[str, Any] = {"typecode": typecode}
+        if (lp := lock_param(lock)) is not None:
+            params["lock"] = lp
+        size = cls._value_at + _core.itemsize(typecode)
+        if name is None and (placed := place(cls._kind, params, size, mode)) is not None:
+            arena, index = placed
+            offset = arena.data(index) + cls._value_at
+            self = _core.Cell.__new__(cls, arena.mapping, offset, typecode)
+            self._placed(arena, index)
+            if initial:
+                self.store(initial[0])
+            return self._ready()
+        seg = open_scalar(cls._kind, name, params, initial, mode, cls._value_at)
         return cls._from_segment(seg)
 
     @classmethod
@@ -79,6 +98,10 @@ class RawValue(Shared, _core.Cell):
         typecode = seg.params["typecode"]
         self = _core.Cell.__new__(cls, seg.mapping, seg.data_offset + cls._value_at, typecode)
         self._seg = seg
+        return self._ready()
+
+    def _ready(self) -> Any:
+        """The object, once its place is known (a Value also finds its lock)."""
         return self
 
     @classmethod
@@ -125,11 +148,8 @@ class Value(Synchronized, RawValue):
     ) -> Any:
         if lock is False:
             return RawValue(typecode_or_type, *args, name=name, mode=mode)
-        seg = open_scalar(cls._kind, name, typecode_of(typecode_or_type), args, mode, lock)
-        return cls._from_segment(seg)
+        return cls._make(typecode_of(typecode_or_type), args, name, mode, lock)
 
-    @classmethod
-    def _from_segment(cls, seg: Segment) -> Any:
-        self = super()._from_segment(seg)
-        self._lock = lock_of(seg)
+    def _ready(self) -> Any:
+        self._lock = lock_of(self._seg)
         return self

@@ -35,7 +35,16 @@ from .. import _core
 from .._errors import CorruptSegmentError, KindError, NotFoundError
 from . import names as _names
 from .names import Kind
-from .segment import FLAG_ESCAPED, FLAG_UNLINKED, HEADER_SIZE, PAGE, Segment, _lifetimes
+from .segment import (
+    DEFAULT_MODE,
+    FLAG_ESCAPED,
+    FLAG_UNLINKED,
+    HEADER_SIZE,
+    PAGE,
+    Segment,
+    _lifetimes,
+    check_mode,
+)
 
 LINE = 64
 SLOT_HEADER = 8
@@ -60,11 +69,11 @@ def is_slot(name: str) -> bool:
 class _Arena:
     """One arena segment as its creator uses it: where the slots are, a view to write them."""
 
-    __slots__ = ("next", "pool", "seg", "slot", "slots", "view")
+    __slots__ = ("mapping", "next", "pool", "seg", "slot", "slots", "view")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
         self.pool = pool
-        self.seg = seg
+        self.seg, self.mapping = seg, seg.mapping
         self.slot = slot
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
@@ -72,6 +81,29 @@ class _Arena:
 
     def base(self, index: int) -> int:
         return self.seg.data_offset + index * self.slot
+
+    def data(self, index: int) -> int:
+        """Where the data of the object in slot index starts in the mapping."""
+        return self.seg.data_offset + index * self.slot + SLOT_HEADER
+
+    def slot_of(self, index: int, epoch: int) -> Slot:
+        """The Segment of the object in slot index, which frees the slot when collected."""
+        generation = _WORDS.unpack_from(self.view, self.base(index))[0] >> 1
+        pool = self.pool
+        slot = Slot(self.seg, pool.kind, pool.params, index, pool.data_size, generation)
+        slot.owner, slot.epoch = self, epoch
+        return slot
+
+    def release(self, index: int, epoch: int) -> None:
+        """The creator let go of the object in slot index (made in fork epoch): free the slot
+        unless another process may hold the object."""
+        if self.pool.pid != os.getpid() or epoch != _pools.epoch:
+            return
+        base = self.seg.data_offset + index * self.slot
+        word, flags = _WORDS.unpack_from(self.view, base)
+        if not flags & FLAG_ESCAPED:
+            _WORDS.pack_into(self.view, base, word & ~_LIVE, 0)
+            self.pool.free.append((self, index))
 
 
 class _Pool:
@@ -89,7 +121,7 @@ class _Pool:
         self.guard = threading.Lock()
         self.pid = os.getpid()  # the only process that allocates and frees its slots
 
-    def _grow(self) -> _Arena:
+    def _grow(self) -> None:
         size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)
         slots = (-(-(HEADER_SIZE + size) // PAGE) * PAGE - HEADER_SIZE) // self.slot
         params = {"kind": int(self.kind), "params": self.params, "size": self.data_size,
@@ -97,21 +129,27 @@ class _Pool:
         seg = Segment.create(_names.anonymous(), Kind.ARENA, params, slots * self.slot,
                              lambda m, o: None, self.mode)  # fmt: skip
         _lifetimes.adopt(seg)
-        arena = _Arena(self, seg, self.slot, slots)
-        self.arenas.append(arena)
+        self.arenas.append(_Arena(self, seg, self.slot, slots))
         _ARENAS[seg.name] = seg
-        return arena
 
-    def take(self) -> tuple[_Arena, int, bool]:
-        """A slot: a freed one, or one never used (still zero, as the arena was made)."""
+    def take(self) -> tuple[_Arena, int]:
+        """A slot, live and zeroed: a freed one, or one never used (zero as the arena was
+        made)."""
         with self.guard:
             if self.free:
-                return (*self.free.pop(), False)
-            arena = self.arenas[-1] if self.arenas else None
-            if arena is None or arena.next == arena.slots:
-                arena = self._grow()
-            arena.next += 1
-            return arena, arena.next - 1, True
+                arena, index = self.free.pop()
+                base = arena.base(index)
+                generation = (_WORDS.unpack_from(arena.view, base)[0] >> 1) + 1
+                arena.view[base + SLOT_HEADER : base + self.slot] = self.zeros
+            else:
+                if not self.arenas or self.arenas[-1].next == self.arenas[-1].slots:
+                    self._grow()
+                arena = self.arenas[-1]
+                index, generation = arena.next, 1
+                arena.next += 1
+                base = arena.base(index)
+            _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
+            return arena, index
 
 
 class _Pools:
@@ -135,35 +173,40 @@ _pools = _Pools()
 _ARENAS: weakref.WeakValueDictionary[str, Segment] = weakref.WeakValueDictionary()
 
 
-def allocate(
-    kind: Kind, params: dict[str, Any], data_size: int, init: Any, mode: int
-) -> Slot | None:
-    """A new anonymous object of kind in a slot, its data written by init(mapping, offset);
-    None when the object is too large for a slot or its parameters are not plain values."""
+def place(
+    kind: Kind, params: dict[str, Any], data_size: int, mode: int
+) -> tuple[_Arena, int] | None:
+    """Claim a slot for a new anonymous object of kind: (arena, index), the data zeroed and
+    the header live; None when the object does not go in an arena (too large, or a
+    parameter that is a list: another object's lock)."""
+    if type(mode) is not int or mode != DEFAULT_MODE:
+        check_mode(mode)
     try:
-        key = (kind, mode, *params.items())
-        pool = _pools.pools.get(key)
-    except TypeError:  # a parameter that is a list: the handle of another object's lock
+        pool = _pools.pools.get((kind, mode, *params.items()))
+    except TypeError:
         return None
     if pool is None:
         if SLOT_HEADER + data_size > MAX_SLOT:
             return None
-        pool = _pools.pools[key] = _Pool(kind, params, data_size, mode)
-    arena, index, fresh = pool.take()
-    base = arena.base(index)
-    view = arena.view
-    generation = 1 if fresh else (_WORDS.unpack_from(view, base)[0] >> 1) + 1
-    if not fresh:
-        view[base + SLOT_HEADER : base + pool.slot] = pool.zeros
+        pool = _pools.pools[(kind, mode, *params.items())] = _Pool(kind, params, data_size, mode)
+    return pool.take()
+
+
+def allocate(
+    kind: Kind, params: dict[str, Any], data_size: int, init: Any, mode: int
+) -> Slot | None:
+    """place(), then the object's data written by init(mapping, offset), as a Slot that owns
+    the slot (for types that need their segment at once)."""
+    placed = place(kind, params, data_size, mode)
+    if placed is None:
+        return None
+    (arena, index), epoch = placed, _pools.epoch
     try:
-        init(arena.seg.mapping, base + SLOT_HEADER)
+        init(arena.seg.mapping, arena.data(index))
     except BaseException:
-        pool.free.append((arena, index))
+        arena.release(index, epoch)
         raise
-    _WORDS.pack_into(view, base, (generation << 1) | _LIVE, 0)
-    slot = Slot(arena.seg, kind, pool.params, index, data_size, generation)
-    slot.owner, slot.epoch = arena, _pools.epoch
-    return slot
+    return arena.slot_of(index, epoch)
 
 
 def attach(name: str, kind: Kind | None, mode: int) -> Slot:
@@ -263,10 +306,37 @@ class Slot(Segment):
 
     def __del__(self) -> None:
         """The creator's last reference is gone: the slot is free unless the object escaped."""
-        arena = self.owner
-        if arena is None or arena.pool.pid != os.getpid() or self.epoch != _pools.epoch:
-            return
-        word, flags = _WORDS.unpack_from(arena.view, self.base)
-        if not flags & FLAG_ESCAPED:
-            _WORDS.pack_into(arena.view, self.base, word & ~_LIVE, 0)
-            arena.pool.free.append((arena, self.index))
+        if self.owner is not None:
+            self.owner.release(self.index, self.epoch)
+
+
+class InArena:
+    """A type whose anonymous objects may sit in an arena slot without a Slot object each:
+    ``_where`` is the arena until something needs the object's Segment (its name, a handle,
+    unlink), which ``_seg`` then makes once; the object frees its slot when collected.
+    Concrete classes declare the slots ``_where``, ``_slot`` and ``_epoch``."""
+
+    __slots__ = ()
+    _where: Segment | _Arena
+    _slot: int  # the slot's index, while _where is the arena
+    _epoch: int  # the fork epoch the object was made in
+
+    @property
+    def _seg(self) -> Segment:
+        where = self._where
+        if type(where) is _Arena:
+            where = self._where = where.slot_of(self._slot, self._epoch)  # type: ignore[misc]
+        return where  # type: ignore[return-value]
+
+    @_seg.setter
+    def _seg(self, seg: Segment) -> None:
+        self._where = seg  # type: ignore[misc]  # the concrete classes declare the slots
+
+    def _placed(self, arena: _Arena, index: int) -> None:
+        """This new object lives in the slot place() claimed."""
+        self._where, self._slot, self._epoch = arena, index, _pools.epoch  # type: ignore[misc]
+
+    def __del__(self) -> None:
+        where = getattr(self, "_where", None)  # absent if construction failed early
+        if type(where) is _Arena:
+            where.release(self._slot, self._epoch)
