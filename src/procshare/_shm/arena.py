@@ -192,23 +192,6 @@ def place(
     return pool.take()
 
 
-def allocate(
-    kind: Kind, params: dict[str, Any], data_size: int, init: Any, mode: int
-) -> Slot | None:
-    """place(), then the object's data written by init(mapping, offset), as a Slot that owns
-    the slot (for types that need their segment at once)."""
-    placed = place(kind, params, data_size, mode)
-    if placed is None:
-        return None
-    (arena, index), epoch = placed, _pools.epoch
-    try:
-        init(arena.seg.mapping, arena.data(index))
-    except BaseException:
-        arena.release(index, epoch)
-        raise
-    return arena.slot_of(index, epoch)
-
-
 def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     """The slot object name (``<arena>@<slot>.<generation>``), checked against its arena."""
     m = _SLOT_NAME.fullmatch(name)

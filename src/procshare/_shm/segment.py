@@ -202,23 +202,16 @@ class Segment:
         *,
         mode: int = DEFAULT_MODE,
         fresh_name: str | None = None,
-        pooled: bool = False,
     ) -> tuple[Segment, bool]:
         """Create the segment, or attach it when name already exists.
 
         init(mapping, data_offset) writes the initial contents of a new
         segment; if it raises, the segment is removed and nothing changes.
         Without a name the segment is anonymous, named fresh_name if given
-        (from names.anonymous()); with pooled, an anonymous object small enough
-        takes a slot in an arena instead (arena.py).  Returns the segment and
-        whether it was created.
+        (from names.anonymous()).  (Small anonymous objects take a slot in an
+        arena instead: arena.place.)  Returns the segment and whether it was created.
         """
-        if type(mode) is not int or mode != DEFAULT_MODE:
-            check_mode(mode)
-        if pooled and name is None:
-            slot = _arena.allocate(kind, params, data_size, init, mode)
-            if slot is not None:
-                return slot, True
+        check_mode(mode)
         if name is None:
             seg = cls.create(fresh_name or _names.anonymous(), kind, params, data_size, init, mode)
             _lifetimes.adopt(seg)

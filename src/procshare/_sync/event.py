@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _core
+from .._shm.arena import InArena, place
 from .._shm.names import Kind
 from .._shm.segment import Segment
 from . import parking as _parking
@@ -12,29 +13,40 @@ from .base import SyncObject
 from .parking import Park, Waiting
 
 
-class Event(SyncObject):
+class Event(InArena, SyncObject):
     """``Event(*, name=None)``, multiprocessing.Event's semantics.
 
     ``set()``, ``clear()``, ``is_set()``, ``wait(timeout=None)`` (returns the flag),
     and ``await event.wait_async(timeout)``.
     """
 
-    __slots__ = ("_flag", "_offset", "_park", "_seg")
+    __slots__ = ("_epoch", "_flag", "_mapping", "_offset", "_park", "_slot", "_where")
     _kind = Kind.EVENT
     _flag: _core.Cell
-    _park: Park
+    _mapping: _core.Mapping
+    _park: Park | None  # made by the first wait
 
     def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
-        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode, pooled=True)
+        if name is None and (placed := place(Kind.EVENT, {}, 4, mode)) is not None:
+            arena, index = placed  # zeroed: a clear flag
+            self = cls._new(arena.mapping, arena.data(index))
+            self._placed(arena, index)
+            return self
+        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode)
         return cls._at(seg, seg.data_offset)
 
     @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
+    def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
         self = object.__new__(cls)
+        self._mapping, self._offset = mapping, offset
+        self._flag = _core.Cell(mapping, offset, "I")
+        self._park = None
+        return self
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = cls._new(seg.mapping, offset)
         self._seg = seg
-        self._offset = offset
-        self._flag = _core.Cell(seg.mapping, offset, "I")
-        self._park = _parking.park_word(seg.mapping, offset, 0)
         return self
 
     def is_set(self) -> bool:
@@ -43,18 +55,21 @@ class Event(SyncObject):
     def set(self) -> None:
         """Set the flag and wake every waiter."""
         self._flag.store(1)
-        self._seg.mapping.wake(self._offset)
+        self._mapping.wake(self._offset)
 
     def clear(self) -> None:
         self._flag.store(0)
 
     def _wait_steps(self, timeout: float | None) -> Waiting[bool]:
         until = _parking.deadline(timeout)
+        park = self._park
+        if park is None:
+            park = self._park = _parking.park_word(self._mapping, self._offset, 0)
         while not self._flag.load():
             left = _parking.remaining(until)
             if left == 0:
                 return False
-            yield self._park, left
+            yield park, left
         return True
 
     def wait(self, timeout: float | None = None) -> bool:

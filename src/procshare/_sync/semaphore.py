@@ -10,20 +10,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import _core
+from .._shm.arena import InArena, place
 from .._shm.names import Kind
 from .._shm.segment import Segment
 from .base import AsyncAcquire, SyncObject
 from .parking import Waiting
 
 
-class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
+class Semaphore(InArena, SyncObject, AsyncAcquire, _core.Semaphore):
     """``Semaphore(value=1, *, name=None)``, multiprocessing.Semaphore's semantics.
 
     ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()``,
     ``with sem:``, ``await sem.acquire_async(timeout)`` and ``async with sem:``.
     """
 
-    __slots__ = ("_offset", "_seg")
+    __slots__ = ("_epoch", "_offset", "_slot", "_where")
     _kind: ClassVar[Kind] = Kind.SEMAPHORE
     _bounded: ClassVar[bool] = False
 
@@ -36,15 +37,26 @@ class Semaphore(SyncObject, AsyncAcquire, _core.Semaphore):
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Semaphore.init(mapping, offset, value, value if cls._bounded else 0)
 
-        seg, _ = Segment.open(name, cls._kind, {}, _core.SEMAPHORE_SIZE, init, mode=mode,
-                              pooled=True)  # fmt: skip
+        size = _core.SEMAPHORE_SIZE
+        if name is None and (placed := place(cls._kind, {}, size, mode)) is not None:
+            arena, index = placed
+            init(arena.mapping, arena.data(index))
+            self = cls._new(arena.mapping, arena.data(index))
+            self._placed(arena, index)
+            return self
+        seg, _ = Segment.open(name, cls._kind, {}, size, init, mode=mode)
         return cls._at(seg, seg.data_offset)
 
     @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
-        self = _core.Semaphore.__new__(cls, seg.mapping, offset)
-        self._seg = seg
+    def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
+        self = _core.Semaphore.__new__(cls, mapping, offset)
         self._offset = offset
+        return self
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = cls._new(seg.mapping, offset)
+        self._seg = seg
         return self
 
     def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:
