@@ -231,3 +231,38 @@ def test_inspect_and_rm_reach_an_object_in_an_arena() -> None:
         Segment.attach(counter.name)
     counter += 1  # holders keep it
     assert counter.value == 43
+
+
+_LIMITS = """
+import mmap, resource, procshare
+hold = []
+if {maps}:  # use up the process's mappings, alternating protections so none merge
+    try:
+        for i in range(100_000):
+            prot = mmap.PROT_READ if i % 2 else mmap.PROT_READ | mmap.PROT_WRITE
+            hold.append(mmap.mmap(-1, 4096, prot=prot))
+    except OSError:
+        del hold[-4:]
+else:  # or its address space
+    with open("/proc/self/status") as f:
+        size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 20), size + (64 << 20)))
+made = []
+try:
+    while True:
+        made.append(procshare.Array("b", 4 << 20, name=f"{{prefix}}-{{len(made)}}"))
+except procshare.SpaceError as e:
+    print(e)
+for a in made:
+    a.unlink()
+"""
+
+
+@pytest.mark.parametrize("maps", [True, False], ids=["mappings", "address-space"])
+def test_running_out_of_mappings_says_which_limit(maps: bool) -> None:
+    prefix = f"limit-{os.getpid()}"
+    r = python(_LIMITS.format(maps=maps).replace("{prefix}", prefix), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("vm.max_map_count" in r.stdout) == maps and "cannot map" in r.stdout
+    assert ("address space is full" in r.stdout) != maps
+    assert not [f for f in os.listdir("/dev/shm") if prefix in f]  # nothing left behind

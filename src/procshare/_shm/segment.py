@@ -411,10 +411,13 @@ def _map(fd: int, size: int, name: str) -> _core.Mapping:
             limit = int(f.read())
         with open("/proc/self/maps") as f:
             mapped = sum(1 for _ in f)
-        raise SpaceError(
-            f"cannot map {name!r} ({size} bytes): this process has {mapped} mappings and "
-            f"the kernel allows {limit} (vm.max_map_count), or its address space is full"
-        ) from None
+        why = (
+            f"this process has {mapped} mappings, the most the kernel allows (vm.max_map_count "
+            f"is {limit}; small anonymous objects share arenas, named ones take one each)"
+            if mapped >= limit - 8
+            else f"this process's address space is full ({mapped} mappings; see ulimit -v)"
+        )
+        raise SpaceError(f"cannot map {name!r} ({size} bytes): {why}") from None
 
 
 def _wait_for_creator(name: str, deadline: float) -> None:
