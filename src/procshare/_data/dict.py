@@ -34,7 +34,7 @@ from .._shm.names import Kind
 
 _MISSING: Any = object()
 #: The largest heap a table grows to for the sake of rewrites alone (its live data may need more).
-REWRITE_HEAP = 1 << 18
+REWRITE_HEAP = 1 << 20  # 1 MiB: a rebuild costs about a millisecond, so rewrites pay it rarely
 
 _INT_TAG = _core.encode_value(0)[0]  # ints stored as they are: arithmetic runs no user code
 
