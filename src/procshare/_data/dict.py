@@ -35,6 +35,7 @@ from .._shm.names import Kind
 _MISSING: Any = object()
 #: The largest heap a table grows to for the sake of rewrites alone (its live data may need more).
 REWRITE_HEAP = 1 << 20  # 1 MiB: a rebuild costs about a millisecond, so rewrites pay it rarely
+REWRITE_ROOM = 64 << 20  # the most a table keeps beyond its live data for rewrites
 
 _INT_TAG = _core.encode_value(0)[0]  # ints stored as they are: arithmetic runs no user code
 
@@ -124,9 +125,11 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         source.recount()  # the counters size the next table: never trust damaged ones
         count, _, _, used, heap, garbage, _ = source.stats()
         live = max(0, min(used, heap) - min(garbage, used))
-        # Mostly garbage means rewrites: double the heap (up to a cap) so that each
-        # rebuild buys twice as many rewrites as the last instead of the same few.
-        floor = min(2 * heap, REWRITE_HEAP) if garbage > live else 0
+        # Mostly garbage means rewrites: double the heap, up to REWRITE_HEAP or eight times
+        # the live data (at most REWRITE_ROOM more), so that each rebuild (a new segment, the
+        # live data copied) buys more rewrites than the last instead of the same few.
+        room = max(REWRITE_HEAP, live + min(7 * live, REWRITE_ROOM))
+        floor = min(2 * heap, room) if garbage > live else 0
         size, init = _plan(count + extra_keys, live + extra_bytes, source=source, heap_floor=floor)
         table: _core.Table = self._replace(size, init)
         return table
