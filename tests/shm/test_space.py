@@ -85,3 +85,18 @@ def test_a_full_shm_raises_at_creation_and_growth_and_leaves_nothing() -> None:
     """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith("ok")
+
+
+def test_rewrites_keep_working_when_shm_cannot_spare_their_extra_room() -> None:
+    r = in_small_shm("""
+        import procshare
+        d = procshare.Dict(name="d")
+        d.update({k: "v" * 1024 for k in range(150)})  # 150 KiB live: 8x would not fit 2 MiB
+        for round in range(20):  # each round rewrites every value: rebuild after rebuild
+            for k in range(150):
+                d[k] = str(round) * 1024
+        assert all(d[k] == "19" * 1024 for k in range(150))
+        print("ok")
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("ok")

@@ -27,6 +27,7 @@ from collections.abc import (
 from typing import Any, ClassVar
 
 from .. import _core
+from .._errors import SpaceError
 from .._shm.codec import decode_value, encode_item, encode_value
 from .._shm.generations import Generational, Plan, guarded_repr
 from .._shm.keys import canonical, restore
@@ -131,7 +132,14 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         room = max(REWRITE_HEAP, live + min(7 * live, REWRITE_ROOM))
         floor = min(2 * heap, room) if garbage > live else 0
         size, init = _plan(count + extra_keys, live + extra_bytes, source=source, heap_floor=floor)
-        table: _core.Table = self._replace(size, init)
+        try:
+            table: _core.Table = self._replace(size, init)
+        except SpaceError:
+            if not floor:
+                raise
+            # /dev/shm cannot spare the room for rewrites: the live data and the extra only
+            size, init = _plan(count + extra_keys, live + extra_bytes, source=source)
+            table = self._replace(size, init)
         return table
 
     # -- the mapping protocol ------------------------------------------------------
