@@ -413,3 +413,9 @@ def attach_counter(name: str) -> Any:
     from procshare._shm.segment import Segment
 
     return procshare.Counter._from_segment(Segment.attach(name, procshare._shm.names.Kind.COUNTER))
+
+
+def dict_readd(d: Any, key: Any, value: Any) -> None:
+    """Delete key, then add it again with value (a new entry in the same table)."""
+    del d[key]
+    d[key] = value

@@ -416,3 +416,22 @@ def test_init_again_updates_and_fromkeys_builds_through_cls() -> None:
 
     t = Tagged.fromkeys("xy", 0)
     assert type(t) is Tagged and t == {"tag": "made by __new__", "x": 0, "y": 0}
+
+
+def test_incr_follows_a_key_that_another_process_replaced() -> None:
+    """A process that incremented a key goes straight to that key's word next time; a
+    word another process retired (deleted, replaced by another type) is never updated."""
+    d = Dict()
+    d["hits"] = 0
+    assert d.incr("hits") == 1 and d.compare_and_set("hits", 1, 2)
+    ctx = mp.get_context("fork")
+    run_all(ctx, workers.dict_readd, [(d, "hits", 100)])
+    assert d.incr("hits") == 101 and d["hits"] == 101
+    run_all(ctx, workers.dict_set, [(d, "hits", 5)])  # an int over an int
+    assert d.incr("hits") == 6
+    run_all(ctx, workers.dict_set, [(d, "hits", "text")])
+    with pytest.raises(TypeError):
+        d.incr("hits")
+    run_all(ctx, workers.dict_readd, [(d, "hits", 40)])
+    assert not d.compare_and_set("hits", 6, 0) and d.compare_and_set("hits", 40, 41)
+    assert d["hits"] == 41

@@ -66,7 +66,20 @@ typedef struct {
     _Atomic uint64_t *slots;
     char *heap;
     uint64_t nslots, heap_size;
+    /* The last key incr or cas found an int word for, and that word: the next call
+     * with the same key object goes straight to the word, touching neither the slots
+     * nor the entry's header (under contention, only the word's line moves between
+     * cores).  A word stays that key's until a writer freezes it, which sends the
+     * caller to the general path and clears this. */
+    PyObject *hot_key;
+    _Atomic uint64_t *hot_word;
 } ps_Table;
+
+static void Table_dealloc(PyObject *self)
+{
+    Py_CLEAR(((ps_Table *)self)->hot_key);
+    ps_view_dealloc(self);
+}
 
 static int check_geometry(uint64_t nslots, uint64_t heap_size)
 {
@@ -526,6 +539,10 @@ static int small_int(PyObject *obj, int64_t *out)
  * NULL: *slow set when the general path must decide, else an exception. */
 static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
 {
+    if (key == self->hot_key) {
+        *slow = 0;
+        return self->hot_word;
+    }
     ps_entry *e = NULL;
     int r = find_key(self, key, &e);
     *slow = r == -1;
@@ -533,7 +550,19 @@ static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
         return NULL;
     _Atomic uint64_t *w = r == 0 ? NULL : int_word(e);
     *slow = w == NULL;
+    if (w != NULL) {
+        Py_XSETREF(self->hot_key, Py_NewRef(key));
+        self->hot_word = w;
+    }
     return w;
+}
+
+/* The general path decides for key: forget its word (a writer froze it). */
+static PyObject *cooled(ps_Table *self, PyObject *slow)
+{
+    Py_CLEAR(self->hot_key);
+    self->hot_word = NULL;
+    return Py_NewRef(slow);
 }
 
 /* The arguments of incr and cas: (key, int..., slow) with nints exact 63-bit
@@ -570,8 +599,10 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     uint64_t seen = atomic_load(w);
     do {
-        if (seen & FROZEN || __builtin_add_overflow(value_of_word(seen), n, &sum) ||
-            sum < PS_INT_MIN || sum > PS_INT_MAX)
+        if (seen & FROZEN)
+            return cooled((ps_Table *)table, args[2]);
+        if (__builtin_add_overflow(value_of_word(seen), n, &sum) || sum < PS_INT_MIN ||
+            sum > PS_INT_MAX)
             return Py_NewRef(args[2]);
     } while (!atomic_compare_exchange_weak(w, &seen, word_of(sum)));
     return PyLong_FromLongLong(sum);
@@ -591,7 +622,7 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
     uint64_t seen = atomic_load(w);
     do {
         if (seen & FROZEN)
-            return Py_NewRef(args[3]);
+            return cooled((ps_Table *)table, args[3]);
         if (value_of_word(seen) != ints[0])
             Py_RETURN_FALSE;
     } while (!atomic_compare_exchange_weak(w, &seen, word_of(ints[1])));
@@ -799,7 +830,7 @@ PyTypeObject ps_TableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Table",
     .tp_basicsize = sizeof(ps_Table),
-    .tp_dealloc = ps_view_dealloc,
+    .tp_dealloc = Table_dealloc,
     .tp_as_sequence = &Table_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc =
