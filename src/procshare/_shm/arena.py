@@ -20,6 +20,11 @@ the object's last reference, unless the object escaped (a handle was pickled,
 or a child was forked after it was created); the arenas are unlinked when
 the creator exits normally, and ``procshare rm --dead`` removes those of a
 creator that was killed.  A child starts arenas of its own.
+
+An object in a slot is one Python object (InArena): it keeps its arena and
+slot index, and the Slot that describes it as a Segment (name, handle,
+unlink) is made only when first asked for; until then the object frees the
+slot itself when collected, after that the Slot does.
 """
 
 from __future__ import annotations
@@ -206,7 +211,7 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
         p = seg.params
         real, slot, slots, size = Kind(p["kind"]), int(p["slot"]), int(p["slots"]), int(p["size"])
         params = p["params"]
-        valid = slot == slot_size(size) and slots * slot <= seg.data_size
+        valid = size > 0 and slot == slot_size(size) and 0 < slots * slot <= seg.data_size
     except (KeyError, TypeError, ValueError):
         valid = False
     if not valid or not isinstance(params, dict):
