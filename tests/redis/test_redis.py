@@ -98,6 +98,8 @@ def test_tls_verifies_the_server_and_handles_carry_the_options(
     with pytest.raises(StoreUnavailableError, match="certificate verify failed") as refused:
         procshare.connect(f"{url}?timeout=5").Counter()
     assert REDIS_PASSWORD not in str(refused.value) and time.monotonic() - t0 < 10
+    unchecked = procshare.connect(f"{url}?ssl_cert_reqs=none&timeout=5").Counter(name=name)
+    assert unchecked.value == 125  # verification off (the user's choice): it connects
     with pytest.raises(StoreUnavailableError):  # plain text to a TLS port: refused, no hang
         procshare.connect(url.replace("rediss://", "redis://") + "?timeout=2").Counter()
     counter.unlink()
