@@ -34,7 +34,8 @@ import re
 import struct
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .. import _core
 from .._errors import CorruptSegmentError, KindError, NotFoundError
@@ -68,7 +69,7 @@ def slot_size(data_size: int) -> int:
 
 def is_slot(name: str) -> bool:
     """Whether name is a slot's (an arena's object) rather than a segment's."""
-    return "@" in name
+    return _names.segment_of(name) != name
 
 
 class _Arena:
@@ -89,7 +90,7 @@ class _Arena:
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.seg.data_offset + index * self.slot + SLOT_HEADER
+        return self.base(index) + SLOT_HEADER
 
     def slot_of(self, index: int, epoch: int) -> Slot:
         """The Segment of the object in slot index, which frees the slot when collected."""
@@ -104,7 +105,7 @@ class _Arena:
         unless another process may hold the object."""
         if self.pool.pid != os.getpid() or epoch != _pools.epoch:
             return
-        base = self.seg.data_offset + index * self.slot
+        base = self.base(index)
         word, flags = _WORDS.unpack_from(self.view, base)
         if not flags & FLAG_ESCAPED:
             _WORDS.pack_into(self.view, base, word & ~_LIVE, 0)
@@ -178,6 +179,42 @@ _pools = _Pools()
 _ARENAS: weakref.WeakValueDictionary[str, Segment] = weakref.WeakValueDictionary()
 
 
+class Geometry(NamedTuple):
+    """What an arena's header says about its slots."""
+
+    kind: Kind  # of the objects in it
+    params: dict[str, Any]  # their creation parameters
+    size: int  # bytes of data each
+    slot: int  # bytes a slot takes
+    slots: int
+
+
+def geometry(seg: Segment) -> Geometry:
+    """The arena seg's slots, checked against its size (CorruptSegmentError if damaged)."""
+    try:
+        p = seg.params
+        found = Geometry(Kind(p["kind"]), p["params"], int(p["size"]), int(p["slot"]),
+                         int(p["slots"]))  # fmt: skip
+        valid = (
+            isinstance(found.params, dict)
+            and found.size > 0
+            and found.slot == slot_size(found.size)
+            and 0 < found.slots * found.slot <= seg.data_size
+        )
+    except (KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise CorruptSegmentError(f"arena {seg.name!r} has damaged parameters")
+    return found
+
+
+def _alive(mapping: _core.Mapping, base: int, generation: int) -> bool:
+    """Whether the slot at base holds the object of that generation, not unlinked."""
+    word = _core.Cell(mapping, base, "I").load()
+    flags = _core.Cell(mapping, base + 4, "I").load()
+    return bool(word == (generation << 1) | _LIVE and not flags & FLAG_UNLINKED)
+
+
 def place(
     kind: Kind, params: dict[str, Any], data_size: int, mode: int
 ) -> tuple[_Arena, int] | None:
@@ -207,35 +244,19 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     if seg is None:
         seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
         _ARENAS[arena_name] = seg
-    try:
-        p = seg.params
-        real, slot, slots, size = Kind(p["kind"]), int(p["slot"]), int(p["slots"]), int(p["size"])
-        params = p["params"]
-        valid = size > 0 and slot == slot_size(size) and 0 < slots * slot <= seg.data_size
-    except (KeyError, TypeError, ValueError):
-        valid = False
-    if not valid or not isinstance(params, dict):
-        raise CorruptSegmentError(f"arena {arena_name!r} has damaged parameters")
-    if index >= slots:
+    g = geometry(seg)
+    if index >= g.slots:
         raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
-    base = seg.data_offset + index * slot
-    word, flags = _core.Cell(seg.mapping, base, "I").load(), _core.Cell(seg.mapping, base + 4, "I")
-    if word != (generation << 1) | _LIVE or flags.load() & FLAG_UNLINKED:
+    if not _alive(seg.mapping, seg.data_offset + index * g.slot, generation):
         raise NotFoundError(f"no procshare object named {name!r} any more")
-    if kind is not None and real != kind:
-        raise KindError(f"{name!r} holds a {real.name.lower()}, not a {kind.name.lower()}")
-    return Slot(seg, real, params, index, size, generation)
+    if kind is not None and g.kind != kind:
+        raise KindError(f"{name!r} holds a {g.kind.name.lower()}, not a {kind.name.lower()}")
+    return Slot(seg, g.kind, g.params, index, g.size, generation)
 
 
 def census(seg: Segment) -> dict[str, int]:
     """An arena's use: its slots, how many hold an object now, and how many of those escaped."""
-    try:
-        slot, slots = int(seg.params["slot"]), int(seg.params["slots"])
-        valid = slot >= LINE and 0 < slots * slot <= seg.data_size
-    except (KeyError, TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise CorruptSegmentError(f"arena {seg.name!r} has damaged parameters")
+    slot, slots = geometry(seg)[3:]
     view = memoryview(seg.mapping)
     try:  # the low byte of each slot's two header words: the live bit, the escaped flag
         end = seg.data_offset + slots * slot
@@ -254,25 +275,15 @@ class Slot(Segment):
 
     __slots__ = ("arena", "base", "epoch", "generation", "index", "owner")
 
-    def __init__(  # no Segment.__init__: this runs for every small object made
+    def __init__(
         self, arena: Segment, kind: Kind, params: dict[str, Any], index: int, size: int, gen: int
     ) -> None:
-        self.arena, self.kind, self.params, self.index, self.generation = (
-            arena, kind, params, index, gen,
-        )  # fmt: skip
+        self.arena, self.index, self.generation = arena, index, gen
         self.base = arena.data_offset + index * arena.params["slot"]
-        self.mapping, self.data_offset, self.data_size = (
-            arena.mapping,
-            self.base + SLOT_HEADER,
-            size,
-        )
-        self.mode, self.inode = arena.mode, arena.inode
+        super().__init__(f"{arena.name}@{index}.{gen}", kind, arena.mapping, params,
+                         self.base + SLOT_HEADER, size, arena.mode, arena.inode)  # fmt: skip
         self.owner: _Arena | None = None  # in the creator: where the slot is freed to
         self.epoch = 0  # in the creator: forks made before the object was
-
-    @property
-    def name(self) -> str:  # type: ignore[override]  # made when asked: rarely needed
-        return f"{self.arena.name}@{self.index}.{self.generation}"
 
     def flags(self) -> _core.Cell:
         cell: _core.Cell = _core.Cell(self.mapping, self.base + 4, "I")
@@ -280,11 +291,9 @@ class Slot(Segment):
 
     def unlink(self) -> None:
         """Take the name away: attaching fails from now on; holders keep the object."""
-        live = _core.Cell(self.mapping, self.base, "I").load()
-        flags = self.flags()
-        if live != (self.generation << 1) | _LIVE or flags.load() & FLAG_UNLINKED:
+        if not _alive(self.mapping, self.base, self.generation):
             raise NotFoundError(f"no procshare object named {self.name!r} any more")
-        flags.fetch_or(FLAG_UNLINKED)
+        self.flags().fetch_or(FLAG_UNLINKED)
 
     def creator(self) -> tuple[int, int]:
         return self.arena.creator()
@@ -323,6 +332,34 @@ class InArena:
     def _placed(self, arena: _Arena, index: int) -> None:
         """This new object lives in the slot place() claimed."""
         self._where, self._slot, self._epoch = arena, index, _pools.epoch  # type: ignore[misc]
+
+    @classmethod
+    def _open(
+        cls, name: str | None, size: int, init: Callable[[_core.Mapping, int], None], mode: int
+    ) -> Any:
+        """A new object of this class whose data (size bytes, written by init) starts at its
+        offset, or by name the existing one: an anonymous one takes an arena slot."""
+        kind: Kind = cls._kind  # type: ignore[attr-defined]
+        if name is None and (placed := place(kind, {}, size, mode)) is not None:
+            arena, index = placed
+            offset = arena.data(index)
+            init(arena.mapping, offset)
+            self = cls._new(arena.mapping, offset)
+            self._placed(arena, index)
+            return self
+        seg, _ = Segment.open(name, kind, {}, size, init, mode=mode)
+        return cls._at(seg, seg.data_offset)
+
+    @classmethod
+    def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
+        """The object at offset in mapping, its place not yet recorded (see _open)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _at(cls, seg: Segment, offset: int) -> Any:
+        self = cls._new(seg.mapping, offset)
+        self._seg = seg
+        return self
 
     def __del__(self) -> None:
         where = getattr(self, "_where", None)  # absent if construction failed early

@@ -11,7 +11,7 @@ from functools import cache
 from .. import _core
 from .._errors import NotFoundError, ProcshareError, UntrustedSegmentError
 from . import names as _names
-from .arena import Slot
+from .arena import Slot, geometry
 from .generations import stale_table
 from .segment import DEFAULT_MODE, Segment, check_trust, owner_name, start_time
 
@@ -62,8 +62,8 @@ def entries() -> list[Entry]:
 
 def entry(name: str) -> Entry | None:
     """The segment name as entries() describes it, or None if there is none."""
-    try:  # a slot's file is its arena's
-        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + name.split("@", 1)[0]))
+    try:
+        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + _names.segment_of(name)))
     except FileNotFoundError:
         return None
     mode = stat.S_IMODE(st.st_mode)
@@ -80,8 +80,8 @@ def entry(name: str) -> Entry | None:
         row = (name, int(seg.arena.params["slot"]), *row[2:])
     kind = seg.kind.name.lower()
     if seg.kind == _names.Kind.ARENA:  # small objects, a slot each: say of which kind
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            kind = f"{_names.Kind(seg.params['kind']).name.lower()} arena"
+        with contextlib.suppress(ProcshareError):
+            kind = f"{geometry(seg).kind.name.lower()} arena"
     return Entry(row[0], kind, *row[1:], pid, alive(pid, started))
 
 

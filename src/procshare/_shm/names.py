@@ -107,10 +107,16 @@ def root_of(name: str) -> str:
     return name if table is None else table[0]
 
 
+def segment_of(name: str) -> str:
+    """The segment that holds the object name: an arena slot's (``<arena>@<slot>.<gen>``)
+    is its arena, any other name is its own."""
+    return name.split("@", 1)[0]
+
+
 def nameable(name: str) -> bool:
     """Whether name can name a segment or a slot in one: a user name, an anonymous one, a
     table of either, or ``<arena>@<slot>.<generation>``."""
-    root = root_of(name.split("@", 1)[0])
+    root = root_of(segment_of(name))
     return _USER_NAME.fullmatch(root) is not None or is_anonymous(root)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _core
-from .._shm.arena import InArena, place
+from .._shm.arena import InArena
 from .._shm.names import Kind
-from .._shm.segment import Segment
 from . import parking as _parking
 from .base import SyncObject
 from .parking import Park, Waiting
@@ -27,13 +26,7 @@ class Event(InArena, SyncObject):
     _park: Park | None  # made by the first wait
 
     def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
-        if name is None and (placed := place(Kind.EVENT, {}, 4, mode)) is not None:
-            arena, index = placed  # zeroed: a clear flag
-            self = cls._new(arena.mapping, arena.data(index))
-            self._placed(arena, index)
-            return self
-        seg, _ = Segment.open(name, Kind.EVENT, {}, 4, lambda m, o: None, mode=mode)
-        return cls._at(seg, seg.data_offset)
+        return cls._open(name, 4, _clear, mode)
 
     @classmethod
     def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
@@ -41,12 +34,6 @@ class Event(InArena, SyncObject):
         self._mapping, self._offset = mapping, offset
         self._flag = _core.Cell(mapping, offset, "I")
         self._park = None
-        return self
-
-    @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
-        self = cls._new(seg.mapping, offset)
-        self._seg = seg
         return self
 
     def is_set(self) -> bool:
@@ -84,3 +71,7 @@ class Event(InArena, SyncObject):
 
     def __repr__(self) -> str:
         return f"<procshare.Event {'set' if self.is_set() else 'unset'} {self._seg.name!r}>"
+
+
+def _clear(mapping: _core.Mapping, offset: int) -> None:
+    """New segments and slots are zero-filled, which is a clear flag."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _core
-from .._shm.arena import InArena, place
+from .._shm.arena import InArena
 from .._shm.names import Kind
 from .._shm.segment import Segment, accepting
 from . import parking as _parking
@@ -24,24 +24,12 @@ class _LockBase(InArena, SyncObject, AsyncAcquire, _core.Mutex):
     _recursive: bool
 
     def __new__(cls, *, name: str | None = None, mode: int = 0o600) -> Any:
-        if name is None and (placed := place(cls._kind, {}, _core.MUTEX_SIZE, mode)) is not None:
-            arena, index = placed  # zeroed: an unlocked lock word
-            self = cls._new(arena.mapping, arena.data(index))
-            self._placed(arena, index)
-            return self
-        seg, _ = Segment.open(name, cls._kind, {}, _core.MUTEX_SIZE, _zeroed, mode=mode)
-        return cls._at(seg, seg.data_offset)
+        return cls._open(name, _core.MUTEX_SIZE, _zeroed, mode)
 
     @classmethod
     def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
         self = _core.Mutex.__new__(cls, mapping, offset, cls._recursive)
         self._offset = offset
-        return self
-
-    @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
-        self = cls._new(seg.mapping, offset)
-        self._seg = seg
         return self
 
     def _acquire_steps(

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import _core
-from .._shm.arena import InArena, place
+from .._shm.arena import InArena
 from .._shm.names import Kind
-from .._shm.segment import Segment
 from .base import AsyncAcquire, SyncObject
 from .parking import Waiting
 
@@ -37,26 +36,12 @@ class Semaphore(InArena, SyncObject, AsyncAcquire, _core.Semaphore):
         def init(mapping: _core.Mapping, offset: int) -> None:
             _core.Semaphore.init(mapping, offset, value, value if cls._bounded else 0)
 
-        size = _core.SEMAPHORE_SIZE
-        if name is None and (placed := place(cls._kind, {}, size, mode)) is not None:
-            arena, index = placed
-            init(arena.mapping, arena.data(index))
-            self = cls._new(arena.mapping, arena.data(index))
-            self._placed(arena, index)
-            return self
-        seg, _ = Segment.open(name, cls._kind, {}, size, init, mode=mode)
-        return cls._at(seg, seg.data_offset)
+        return cls._open(name, _core.SEMAPHORE_SIZE, init, mode)
 
     @classmethod
     def _new(cls, mapping: _core.Mapping, offset: int) -> Any:
         self = _core.Semaphore.__new__(cls, mapping, offset)
         self._offset = offset
-        return self
-
-    @classmethod
-    def _at(cls, seg: Segment, offset: int) -> Any:
-        self = cls._new(seg.mapping, offset)
-        self._seg = seg
         return self
 
     def _acquire_steps(self, timeout: float | None) -> Waiting[bool]:

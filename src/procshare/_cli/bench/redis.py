@@ -141,14 +141,11 @@ def _paired(
     """Both sides' ops/s over about seconds each, taken in alternating slices so that the
     server's and the machine's drift (large on loopback) falls on both alike, and
     each side leads in turn."""
-    done, spent = [0.0, 0.0], [0.0, 0.0]
+    rates: tuple[list[float], list[float]] = ([], [])
     for i in range(SLICES):
         for side in (0, 1) if i % 2 else (1, 0):  # neither side always goes first
-            op = (mine, theirs)[side]
-            rate = _rate(op, seconds / SLICES)
-            done[side] += rate * seconds / SLICES
-            spent[side] += seconds / SLICES
-    return done[0] / spent[0], done[1] / spent[1]
+            rates[side].append(_rate((mine, theirs)[side], seconds / SLICES))
+    return statistics.fmean(rates[0]), statistics.fmean(rates[1])
 
 
 def run(seconds: float, repeats: int) -> tuple[list[tuple[str, float, float]], list[str]]:
