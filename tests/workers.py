@@ -419,3 +419,23 @@ def dict_readd(d: Any, key: Any, value: Any) -> None:
     """Delete key, then add it again with value (a new entry in the same table)."""
     del d[key]
     d[key] = value
+
+
+def dict_incr_as(d: Any, key: Any, role: str, n: int, slow: Any) -> None:
+    """n increments of key: through the general path (role "general"), or through incr,
+    counting in slow the calls that fell to the general path (role "fast")."""
+    from procshare._data.dict import Dict
+
+    if role == "general":
+        for _ in range(n):
+            d._incr(key, 1, 0)
+        return
+    general = Dict._incr
+
+    def counted(self: Any, *args: Any) -> Any:
+        slow.add(1)
+        return general(self, *args)
+
+    Dict._incr = counted  # type: ignore[method-assign]  # this child only
+    for _ in range(n):
+        d.incr(key)

@@ -418,6 +418,18 @@ def test_init_again_updates_and_fromkeys_builds_through_cls() -> None:
     assert type(t) is Tagged and t == {"tag": "made by __new__", "x": 0, "y": 0}
 
 
+def test_the_general_path_leaves_other_processes_on_the_word() -> None:
+    """incr under the lock (a first call, or a process whose word was retired) adds to
+    a stored int in place without freezing it: freezing would send every process that
+    increments the key at that moment to the lock, each freezing it again in turn (on
+    16 cores, 4 or more processes on one key stayed there)."""
+    d, slow = Dict(hits=0), Counter()
+    ctx = mp.get_context("fork")
+    run_all(ctx, workers.dict_incr_as, [(d, "hits", "general", 20_000, slow),
+                                        (d, "hits", "fast", 200_000, slow)])  # fmt: skip
+    assert d["hits"] == 220_000 and slow.value == 0
+
+
 def test_incr_follows_a_key_that_another_process_replaced() -> None:
     """A process that incremented a key goes straight to that key's word next time; a
     word another process retired (deleted, replaced by another type) is never updated."""

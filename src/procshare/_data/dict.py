@@ -237,7 +237,14 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         canon, blob, _, _ = encode_item(key, None)
         if type(n) is int and type(default) is int:
             with self._lock:  # ints: the sum runs no user code, do it holding the lock
-                found = self._writable().freeze(canon)
+                table = self._writable()
+                # An int stored since (or whose word this process had lost) is updated in
+                # place: replacing it would freeze the word that every other process
+                # remembers and send each of them here in turn.
+                done = table.incr(key, n, _MISSING)
+                if done is not _MISSING:
+                    return done
+                found = table.freeze(canon)
                 if found is None or found[0] == _INT_TAG:
                     new = (default if found is None else decode_value(*found)) + n
                     self._put(canon, blob, *encode_value(new))
@@ -248,6 +255,11 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     def _compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
         """compare_and_set() beyond the in-place int case: compared outside the lock,
         committed under it only if the stored bytes are unchanged."""
+        if type(expected) is int and type(new) is int:
+            with self._lock:  # in place, as _incr does, when an int is stored
+                done = self._writable().cas(key, expected, new, _MISSING)
+            if done is not _MISSING:
+                return bool(done)
         canon, blob, _, _ = encode_item(key, None)
         item = encode_value(new)
         while True:

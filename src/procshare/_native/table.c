@@ -619,13 +619,15 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
         word_args((ps_Table *)table, "cas(key, expected, new, slow)", args, nargs, ints, 2, &slow);
     if (w == NULL)
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
-    uint64_t seen = atomic_load(w);
-    do {
+    /* Swapped straight from the expected value, without loading the word
+     * first: a failed swap says what the word held. */
+    uint64_t seen = word_of(ints[0]);
+    while (!atomic_compare_exchange_weak(w, &seen, word_of(ints[1]))) {
         if (seen & FROZEN)
             return cooled((ps_Table *)table, args[3]);
         if (value_of_word(seen) != ints[0])
             Py_RETURN_FALSE;
-    } while (!atomic_compare_exchange_weak(w, &seen, word_of(ints[1])));
+    }
     Py_RETURN_TRUE;
 }
 
@@ -805,6 +807,8 @@ static PyMethodDef Table_methods[] = {
      "put(canon, key, tag, value) -> 1 new, 0 replaced, -1 full (caller holds the lock)."},
     {"incr", (PyCFunction)(void (*)(void))ps_table_incr, METH_FASTCALL,
      "incr(key, n, slow) -> new value, in place without a lock, or slow."},
+    {"cas", (PyCFunction)(void (*)(void))ps_table_cas, METH_FASTCALL,
+     "cas(key, expected, new, slow) -> bool, or slow: compare_and_set of an int in place."},
     {"freeze", (PyCFunction)Table_freeze, METH_O,
      "freeze(canon) -> (tag, value) | None, holding an int entry still (caller holds the lock)."},
     {"thaw", (PyCFunction)Table_thaw, METH_O, "thaw(canon): undo freeze (caller holds the lock)."},
