@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procshare import Counter, JoinableQueue, Lock, Queue, SimpleQueue, _core
+from procshare import Counter, JoinableQueue, KindError, Lock, Queue, SimpleQueue, _core
 
 import workers
 from conftest import rng, run_all
@@ -132,6 +132,47 @@ def test_many_producers_and_consumers_deliver_exactly_once(ctx: Any) -> None:
     assert bad.value == 0 and q.empty()
 
 
+def test_shards_keep_each_producers_order(ctx: Any) -> None:
+    """Producers put into shards of their own; one consumer sees every message once, and
+    each producer's in the order put, whatever the interleaving."""
+    q, n = Queue(shards=4, capacity=4096), 2_000
+    producers = [ctx.Process(target=workers.produce, args=(q, p, n)) for p in range(6)]
+    for p in producers:
+        p.start()
+    seen: dict[int, list[int]] = {p: [] for p in range(6)}
+    deadline = time.monotonic() + 120
+    while sum(map(len, seen.values())) < 6 * n and time.monotonic() < deadline:
+        for producer, seq, payload in q.get_many(500, timeout=30):
+            assert payload == b"p" * (seq % 200)
+            seen[producer].append(seq)
+    for p in producers:
+        p.join(30)
+        assert p.exitcode == 0
+    assert all(seqs == list(range(n)) for seqs in seen.values())
+    assert q.qsize() == 0 and q.empty()
+
+
+def test_shards_argument(name: str) -> None:
+    q = Queue(shards=3)
+    for i in range(10):
+        q.put(i)
+    assert q.qsize() == 10 and q._stats()[-1] == 3 and "shards=3" in repr(q)
+    assert [q.get() for _ in range(10)] == list(range(10))  # one process: one shard
+    assert Queue(5)._stats()[-1] == 1  # maxsize counts every message in one place
+    for bad in (0, _core.RING_MAX_SHARDS + 1):
+        with pytest.raises(ValueError, match="shards"):
+            Queue(shards=bad)
+    with pytest.raises(ValueError, match="maxsize"):
+        Queue(3, shards=2)
+    with pytest.raises(TypeError):
+        Queue(shards="2")  # type: ignore[arg-type]
+    named = Queue(name=name, shards=2)
+    assert Queue(name=name)._stats()[-1] == 2  # attaching takes the queue's own
+    with pytest.raises(KindError, match="shards"):
+        Queue(name=name, shards=4)
+    named.unlink()
+
+
 def test_killed_producer_leaves_whole_messages() -> None:
     ctx = mp.get_context("fork")
     for _ in range(3):
@@ -169,18 +210,21 @@ def test_killed_consumer_does_not_block_the_others() -> None:
     assert rest == sorted(rest)
 
 
-def _hold_the_ring_lock_and_die(q: Any) -> None:
-    _core.Mutex(q._seg.mapping, q._seg.data_offset, False).acquire()
+def _hold_the_ring_locks_and_die(q: Any) -> None:
+    shards = q._stats()[-1]
+    for i in range(shards):
+        offset = q._seg.data_offset + _core.RING_HEADER + i * _core.RING_SHARD
+        _core.Mutex(q._seg.mapping, offset, False).acquire()
     os._exit(0)
 
 
 @pytest.mark.parametrize("side", ["blocking", "asyncio"])
 def test_a_dead_holder_of_the_ring_lock_is_replaced(side: str) -> None:
-    """A process that died inside put or get (holding the ring's lock) delays the
-    others by about one probe interval, blocking and awaited alike."""
-    q = Queue()
+    """A process that died inside put or get (holding a shard's lock; here every
+    shard's) delays the others by about one probe interval, blocking and awaited alike."""
+    q = Queue(shards=4)
     q.put("before")
-    holder = mp.get_context("fork").Process(target=_hold_the_ring_lock_and_die, args=(q,))
+    holder = mp.get_context("fork").Process(target=_hold_the_ring_locks_and_die, args=(q,))
     holder.start()
     holder.join(10)
     assert holder.exitcode == 0  # the lock word still names the dead pid

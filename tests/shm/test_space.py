@@ -100,3 +100,54 @@ def test_rewrites_keep_working_when_shm_cannot_spare_their_extra_room() -> None:
     """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith("ok")
+
+
+def test_a_queue_backs_a_shard_when_a_producer_first_uses_it() -> None:
+    """A sharded queue takes memory for shard 0 (its creator's) at creation and for
+    another shard when a process whose shard it is first puts; with /dev/shm full,
+    such a process puts into shard 0.  Each producer's messages stay in order."""
+    r = in_small_shm("""
+        import os, multiprocessing as mp
+        import procshare
+        q = procshare.Queue(shards=8, capacity=256 * 1024, name="q")
+        path = "/dev/shm/procshare.q"
+        used = lambda: os.stat(path).st_blocks * 512
+        at_creation = used()
+        assert at_creation < 300 * 1024, at_creation  # the header and one shard, not eight
+        q.put(b"first")  # the creator's shard: 0, backed with the segment
+        assert used() == at_creation
+
+        def produce(tag):
+            for i in range(100):  # a handle per put: one process, one shard all the same
+                procshare.Queue(name="q").put((tag, i))
+
+        ctx = mp.get_context("fork")
+        backed, fell_back = {0}, 0
+        for tag in "abcdef":
+            if tag == "d":  # from here, /dev/shm has too little left to back a shard
+                free = os.statvfs("/dev/shm").f_bavail * os.statvfs("/dev/shm").f_frsize
+                filler = procshare.Array("b", free - 64 * 1024)
+            before = used()
+            p = ctx.Process(target=produce, args=(tag,))
+            p.start()
+            p.join(30)
+            assert p.exitcode == 0
+            shard = (p.pid - os.getpid()) % 8
+            grew = used() - before
+            if tag < "d" and shard not in backed:
+                assert grew >= 256 * 1024, (tag, shard, grew)
+                backed.add(shard)
+            else:  # already backed, or put into shard 0 for want of memory
+                assert grew < 64 * 1024, (tag, shard, grew)
+                fell_back += shard not in backed
+        assert fell_back  # children are forked with consecutive pids: shards 4, 5, 6
+        got = q.get_many(1000, timeout=5)
+        while len(got) < 601:
+            got += q.get_many(1000, timeout=5)
+        assert b"first" in got
+        for tag in "abcdef":
+            assert [m[1] for m in got if isinstance(m, tuple) and m[0] == tag] == list(range(100))
+        print("ok")
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("ok")

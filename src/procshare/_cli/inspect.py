@@ -62,9 +62,9 @@ def _barrier(obj: Any, limit: int) -> dict[str, Any]:
 
 
 def _queue(obj: Any, limit: int) -> dict[str, Any]:
-    count, used, capacity, unfinished, getters, putters, puts = obj._stats()
-    state = {"messages": count, "bytes_used": used, "capacity": capacity,
-             "sleeping_getters": getters, "sleeping_putters": putters,
+    count, used, capacity, unfinished, getters, putters, puts, shards = obj._stats()
+    state = {"messages": count, "bytes_used": used, "capacity": capacity * shards,
+             "shards": shards, "sleeping_getters": getters, "sleeping_putters": putters,
              "puts": puts}  # fmt: skip
     if obj._seg.kind is Kind.JOINABLE_QUEUE:
         state["unfinished_tasks"] = unfinished

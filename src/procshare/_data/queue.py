@@ -2,15 +2,20 @@
 
 Messages are stored as procshare._shm.codec describes: ``bytes``, ``str`` and
 64-bit ints as they are, anything else pickled (encoded and decoded in C).
-Every put and get is one call into C that takes the ring's robust lock, copies
-the message in or out and publishes it with one store, so a producer or
-consumer killed at any point leaves the ring whole: each message is delivered
-once, whole, or not at all.  Blocking puts and gets spin briefly, then sleep
-on futex words; wake-ups cost a syscall only when someone sleeps.
+A queue is one or more shards, each a ring with its own robust lock.  Every
+put and get is one call into C that takes one shard's lock, copies the
+message in or out and publishes it with one store, so a producer or consumer
+killed at any point leaves the shard whole: each message is delivered once,
+whole, or not at all.  Each producer handle puts into a home shard of its
+own (its messages stay in order) and getters take from whichever shard has
+a message and a free lock, so added producers and consumers spread over
+the locks.  Blocking puts and gets spin briefly, then sleep on futex words;
+wake-ups cost a syscall only when someone sleeps.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -22,17 +27,27 @@ from .._sync import parking as _parking
 from .._sync.base import SyncObject
 from .._sync.parking import Waiting
 
-#: Bytes of message buffer a queue gets unless capacity= says otherwise.
+#: Bytes of message buffer a shard gets unless capacity= says otherwise.
 DEFAULT_CAPACITY = 1 << 20
+
+#: Shards of a queue without maxsize unless shards= says otherwise: one producer per core
+#: has a lock of its own.
+DEFAULT_SHARDS = min(os.cpu_count() or 1, 16)
 
 
 class Queue(SyncObject, _core.Ring):
-    """``Queue(maxsize=0, *, name=None, capacity=1 MiB)``: multiprocessing.Queue's API.
+    """``Queue(maxsize=0, *, name=None, capacity=1 MiB, shards=None)``:
+    multiprocessing.Queue's API.
 
     Bounded by ``maxsize`` messages (0 or less: no limit) and by ``capacity``
-    bytes of buffer; a message larger than the whole buffer raises
-    ValueError at put and changes nothing.  Extras: ``put_many``,
-    ``get_many``, ``put_async``, ``get_async``, ``name=``.
+    bytes of buffer in each shard; a message larger than a shard's buffer
+    raises ValueError at put and changes nothing.  ``shards``: rings with a
+    lock each, one per core up to 16 by default, and 1 with a maxsize (which
+    counts all messages in one place) or when every message must keep one
+    order across producers; a shard's memory is taken when a producer first
+    uses it.  Messages from one producer handle are taken in the order put.
+    Extras: ``put_many``, ``get_many``, ``put_async``, ``get_async``,
+    ``name=``.
     """
 
     # put and get are the core's (one C call each); the closed flag, and the check every
@@ -46,29 +61,42 @@ class Queue(SyncObject, _core.Ring):
         *,
         name: str | None = None,
         capacity: int = DEFAULT_CAPACITY,
+        shards: int | None = None,
         mode: int = 0o600,
     ) -> Any:
-        return cls._open(maxsize, name, capacity, mode)
+        return cls._open(maxsize, name, capacity, shards, mode)
 
     @classmethod
-    def _open(cls, maxsize: int, name: str | None, capacity: int, mode: int) -> Any:
-        for arg, value in (("maxsize", maxsize), ("capacity", capacity)):
+    def _open(
+        cls, maxsize: int, name: str | None, capacity: int, shards: int | None, mode: int
+    ) -> Any:
+        for arg, value in (("maxsize", maxsize), ("capacity", capacity), ("shards", shards)):
+            if value is None and arg == "shards":
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
         if capacity < 64:
             raise ValueError(f"capacity must be at least 64 bytes, not {capacity}")
         capacity = -(-capacity // 8) * 8
         maxsize = max(0, maxsize)
-        params = {"maxsize": maxsize, "capacity": capacity}
+        if shards is not None and not (1 <= shards <= _core.RING_MAX_SHARDS):
+            raise ValueError(f"shards must be 1 to {_core.RING_MAX_SHARDS}, not {shards}")
+        if shards is not None and shards > 1 and maxsize:
+            raise ValueError("a queue with a maxsize has one shard (it counts every message)")
+        count = shards or (1 if maxsize else DEFAULT_SHARDS)
+        params = {"maxsize": maxsize, "capacity": capacity, "shards": count}
 
         def init(mapping: _core.Mapping, offset: int) -> None:
-            _core.Ring.init(mapping, offset, capacity, maxsize)
+            _core.Ring.init(mapping, offset, capacity, maxsize, count)
 
+        head = _core.RING_HEADER + count * _core.RING_SHARD
         seg, created = Segment.open(
-            name, cls._kind, params, _core.RING_HEADER + capacity, init, mode=mode
-        )
+            name, cls._kind, params, head + count * capacity, init, mode=mode,
+            backed=head + capacity,
+        )  # fmt: skip
         if not created:
-            check_attach(seg, params, {"maxsize": 0, "capacity": DEFAULT_CAPACITY})
+            asked = {**params, "shards": shards}
+            check_attach(seg, asked, {"maxsize": 0, "capacity": DEFAULT_CAPACITY, "shards": None})
         return cls._at(seg, seg.data_offset)
 
     @classmethod
@@ -161,28 +189,33 @@ class Queue(SyncObject, _core.Ring):
         """No feeder thread exists: nothing to cancel (multiprocessing compatibility)."""
 
     def __repr__(self) -> str:
-        count, used, capacity, *_ = self._stats()
+        count, used, capacity, *_, shards = self._stats()
         return (
             f"<procshare.{type(self).__name__} {self._seg.name!r} messages={count} "
-            f"bytes={used}/{capacity}>"
+            f"bytes={used}/{capacity * shards} shards={shards}>"
         )
 
 
 class SimpleQueue(Queue):
-    """``SimpleQueue(*, name=None, capacity=1 MiB)``: multiprocessing.SimpleQueue's API
-    (put, get, empty, close), unbounded in messages."""
+    """``SimpleQueue(*, name=None, capacity=1 MiB, shards=None)``:
+    multiprocessing.SimpleQueue's API (put, get, empty, close), unbounded in messages."""
 
     __slots__ = ()
     _kind = Kind.SIMPLE_QUEUE
 
     def __new__(
-        cls, *, name: str | None = None, capacity: int = DEFAULT_CAPACITY, mode: int = 0o600
+        cls,
+        *,
+        name: str | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        shards: int | None = None,
+        mode: int = 0o600,
     ) -> Any:
-        return cls._open(0, name, capacity, mode)
+        return cls._open(0, name, capacity, shards, mode)
 
 
 class JoinableQueue(Queue):
-    """``JoinableQueue(maxsize=0, *, name=None, capacity=1 MiB)``: a Queue with
+    """``JoinableQueue(maxsize=0, *, name=None, capacity=1 MiB, shards=None)``: a Queue with
     ``task_done()`` and ``join()``, as multiprocessing's.
 
     A producer killed inside put() may leave one task counted that no

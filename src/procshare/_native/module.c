@@ -112,6 +112,8 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "SEMAPHORE_SIZE", PS_SEMAPHORE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "SEMAPHORE_MAX", PS_SEMAPHORE_MAX) < 0 ||
         PyModule_AddIntConstant(m, "RING_HEADER", PS_RING_HEADER) < 0 ||
+        PyModule_AddIntConstant(m, "RING_SHARD", PS_RING_SHARD) < 0 ||
+        PyModule_AddIntConstant(m, "RING_MAX_SHARDS", PS_RING_MAX_SHARDS) < 0 ||
         PyModule_AddIntConstant(m, "TABLE_HEADER", PS_TABLE_HEADER) < 0 ||
         PyModule_AddIntConstant(m, "VECTOR_HEADER", PS_VECTOR_HEADER) < 0) {
         Py_DECREF(m);

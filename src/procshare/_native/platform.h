@@ -6,6 +6,7 @@
 #define PROCSHARE_PLATFORM_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Result of ps_futex_wait. */
@@ -35,6 +36,11 @@ static inline uint32_t ps_self_pid(void)
 
 /* 1 if pid names a live process (not a zombie), 0 if it is gone. */
 int ps_pid_alive(uint32_t pid);
+
+/* Back the pages of [addr, addr + len) of a shared mapping with memory now
+ * (without changing their contents), so that a full /dev/shm is an error
+ * here rather than SIGBUS at first use.  0, or -1 when it could not. */
+int ps_back_pages(void *addr, size_t len);
 
 /* Call once at module initialisation. */
 int ps_platform_init(void);

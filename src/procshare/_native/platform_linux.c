@@ -75,6 +75,18 @@ static void after_fork_in_child(void)
     pthread_mutex_init(&watched_lock, NULL);
 }
 
+int ps_back_pages(void *addr, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), start = (uintptr_t)addr & ~(page - 1);
+    return madvise((void *)start, (uintptr_t)addr + len - start, MADV_POPULATE_WRITE) == 0 ? 0 : -1;
+#else
+    (void)addr;
+    (void)len;
+    return -1;
+#endif
+}
+
 int ps_platform_init(void)
 {
     refresh_pid();

@@ -12,24 +12,35 @@
 #include "platform.h"
 #include "wait.h"
 
+/* The queue's own header (PS_RING_HEADER bytes): what every shard shares.
+ * The first line is read-mostly; put_seq, which every put bumps, has the
+ * second to itself. */
 typedef struct {
-    ps_mutex_layout lock; /* 24 bytes */
-    uint32_t spare;
-    _Atomic uint32_t put_seq;    /* bumped by every put: getters park on it */
-    _Atomic uint32_t get_seq;    /* bumped by every get: putters park on it */
-    _Atomic uint32_t getters;    /* sleepers on put_seq */
-    _Atomic uint32_t putters;    /* sleepers on get_seq */
-    _Atomic uint32_t join_seq;   /* bumped when unfinished reaches 0 */
-    _Atomic uint64_t head;       /* read position (bytes, ever increasing) */
-    _Atomic uint64_t tail;       /* write position */
-    _Atomic uint64_t count;      /* messages between head and tail */
+    uint64_t capacity;           /* bytes in each shard's data area, a multiple of 8 */
+    uint64_t maxsize;            /* most messages at once, 0: no limit (else one shard) */
+    uint32_t shards;             /* rings, each with its own lock */
+    uint32_t origin;             /* the creator's pid: shards are counted from it */
     _Atomic uint64_t unfinished; /* JoinableQueue: puts not yet task_done() */
-    uint64_t capacity;           /* bytes in the data area, a multiple of 8 */
-    uint64_t maxsize;            /* most messages at once, 0: no limit */
-    uint32_t joiners;            /* sleepers on join_seq */
-} ps_ring_layout;
+    _Atomic uint32_t join_seq;   /* bumped when unfinished reaches 0 */
+    char line[64 - 36];
+    _Atomic uint32_t put_seq; /* bumped by every put: getters park on it */
+    _Atomic uint32_t getters; /* sleepers on put_seq */
+} ps_queue_layout;
 
-_Static_assert(sizeof(ps_ring_layout) <= PS_RING_HEADER, "ring header size");
+/* One shard: a ring of records with its own robust lock; its data area
+ * follows all the shard headers. */
+typedef struct {
+    ps_mutex_layout lock;     /* 24 bytes */
+    _Atomic uint32_t get_seq; /* bumped by every get from this shard: its putters park on it */
+    _Atomic uint32_t putters; /* sleepers on get_seq */
+    _Atomic uint64_t head;    /* read position (bytes, ever increasing) */
+    _Atomic uint64_t tail;    /* write position */
+    _Atomic uint64_t count;   /* messages between head and tail */
+    _Atomic uint32_t backed;  /* its data pages are backed by memory (see shard_backed) */
+} ps_shard_layout;
+
+_Static_assert(sizeof(ps_queue_layout) <= PS_RING_HEADER, "queue header size");
+_Static_assert(sizeof(ps_shard_layout) <= PS_RING_SHARD, "shard header size");
 
 #define RECORD_HEADER 8  /* u32 length, u32 tag */
 #define WRAP 0xffffffffu /* a length meaning: continue at offset 0 */
@@ -37,15 +48,41 @@ _Static_assert(sizeof(ps_ring_layout) <= PS_RING_HEADER, "ring header size");
 
 typedef struct {
     PS_VIEW_HEAD
-    ps_ring_layout *r;
-    char *data;
-    uint64_t capacity;
-    char closed; /* _closed: this handle can no longer put or get */
+    ps_queue_layout *q;
+    char *shard0;      /* shard i's header is at shard0 + i * PS_RING_SHARD */
+    char *data0;       /* shard i's data is at data0 + i * capacity */
+    uint64_t capacity; /* per shard, as checked when attached */
+    uint64_t maxsize;
+    uint32_t shards;
+    uint32_t home_pid; /* the process home belongs to (0: none yet) */
+    uint32_t home;     /* the shard this handle puts into */
+    uint32_t next_pid; /* the process next belongs to */
+    uint32_t next;     /* the shard this handle's next get tries first */
+    char closed;       /* _closed: this handle can no longer put or get */
 } ps_Ring;
 
-/* Ring(mapping, offset): the ring whose header is at offset; capacity and
- * maxsize are read from the header (written by Ring.init) and checked
- * against the mapping. */
+static ps_shard_layout *shard_at(ps_Ring *self, uint32_t i)
+{
+    return (ps_shard_layout *)(self->shard0 + (size_t)i * PS_RING_SHARD);
+}
+
+static char *data_at(ps_Ring *self, uint32_t i)
+{
+    return self->data0 + (size_t)i * self->capacity;
+}
+
+/* Bytes of a queue of shards rings of capacity bytes each, or 0 if too many. */
+static uint64_t ring_size(uint64_t capacity, uint64_t shards)
+{
+    if (shards == 0 || shards > PS_RING_MAX_SHARDS ||
+        capacity > (PY_SSIZE_T_MAX - PS_RING_HEADER) / shards - PS_RING_SHARD)
+        return 0;
+    return PS_RING_HEADER + shards * (PS_RING_SHARD + capacity);
+}
+
+/* Ring(mapping, offset): the queue whose header is at offset; its geometry
+ * is read from the header (written by Ring.init) and checked against the
+ * mapping. */
 static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)kwds;
@@ -56,38 +93,93 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char *p = ps_mapping_ptr(mapping, offset, PS_RING_HEADER, 8);
     if (p == NULL)
         return NULL;
-    ps_ring_layout *r = (ps_ring_layout *)p;
-    uint64_t cap = r->capacity;
-    if (cap < 64 || cap % 8 != 0 || cap > (uint64_t)PY_SSIZE_T_MAX)
-        return ps_damaged("queue", "capacity");
-    char *data = ps_mapping_ptr(mapping, offset + PS_RING_HEADER, (Py_ssize_t)cap, 8);
-    if (data == NULL)
+    ps_queue_layout *q = (ps_queue_layout *)p;
+    uint64_t cap = q->capacity, shards = q->shards, size = ring_size(cap, shards);
+    if (cap < 64 || cap % 8 != 0 || size == 0 || (q->maxsize != 0 && shards != 1))
+        return ps_damaged("queue", "geometry");
+    char *all = ps_mapping_ptr(mapping, offset, (Py_ssize_t)size, 8);
+    if (all == NULL)
         return NULL;
     ps_Ring *self = (ps_Ring *)ps_view_new(type, mapping);
     if (self == NULL)
         return NULL;
-    self->r = r;
-    self->data = data;
+    self->q = q;
+    self->shard0 = all + PS_RING_HEADER;
+    self->data0 = self->shard0 + shards * PS_RING_SHARD;
     self->capacity = cap;
+    self->maxsize = q->maxsize;
+    self->shards = (uint32_t)shards;
     return (PyObject *)self;
 }
 
-/* ---- under the lock ----------------------------------------------------- */
+/* Whether shard i's data pages are backed by memory.  A queue is created
+ * with only shard 0's backed, so that shards no producer uses cost no
+ * memory; the first producer given another backs it, or, when memory is
+ * short, puts into shard 0 instead. */
+static int shard_backed(ps_Ring *self, uint32_t i)
+{
+    ps_shard_layout *r = shard_at(self, i);
+    if (atomic_load(&r->backed))
+        return 1;
+    if (ps_back_pages(data_at(self, i), self->capacity) < 0)
+        return 0;
+    atomic_store(&r->backed, 1);
+    return 1;
+}
+
+/* The shard of this process: its pid's distance from the creator's, modulo
+ * the shards, so that every handle of one process agrees, the creator's is
+ * shard 0, and processes forked one after another (consecutive pids) get
+ * shards of their own. */
+static uint32_t own_shard(ps_Ring *self)
+{
+    return (ps_self_pid() - self->q->origin) % self->shards;
+}
+
+/* The shard this process puts into: its own, so that the messages of one
+ * producer stay in order and up to `shards` producers forked together never
+ * share a lock; shard 0 when its own cannot be backed. */
+static uint32_t home_of(ps_Ring *self)
+{
+    uint32_t pid = ps_self_pid();
+    if (self->home_pid != pid) {
+        uint32_t i = own_shard(self);
+        self->home = shard_backed(self, i) ? i : 0;
+        self->home_pid = pid;
+    }
+    return self->home;
+}
+
+/* The shard this handle's next get looks at first: after the one it read
+ * last, starting in each process at its own, so that getters spread over
+ * the shards. */
+static uint32_t next_of(ps_Ring *self)
+{
+    uint32_t pid = ps_self_pid();
+    if (self->next_pid != pid) {
+        self->next = own_shard(self);
+        self->next_pid = pid;
+    }
+    return self->next;
+}
+
+/* ---- one shard, under its lock ------------------------------------------- */
 
 static uint64_t record_size(uint64_t len)
 {
     return RECORD_HEADER + ALIGN8(len);
 }
 
-/* The record at read position pos, following a wrap marker; NULL if the
- * bytes there are not a valid record (damaged memory). */
-static char *record_at(ps_Ring *self, uint64_t *pos, uint64_t tail, uint32_t *len, uint32_t *tag)
+/* The record at read position pos of shard i, following a wrap marker; NULL
+ * if the bytes there are not a valid record (damaged memory). */
+static char *record_at(ps_Ring *self, uint32_t i, uint64_t *pos, uint64_t tail, uint32_t *len,
+                       uint32_t *tag)
 {
     for (int hop = 0; hop < 2; hop++) {
         uint64_t off = *pos % self->capacity;
         if (tail - *pos < RECORD_HEADER)
             return NULL;
-        char *rec = self->data + off;
+        char *rec = data_at(self, i) + off;
         uint32_t l;
         memcpy(&l, rec, 4);
         if (l == WRAP) {
@@ -103,10 +195,10 @@ static char *record_at(ps_Ring *self, uint64_t *pos, uint64_t tail, uint32_t *le
     return NULL;
 }
 
-/* Count the records between head and tail again (after a holder died). */
-static int recount(ps_Ring *self)
+/* Count the records of shard i again (after a holder died). */
+static int recount(ps_Ring *self, uint32_t i)
 {
-    ps_ring_layout *r = self->r;
+    ps_shard_layout *r = shard_at(self, i);
     uint64_t pos = atomic_load(&r->head), tail = atomic_load(&r->tail), n = 0;
     if (pos > tail) { /* died while restarting an empty ring at offset 0 */
         atomic_store(&r->tail, pos);
@@ -117,7 +209,7 @@ static int recount(ps_Ring *self)
         return -1;
     while (pos != tail) {
         uint32_t len, tag;
-        if (record_at(self, &pos, tail, &len, &tag) == NULL)
+        if (record_at(self, i, &pos, tail, &len, &tag) == NULL)
             return pos == tail ? 0 : -1;
         pos += record_size(len);
         n++;
@@ -126,40 +218,44 @@ static int recount(ps_Ring *self)
     return 0;
 }
 
-/* Whether the counters agree with each other and with the ring's geometry
+/* Whether shard i's counters agree with each other and with its geometry
  * (checked under the lock before every operation, so that damaged counters
- * raise instead of making the ring look forever full or empty). */
-static int ring_sane(ps_Ring *self)
+ * raise instead of making the shard look forever full or empty). */
+static int ring_sane(ps_Ring *self, uint32_t i)
 {
-    ps_ring_layout *r = self->r;
+    ps_shard_layout *r = shard_at(self, i);
     uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
     uint64_t count = atomic_load(&r->count);
-    return r->capacity == self->capacity && head <= tail && tail - head <= self->capacity &&
+    return self->q->capacity == self->capacity && head <= tail && tail - head <= self->capacity &&
            head % 8 == 0 && tail % 8 == 0 && count <= (tail - head) / RECORD_HEADER &&
-           (head == tail) == (count == 0) && (r->maxsize == 0 || count <= r->maxsize);
+           (head == tail) == (count == 0) && (self->maxsize == 0 || count <= self->maxsize);
 }
 
-/* Just locked: repair the count if the last holder died, and check the
- * counters.  0, or -1 with CorruptSegmentError (then unlocked again). */
-static int ring_locked(ps_Ring *self, int died)
+/* Just locked shard i: repair its count if the last holder died, and check
+ * its counters.  0, or -1 with CorruptSegmentError (then unlocked again). */
+static int ring_locked(ps_Ring *self, uint32_t i, int died)
 {
-    if ((died && recount(self) < 0) || !ring_sane(self)) {
-        ps_mutex_unlock(&self->r->lock);
+    if ((died && recount(self, i) < 0) || !ring_sane(self, i)) {
+        ps_mutex_unlock(&shard_at(self, i)->lock);
         ps_damaged("queue", "counters");
         return -1;
     }
     return 0;
 }
 
-static void ring_unlock(ps_Ring *self)
+/* Add d to a shard's counter, which only its lock holder changes: a load
+ * and a store, not a locked instruction. */
+static void bump(_Atomic uint64_t *counter, uint64_t d)
 {
-    ps_mutex_unlock(&self->r->lock);
+    atomic_store(counter, atomic_load_explicit(counter, memory_order_relaxed) + d);
 }
 
-/* Append one record if it fits; 1 done, 0 full.  Publishes by storing tail. */
-static int try_put(ps_Ring *self, uint32_t tag, const char *buf, uint32_t len)
+/* Append one record to shard i if it fits; 1 done, 0 full.  Publishes by
+ * storing tail. */
+static int try_put(ps_Ring *self, uint32_t i, uint32_t tag, const char *buf, uint32_t len)
 {
-    ps_ring_layout *r = self->r;
+    ps_shard_layout *r = shard_at(self, i);
+    char *data = data_at(self, i);
     uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
     uint64_t need = record_size(len), off = tail % self->capacity;
     if (head == tail && off != 0) {
@@ -175,32 +271,33 @@ static int try_put(ps_Ring *self, uint32_t tag, const char *buf, uint32_t len)
     uint64_t waste = self->capacity - off < need ? self->capacity - off : 0;
     if (tail + waste + need - head > self->capacity)
         return 0;
-    if (r->maxsize && atomic_load(&r->count) >= r->maxsize)
+    if (self->maxsize && atomic_load(&r->count) >= self->maxsize)
         return 0;
     if (waste) {
         uint32_t wrap = WRAP;
-        memcpy(self->data + off, &wrap, 4);
+        memcpy(data + off, &wrap, 4);
         off = 0;
     }
-    memcpy(self->data + off, &len, 4);
-    memcpy(self->data + off + 4, &tag, 4);
-    memcpy(self->data + off + RECORD_HEADER, buf, len);
+    memcpy(data + off, &len, 4);
+    memcpy(data + off + 4, &tag, 4);
+    memcpy(data + off + RECORD_HEADER, buf, len);
     atomic_store(&r->tail, tail + waste + need); /* publish */
-    atomic_fetch_add(&r->count, 1);
-    atomic_fetch_add(&r->put_seq, 1);
+    bump(&r->count, 1);
+    atomic_fetch_add(&self->q->put_seq, 1);
     return 1;
 }
 
-/* Remove the oldest record into a new (tag, bytes) tuple; Py_None if empty,
- * NULL with an exception on damage or memory error.  Publishes by storing head. */
-static PyObject *try_get(ps_Ring *self)
+/* Remove the oldest record of shard i into a new (tag, bytes) tuple; Py_None
+ * if empty, NULL with an exception on damage or memory error.  Publishes by
+ * storing head. */
+static PyObject *try_get(ps_Ring *self, uint32_t i)
 {
-    ps_ring_layout *r = self->r;
+    ps_shard_layout *r = shard_at(self, i);
     uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
     if (head == tail)
         Py_RETURN_NONE;
     uint32_t len, tag;
-    char *rec = record_at(self, &head, tail, &len, &tag);
+    char *rec = record_at(self, i, &head, tail, &len, &tag);
     if (rec == NULL)
         return ps_damaged("queue", "record");
     PyObject *payload = PyBytes_FromStringAndSize(rec + RECORD_HEADER, len);
@@ -210,8 +307,8 @@ static PyObject *try_get(ps_Ring *self)
     if (item == NULL)
         return NULL;
     atomic_store(&r->head, head + record_size(len)); /* publish */
-    atomic_fetch_sub(&r->count, 1);
-    atomic_fetch_add(&r->get_seq, 1);
+    bump(&r->count, (uint64_t)-1);
+    atomic_store(&r->get_seq, atomic_load_explicit(&r->get_seq, memory_order_relaxed) + 1);
     return item;
 }
 
@@ -238,66 +335,184 @@ static int64_t parse_block_timeout(PyObject *block, PyObject *timeout)
 
 /* ---- put and get: one step for every blocking operation --------------- */
 
-/* A put or get.  move runs holding the lock: it moves what it can, adds to
- * *moved how many messages it moved, and returns 1 when the operation is
- * complete, 0 when it must wait for the other side, -1 on error.  finish
- * makes the result outside the lock (complete: 0 when the deadline passed). */
+/* A put or get.  move runs holding the lock of shard op->shard: it moves
+ * what it can, adds to *moved how many messages it moved, and returns 1 when
+ * the operation is complete, 0 when it must wait for the other side, -1 on
+ * error.  finish makes the result outside the lock (complete: 0 when the
+ * deadline passed). */
 typedef struct ring_op ring_op;
 struct ring_op {
     ps_Ring *ring;
     int putting;
-    int on_lock; /* the last park was on the lock word */
+    int on_lock;    /* the last park was on the lock word of shard */
+    uint32_t shard; /* the shard being worked on */
     int (*move)(ring_op *op, Py_ssize_t *moved);
     PyObject *(*finish)(ring_op *op, int complete);
 };
 
-/* Lock the ring, run the move, and wake sleepers of the other side for every
- * message moved; else park on the lock word (robustly: a dead holder is
- * replaced) or on the other side's sequence.  The final try waits briefly
- * for the lock: its holder only copies bytes. */
-static int ring_step(ps_wait *w, int woke)
+/* Try shard i's lock once (passing on woke when the last park was on it);
+ * on the final try of a wait, wait briefly for it instead: its holder only
+ * copies bytes.  1 taken, 0 not (*park says how to wait), -1 error. */
+static int lock_shard(ps_wait *w, ring_op *op, uint32_t i, int woke, int *died, ps_park *park)
 {
-    ring_op *op = w->op;
+    ps_mutex_layout *lock = &shard_at(op->ring, i)->lock;
+    int got = ps_mutex_try(lock, op->on_lock && op->shard == i ? woke : -1, died, park);
+    if (!got && w->last)
+        got = ps_mutex_lock(lock, PS_SPIN_NS, died);
+    return got;
+}
+
+/* With shard op->shard locked: check it, run the move, unlock, and wake
+ * sleepers of the other side for every message moved.  The move's result;
+ * *seen gets the word a put waits on (the shard's get count), read under
+ * the lock. */
+static int locked_move(ring_op *op, int died, Py_ssize_t *moved, uint32_t *seen)
+{
     ps_Ring *self = op->ring;
-    ps_ring_layout *r = self->r;
-    int died = 0;
-    int got = ps_mutex_try(&r->lock, op->on_lock ? woke : -1, &died, &w->park);
-    if (!got && w->last && (got = ps_mutex_lock(&r->lock, PS_SPIN_NS, &died)) < 0)
-        return -1;
-    if (!got) {
-        if (w->last)
-            return (w->result = op->finish(op, 0)) == NULL ? -1 : PS_DONE;
-        op->on_lock = 1;
-        return PS_PARK;
-    }
+    ps_shard_layout *r = shard_at(self, op->shard);
     op->on_lock = 0;
-    if (ring_locked(self, died) < 0)
+    if (ring_locked(self, op->shard, died) < 0)
         return -1;
-    _Atomic uint32_t *wait_seq = op->putting ? &r->get_seq : &r->put_seq;
-    Py_ssize_t moved = 0;
-    int done = op->move(op, &moved);
-    uint32_t seen = atomic_load(wait_seq);
-    ring_unlock(self);
-    if (moved > 0) {
-        _Atomic uint32_t *wake_seq = op->putting ? &r->put_seq : &r->get_seq;
-        _Atomic uint32_t *wake_sleepers = op->putting ? &r->getters : &r->putters;
-        ps_wake_if(wake_seq, wake_sleepers, moved < INT32_MAX ? (int)moved : INT32_MAX);
-    }
-    if (done < 0)
-        return -1;
-    if (done || w->last)
-        return (w->result = op->finish(op, done)) == NULL ? -1 : PS_DONE;
-    /* Counted while spinning too: the other side's wake-ups then come sooner,
-     * and batches of put_many/get_many measured up to 1.5x faster so. */
+    int done = op->move(op, moved);
+    *seen = atomic_load(&r->get_seq);
+    ps_mutex_unlock(&r->lock);
+    int n = *moved < INT32_MAX ? (int)*moved : INT32_MAX;
+    if (n > 0 && op->putting)
+        ps_wake_if(&self->q->put_seq, &self->q->getters, n);
+    else if (n > 0)
+        ps_wake_if(&r->get_seq, &r->putters, n);
+    return done;
+}
+
+static int finished(ps_wait *w, ring_op *op, int complete)
+{
+    return (w->result = op->finish(op, complete)) == NULL ? -1 : PS_DONE;
+}
+
+/* Park on a sequence word, counted while spinning too: the other side's
+ * wake-ups then come sooner (batches of put_many/get_many measured up to
+ * 1.5x faster so). */
+static int park_on(ps_wait *w, _Atomic uint32_t *word, uint32_t seen, _Atomic uint32_t *sleepers)
+{
     w->park = (ps_park){
-        .word = wait_seq,
+        .word = word,
         .seen = seen,
-        .sleepers = op->putting ? &r->putters : &r->getters,
+        .sleepers = sleepers,
         .count_spinning = 1,
         .spin_ns = PS_SPIN_NS,
         .slice_ns = -1,
     };
     return PS_PARK;
+}
+
+/* A put: into this handle's home shard only, so that the messages of one
+ * producer stay in order.  Parks on the lock word (robustly: a dead holder
+ * is replaced) or on the shard's get count. */
+static int put_step(ps_wait *w, int woke)
+{
+    ring_op *op = w->op;
+    ps_Ring *self = op->ring;
+    uint32_t home = home_of(self);
+    int died = 0;
+    int got = lock_shard(w, op, home, woke, &died, &w->park);
+    op->shard = home;
+    if (got < 0)
+        return -1;
+    if (!got) {
+        if (w->last)
+            return finished(w, op, 0);
+        op->on_lock = 1;
+        return PS_PARK;
+    }
+    Py_ssize_t moved = 0;
+    uint32_t seen;
+    int done = locked_move(op, died, &moved, &seen);
+    if (done < 0)
+        return -1;
+    if (done || w->last)
+        return finished(w, op, done);
+    ps_shard_layout *r = shard_at(self, home);
+    return park_on(w, &r->get_seq, seen, &r->putters);
+}
+
+/* One look over every shard, starting after the one read last, for one that
+ * holds a message and whose lock is free: 1 when the get completed there,
+ * 0 when none did (*busy: a shard with a message whose lock was taken, with
+ * how to wait for it, or -1), -1 on error. */
+static int get_scan(ps_wait *w, int woke, int64_t *busy, ps_park *busy_park)
+{
+    ring_op *op = w->op;
+    ps_Ring *self = op->ring;
+    uint32_t start = op->on_lock ? op->shard : next_of(self);
+    *busy = -1;
+    for (uint32_t k = 0; k < self->shards; k++) {
+        uint32_t i = (start + k) % self->shards;
+        ps_shard_layout *r = shard_at(self, i);
+        int parked_here = op->on_lock && op->shard == i;
+        if (!parked_here && atomic_load(&r->head) == atomic_load(&r->tail))
+            continue;
+        int died = 0;
+        ps_park park;
+        if (!ps_mutex_try(&r->lock, parked_here ? woke : -1, &died, &park)) {
+            if (*busy < 0) {
+                *busy = i;
+                *busy_park = park;
+            }
+            continue;
+        }
+        op->shard = i;
+        Py_ssize_t moved = 0;
+        uint32_t unused;
+        int done = locked_move(op, died, &moved, &unused);
+        if (done != 0) {
+            self->next = (i + 1) % self->shards;
+            return done;
+        }
+    }
+    return 0;
+}
+
+/* A get: from any shard that holds a message and whose lock is free.  When
+ * every shard with a message is busy, park on one's lock word (robustly: a
+ * dead holder is replaced); when none has one, on the put count, read before
+ * a second look, so that a put made since wakes this getter (the first look
+ * does without it: the put count's line moves with every put). */
+static int get_step(ps_wait *w, int woke)
+{
+    ring_op *op = w->op;
+    ps_Ring *self = op->ring;
+    int64_t busy;
+    ps_park busy_park = {0};
+    uint32_t seen = 0;
+    for (int look = 0; look < 2; look++) {
+        if (look == 1)
+            seen = atomic_load(&self->q->put_seq);
+        int done = get_scan(w, woke, &busy, &busy_park);
+        if (done != 0)
+            return done < 0 ? -1 : finished(w, op, 1);
+        if (busy >= 0)
+            break;
+        op->on_lock = 0;
+    }
+    if (busy >= 0) {
+        op->shard = (uint32_t)busy;
+        if (w->last) {
+            int died = 0;
+            int got = ps_mutex_lock(&shard_at(self, op->shard)->lock, PS_SPIN_NS, &died);
+            if (got < 0)
+                return -1;
+            Py_ssize_t moved = 0;
+            uint32_t unused;
+            int done = got ? locked_move(op, died, &moved, &unused) : 0;
+            return done < 0 ? -1 : finished(w, op, done);
+        }
+        op->on_lock = 1;
+        w->park = busy_park;
+        return PS_PARK;
+    }
+    if (w->last)
+        return finished(w, op, 0);
+    return park_on(w, &self->q->put_seq, seen, &self->q->getters);
 }
 
 /* Check that a message of len bytes can ever fit. */
@@ -323,7 +538,7 @@ static int put_move(ring_op *base, Py_ssize_t *moved)
     put_op *op = (put_op *)base;
     for (; op->done < op->n; op->done++, (*moved)++) {
         ps_encoded *m = &op->msgs[op->done];
-        if (!try_put(base->ring, m->tag, m->data, (uint32_t)m->len))
+        if (!try_put(base->ring, base->shard, m->tag, m->data, (uint32_t)m->len))
             return 0;
     }
     return 1;
@@ -357,7 +572,7 @@ static void put_free(void *op)
  * holds nothing). */
 static int put_prepare(put_op *op, ps_Ring *self, PyObject *const *values, Py_ssize_t n)
 {
-    *op = (put_op){.base = {self, 1, 0, put_move, put_finish}};
+    *op = (put_op){.base = {self, 1, 0, 0, put_move, put_finish}};
     op->msgs = n == 1 ? &op->one : PyMem_Calloc((size_t)(n ? n : 1), sizeof(ps_encoded));
     if (op->msgs == NULL) {
         PyErr_NoMemory();
@@ -380,7 +595,7 @@ static PyObject *put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n
     if (put_prepare(&op, self, values, n) < 0)
         return NULL;
     ps_wait w;
-    ps_wait_init(&w, ring_step, (PyObject *)self, &op, timeout);
+    ps_wait_init(&w, put_step, (PyObject *)self, &op, timeout);
     PyObject *done = ps_wait_block(&w);
     put_clear(&op);
     return done;
@@ -396,7 +611,7 @@ static int get_move(ring_op *base, Py_ssize_t *moved)
 {
     get_op *op = (get_op *)base;
     while (PyList_GET_SIZE(op->out) < op->max) {
-        PyObject *item = try_get(base->ring);
+        PyObject *item = try_get(base->ring, base->shard);
         if (item == NULL)
             return -1;
         if (item == Py_None) {
@@ -446,7 +661,7 @@ static void get_free(void *op)
 
 static int get_prepare(get_op *op, ps_Ring *self, Py_ssize_t max)
 {
-    *op = (get_op){.base = {self, 0, 0, get_move, get_finish}, .out = PyList_New(0), .max = max};
+    *op = (get_op){.base = {self, 0, 0, 0, get_move, get_finish}, .out = PyList_New(0), .max = max};
     return op->out == NULL ? -1 : 0;
 }
 
@@ -458,7 +673,7 @@ static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
     if (get_prepare(&op, self, max) < 0)
         return NULL;
     ps_wait w;
-    ps_wait_init(&w, ring_step, (PyObject *)self, &op, timeout);
+    ps_wait_init(&w, get_step, (PyObject *)self, &op, timeout);
     PyObject *out = ps_wait_block(&w);
     Py_DECREF(op.out);
     return out;
@@ -581,15 +796,15 @@ static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
 
 /* The Waiting of op (allocated, and prepared with result prepared: 0, or -1
  * with an exception, then op is freed here), released with op_free. */
-static PyObject *ring_waiting(ps_Ring *self, void *op, int prepared, void (*op_free)(void *),
-                              int64_t timeout)
+static PyObject *ring_waiting(ps_Ring *self, ps_step step, void *op, int prepared,
+                              void (*op_free)(void *), int64_t timeout)
 {
     if (prepared < 0) {
         PyMem_Free(op);
         return NULL;
     }
     ps_wait w;
-    ps_wait_init(&w, ring_step, (PyObject *)self, op, timeout);
+    ps_wait_init(&w, step, (PyObject *)self, op, timeout);
     w.op_free = op_free;
     return ps_waiting_new(&w);
 }
@@ -610,7 +825,7 @@ static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t n
     put_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
-    return ring_waiting(self, op, put_prepare(op, self, args, 1), put_free, timeout);
+    return ring_waiting(self, put_step, op, put_prepare(op, self, args, 1), put_free, timeout);
 }
 
 /* _getting(timeout) -> Waiting: get as a generator of parks; returns a list
@@ -625,7 +840,7 @@ static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
     get_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
-    return ring_waiting(self, op, get_prepare(op, self, 1), get_free, timeout);
+    return ring_waiting(self, get_step, op, get_prepare(op, self, 1), get_free, timeout);
 }
 
 /* ---- JoinableQueue counters ---------------------------------------------- */
@@ -635,7 +850,7 @@ static PyObject *Ring_add_unfinished(ps_Ring *self, PyObject *arg)
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    ps_ring_layout *r = self->r;
+    ps_queue_layout *r = self->q;
     if (n >= 0) {
         atomic_fetch_add(&r->unfinished, (uint64_t)n);
         Py_RETURN_NONE;
@@ -658,7 +873,7 @@ static PyObject *Ring_add_unfinished(ps_Ring *self, PyObject *arg)
 static int join_step(ps_wait *w, int woke)
 {
     (void)woke;
-    ps_ring_layout *r = w->op;
+    ps_queue_layout *r = w->op;
     uint32_t seen = atomic_load(&r->join_seq);
     if (atomic_load(&r->unfinished) == 0)
         w->result = Py_NewRef(Py_True);
@@ -678,53 +893,66 @@ static PyObject *Ring_join_wait(ps_Ring *self, PyObject *arg)
     if (timeout == -2)
         return NULL;
     ps_wait w;
-    ps_wait_init(&w, join_step, (PyObject *)self, self->r, timeout);
+    ps_wait_init(&w, join_step, (PyObject *)self, self->q, timeout);
     return ps_wait_block(&w);
 }
 
 static PyObject *Ring_stats(ps_Ring *self, PyObject *unused)
 {
     (void)unused;
-    ps_ring_layout *r = self->r;
-    uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
-    return Py_BuildValue(
-        "(KKKKkkk)", (unsigned long long)atomic_load(&r->count), (unsigned long long)(tail - head),
-        (unsigned long long)self->capacity, (unsigned long long)atomic_load(&r->unfinished),
-        (unsigned long)atomic_load(&r->getters), (unsigned long)atomic_load(&r->putters),
-        (unsigned long)atomic_load(&r->put_seq));
+    ps_queue_layout *q = self->q;
+    uint64_t count = 0, used = 0, putters = 0;
+    for (uint32_t i = 0; i < self->shards; i++) {
+        ps_shard_layout *r = shard_at(self, i);
+        uint64_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
+        count += atomic_load(&r->count);
+        used += tail - head;
+        putters += atomic_load(&r->putters);
+    }
+    return Py_BuildValue("(KKKKkKkk)", (unsigned long long)count, (unsigned long long)used,
+                         (unsigned long long)self->capacity,
+                         (unsigned long long)atomic_load(&q->unfinished),
+                         (unsigned long)atomic_load(&q->getters), (unsigned long long)putters,
+                         (unsigned long)atomic_load(&q->put_seq), (unsigned long)self->shards);
 }
 
-/* init(mapping, offset, capacity, maxsize): write a new ring's header (the
- * segment is fresh and zero-filled). */
+/* init(mapping, offset, capacity, maxsize, shards): write a new queue's
+ * header (the segment is fresh and zero-filled). */
 static PyObject *Ring_init(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, capacity, maxsize)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "init(mapping, offset, capacity, maxsize, shards)");
         return NULL;
     }
     Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
     unsigned long long cap = PyLong_AsUnsignedLongLong(args[2]);
     unsigned long long maxsize = PyLong_AsUnsignedLongLong(args[3]);
+    unsigned long long shards = PyLong_AsUnsignedLongLong(args[4]);
     if (PyErr_Occurred())
         return NULL;
-    if (cap < 64 || cap % 8 != 0) {
-        PyErr_SetString(PyExc_ValueError, "capacity must be a multiple of 8, at least 64");
+    uint64_t size = ring_size(cap, shards);
+    if (cap < 64 || cap % 8 != 0 || size == 0 || (maxsize != 0 && shards != 1)) {
+        PyErr_Format(PyExc_ValueError,
+                     "a queue takes 1 to %d shards (1 when maxsize is set) of a multiple of "
+                     "8 bytes, at least 64",
+                     PS_RING_MAX_SHARDS);
         return NULL;
     }
-    if (ps_mapping_ptr(args[0], offset + PS_RING_HEADER, (Py_ssize_t)cap, 8) == NULL)
+    ps_queue_layout *q = (ps_queue_layout *)ps_mapping_ptr(args[0], offset, (Py_ssize_t)size, 8);
+    if (q == NULL)
         return NULL;
-    ps_ring_layout *r = (ps_ring_layout *)ps_mapping_ptr(args[0], offset, PS_RING_HEADER, 8);
-    if (r == NULL)
-        return NULL;
-    r->capacity = cap;
-    r->maxsize = maxsize;
+    q->capacity = cap;
+    q->maxsize = maxsize;
+    q->shards = (uint32_t)shards;
+    q->origin = ps_self_pid();
+    ((ps_shard_layout *)((char *)q + PS_RING_HEADER))->backed = 1; /* with the segment */
     Py_RETURN_NONE;
 }
 
 static PyMethodDef Ring_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Ring_init, METH_FASTCALL | METH_CLASS,
-     "init(mapping, offset, capacity, maxsize): lay out a new ring."},
+     "init(mapping, offset, capacity, maxsize, shards): lay out a new queue."},
     {"put", (PyCFunction)(void (*)(void))Ring_put, METH_FASTCALL | METH_KEYWORDS,
      "put(obj, block=True, timeout=None): add obj; queue.Full if no room by the deadline."},
     {"get", (PyCFunction)(void (*)(void))Ring_get, METH_FASTCALL | METH_KEYWORDS,
@@ -741,8 +969,8 @@ static PyMethodDef Ring_methods[] = {
      "_add_unfinished(n): JoinableQueue's count; ValueError below zero."},
     {"_join_wait", (PyCFunction)Ring_join_wait, METH_O, "_join_wait(timeout) -> bool"},
     {"_stats", (PyCFunction)Ring_stats, METH_NOARGS,
-     "_stats() -> (messages, bytes used, capacity, unfinished tasks, sleeping getters, "
-     "sleeping putters, puts so far modulo 2**32)"},
+     "_stats() -> (messages, bytes used, capacity of a shard, unfinished tasks, sleeping "
+     "getters, sleeping putters, puts so far modulo 2**32, shards)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -757,7 +985,7 @@ PyTypeObject ps_RingType = {
     .tp_basicsize = sizeof(ps_Ring),
     .tp_dealloc = ps_view_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Ring(mapping, offset): a multi-producer, multi-consumer message ring.",
+    .tp_doc = "Ring(mapping, offset): a multi-producer, multi-consumer queue of message rings.",
     .tp_methods = Ring_methods,
     .tp_members = Ring_members,
     .tp_new = Ring_new,

@@ -48,7 +48,7 @@ from . import names as _names
 from .names import Kind
 
 MAGIC = b"PROCSHR\x00"
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 HEADER_SIZE = 256
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -140,21 +140,24 @@ def check_trust(name: str, st: os.stat_result, mode: int) -> None:
         )
 
 
-def _reserve(fd: int, name: str, size: int) -> None:
-    """Back every page of the new segment now, so that a lack of memory raises here."""
+def _reserve(fd: int, name: str, size: int, backed: int) -> None:
+    """Size the new segment, and back its first `backed` bytes with memory now, so that a
+    lack of memory raises here (the rest is backed by whoever first uses it)."""
     vfs = os.fstatvfs(fd)
     free = vfs.f_bavail * vfs.f_frsize
-    if size > free:
+    if backed > free:
         raise SpaceError(
-            f"cannot make {name!r}: it needs {size} bytes and /dev/shm has {free} bytes free"
+            f"cannot make {name!r}: it needs {backed} bytes and /dev/shm has {free} bytes free"
         )
     try:
-        os.posix_fallocate(fd, 0, size)
+        os.posix_fallocate(fd, 0, backed)
+        if size > backed:
+            os.ftruncate(fd, size)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.ENOMEM):
             raise
         raise SpaceError(
-            f"cannot make {name!r}: /dev/shm could not reserve its {size} bytes ({e.strerror})"
+            f"cannot make {name!r}: /dev/shm could not reserve its {backed} bytes ({e.strerror})"
         ) from None
 
 
@@ -202,6 +205,7 @@ class Segment:
         *,
         mode: int = DEFAULT_MODE,
         fresh_name: str | None = None,
+        backed: int | None = None,
     ) -> tuple[Segment, bool]:
         """Create the segment, or attach it when name already exists.
 
@@ -209,15 +213,20 @@ class Segment:
         segment; if it raises, the segment is removed and nothing changes.
         Without a name the segment is anonymous, named fresh_name if given
         (from names.anonymous()).  (Small anonymous objects take a slot in an
-        arena instead: arena.place.)  Returns the segment and whether it was created.
+        arena instead: arena.place.)  Only the first `backed` bytes of data are
+        backed by memory at once when given (the object backs the rest as it
+        uses it).  Returns the segment and whether it was created.
         """
         check_mode(mode)
         if name is None:
-            seg = cls.create(fresh_name or _names.anonymous(), kind, params, data_size, init, mode)
+            seg = cls.create(
+                fresh_name or _names.anonymous(), kind, params, data_size, init, mode, backed
+            )
             _lifetimes.adopt(seg)
             return seg, True
         try:
-            return cls.create(_names.validate(name), kind, params, data_size, init, mode), True
+            seg = cls.create(_names.validate(name), kind, params, data_size, init, mode, backed)
+            return seg, True
         except FileExistsError:
             return cls.attach(name, kind, mode=mode), False
 
@@ -230,6 +239,7 @@ class Segment:
         data_size: int,
         init: Callable[[_core.Mapping, int], None],
         mode: int = DEFAULT_MODE,
+        backed: int | None = None,
     ) -> Segment:
         """Create the segment name exclusively (FileExistsError if it exists)."""
         blob = json.dumps(params, separators=(",", ":"), sort_keys=True).encode()
@@ -240,7 +250,7 @@ class Segment:
         fd = _core.shm_open(path, True, mode)
         try:
             os.fchmod(fd, mode)  # exactly mode, whatever the umask
-            _reserve(fd, name, size)
+            _reserve(fd, name, size, size if backed is None else min(size, HEADER_SIZE + backed))
             inode = os.fstat(fd).st_ino
             mapping = _map(fd, size, name)
         except BaseException:
