@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue
+import struct
 import threading
 import time
 from typing import Any
@@ -212,17 +213,20 @@ def test_killed_consumer_does_not_block_the_others() -> None:
 
 def _hold_the_ring_locks_and_die(q: Any) -> None:
     shards = q._stats()[-1]
-    for i in range(shards):
-        offset = q._seg.data_offset + _core.RING_HEADER + i * _core.RING_SHARD
-        _core.Mutex(q._seg.mapping, offset, False).acquire()
+    for i in range(shards):  # a shard's producers' lock, then its consumers' a line on
+        for line in (0, 64):
+            offset = q._seg.data_offset + _core.RING_HEADER + i * _core.RING_SHARD + line
+            _core.Mutex(q._seg.mapping, offset, False).acquire()
     os._exit(0)
 
 
+@pytest.mark.parametrize("maxsize", [0, 10])  # two locks a shard, or one for both sides
 @pytest.mark.parametrize("side", ["blocking", "asyncio"])
-def test_a_dead_holder_of_the_ring_lock_is_replaced(side: str) -> None:
-    """A process that died inside put or get (holding a shard's lock; here every
-    shard's) delays the others by about one probe interval, blocking and awaited alike."""
-    q = Queue(shards=4)
+def test_a_dead_holder_of_the_ring_lock_is_replaced(side: str, maxsize: int) -> None:
+    """A process that died inside put or get (holding a shard's lock; here every lock
+    of every shard) delays the others by about one probe interval, blocking and awaited
+    alike."""
+    q = Queue(maxsize, shards=1 if maxsize else 4)
     q.put("before")
     holder = mp.get_context("fork").Process(target=_hold_the_ring_locks_and_die, args=(q,))
     holder.start()
@@ -239,6 +243,32 @@ def test_a_dead_holder_of_the_ring_lock_is_replaced(side: str) -> None:
 
         got = asyncio.run(asyncio.wait_for(main(), 30))
     assert got == ["before", "after"]
+
+
+def _restart_and_die(q: Any) -> None:
+    """What a producer killed inside the restart of an empty shard at offset 0 leaves:
+    both locks held, head moved to the next lap's start, tail not yet."""
+    shard = q._seg.data_offset + _core.RING_HEADER
+    for line in (0, 64):
+        _core.Mutex(q._seg.mapping, shard + line, False).acquire()
+    view = memoryview(q._seg.mapping)
+    (tail,) = struct.unpack_from("<Q", view, shard + 24)
+    struct.pack_into("<Q", view, shard + 88, tail + 256 - tail % 256)  # head
+    os._exit(0)
+
+
+def test_a_restart_cut_short_is_repaired() -> None:
+    q = Queue(shards=1, capacity=256)
+    q.put(b"x" * 100)
+    assert q.get() == b"x" * 100  # empty, mid-ring: a large message must restart at 0
+    holder = mp.get_context("fork").Process(target=_restart_and_die, args=(q,))
+    holder.start()
+    holder.join(10)
+    assert holder.exitcode == 0
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.5)  # head > tail: getters see an empty shard
+    q.put(b"y" * 200, timeout=10)  # the next producer moves tail up to head
+    assert q.get(timeout=10) == b"y" * 200 and q.qsize() == 0
 
 
 def test_named_queue_from_a_child(ctx: Any, name: str) -> None:

@@ -2,15 +2,16 @@
 
 Messages are stored as procshare._shm.codec describes: ``bytes``, ``str`` and
 64-bit ints as they are, anything else pickled (encoded and decoded in C).
-A queue is one or more shards, each a ring with its own robust lock.  Every
-put and get is one call into C that takes one shard's lock, copies the
-message in or out and publishes it with one store, so a producer or consumer
-killed at any point leaves the shard whole: each message is delivered once,
-whole, or not at all.  Each producer handle puts into a home shard of its
-own (its messages stay in order) and getters take from whichever shard has
-a message and a free lock, so added producers and consumers spread over
-the locks.  Blocking puts and gets spin briefly, then sleep on futex words;
-wake-ups cost a syscall only when someone sleeps.
+A queue is one or more shards, each a ring with a robust lock for its
+producers and one for its consumers.  Every put and get is one call into C
+that takes one of them, copies the message in or out and publishes it with
+one store, so a producer or consumer killed at any point leaves the shard
+whole: each message is delivered once, whole, or not at all.  Each producer
+process puts into a shard of its own (its messages stay in order) and
+getters take from whichever shard has a message and a free lock, so added
+producers and consumers spread over the locks.  Blocking puts and gets spin
+briefly, then sleep on futex words; wake-ups cost a syscall only when
+someone sleeps.
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ class Queue(SyncObject, _core.Ring):
     # -- state ----------------------------------------------------------------
 
     def qsize(self) -> int:
-        """Messages in the queue now (exact at the moment of reading)."""
+        """Messages in the queue now: with a maxsize a count kept exact; without one,
+        counted in the shards without stopping anyone (exact unless messages move
+        meanwhile)."""
         return int(self._stats()[0])
 
     def empty(self) -> bool:
