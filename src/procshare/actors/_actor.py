@@ -75,9 +75,9 @@ class Actor:
         ctx = ctx or multiprocessing.get_context()
         if name is not None:
             _claim(name)
-        mailbox = (
-            Queue(mailbox_size) if name is None else Queue(mailbox_size, name=f"{name}.mailbox")
-        )
+        # One shard: messages are handled in the order they reached the mailbox, whoever
+        # sent them (a total told from several processes, then asked for, is complete).
+        mailbox = Queue(mailbox_size, name=None if name is None else f"{name}.mailbox", shards=1)
         record = Dict(name=name)
         record.update({"mailbox": mailbox, "state": "starting", "pid": 0, "started": 0,
                        "class": cls.__qualname__, "restarts": 0})  # fmt: skip

@@ -31,7 +31,7 @@ class Replies:
     atomic, so looking needs no lock)."""
 
     def __init__(self) -> None:
-        self.queue = Queue()
+        self.queue = Queue(shards=1)  # few messages: one buffer, whoever answers
         self.routes = {kind: route(kind, self.queue) for kind in (ASK, CALL, STOP)}
         self.ids = itertools.count(1)
         self.arrived: dict[int, tuple[bool, Any, str]] = {}

@@ -122,7 +122,8 @@ class Server:
             return
         local = isinstance(hello, tuple) and len(hello) == 2 and hello[1] == self.machine
         if local:
-            requests, replies = Queue(capacity=CHANNEL_CAPACITY), Queue(capacity=CHANNEL_CAPACITY)
+            # one producer each: one shard (another would take a second buffer)
+            requests, replies = (Queue(capacity=CHANNEL_CAPACITY, shards=1) for _ in range(2))
             conn.send(("shm", requests, replies))
             channel = Channel(conn, requests, replies)
         else:
