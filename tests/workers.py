@@ -439,3 +439,19 @@ def dict_incr_as(d: Any, key: Any, role: str, n: int, slow: Any) -> None:
     Dict._incr = counted  # type: ignore[method-assign]  # this child only
     for _ in range(n):
         d.incr(key)
+
+
+def produce_until_killed(q: Any, producer: int, committed: Any) -> None:
+    """Put (producer, seq, payload) for seq = 0, 1, ...; committed[producer] is the last
+    seq whose put returned."""
+    seq = 0
+    while True:
+        q.put((producer, seq, b"p" * (seq % 200)), timeout=60)
+        committed[producer] = seq
+        seq += 1
+
+
+def forward_until_killed(q: Any, out: Any) -> None:
+    """Move messages from q to out, one at a time, until killed."""
+    while True:
+        out.put(q.get(timeout=60), timeout=60)

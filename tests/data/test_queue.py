@@ -4,6 +4,7 @@ crashes, asyncio."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import queue
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procshare import Counter, JoinableQueue, KindError, Lock, Queue, SimpleQueue, _core
+from procshare import Array, Counter, JoinableQueue, KindError, Lock, Queue, SimpleQueue, _core
 
 import workers
 from conftest import rng, run_all
@@ -192,6 +193,59 @@ def test_killed_producer_leaves_whole_messages() -> None:
             assert msg == f"{seq}:".encode() + b"x" * (seq % 300)
         q.put(b"after")  # the ring still works for everyone else
         assert q.get(timeout=1) == b"after"
+
+
+def _drain(q: Any) -> list[Any]:
+    out: list[Any] = []
+    while True:
+        try:
+            out += q.get_many(1_000, timeout=0.3)
+        except queue.Empty:
+            return out
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_producers_and_a_consumer_killed_across_shards(round_: int) -> None:
+    """Three producers and a consumer SIGKILLed at random moments while the test consumes
+    too: every message is whole and taken at most once, each producer's in order, none
+    lost but the one each killed process may have been moving, and the queue works on."""
+    ctx = mp.get_context("fork")
+    q, out = Queue(shards=4, capacity=4096), Queue(shards=1, capacity=1 << 22)
+    committed = Array("q", [-1] * 3)
+    procs = [ctx.Process(target=workers.produce_until_killed, args=(q, p, committed))
+             for p in range(3)]  # fmt: skip
+    procs.append(ctx.Process(target=workers.forward_until_killed, args=(q, out)))
+    for proc in procs:
+        proc.start()
+    start = time.monotonic()
+    kills = sorted((start + rng.uniform(0.05, 0.5), i) for i in range(len(procs)))
+    got: list[Any] = []
+    try:
+        for at, i in kills:
+            while time.monotonic() < at:
+                with contextlib.suppress(queue.Empty):
+                    got += q.get_many(100, timeout=0.02)
+            procs[i].kill()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.join(10)
+    got += _drain(q)
+    forwarded = _drain(out)
+    taken = got + forwarded
+    assert len(set(taken)) == len(taken)  # none twice
+    for _, seq, payload in taken:
+        assert payload == b"p" * (seq % 200)  # none torn
+    missing = 0
+    for p in range(3):
+        mine = [seq for producer, seq, _ in got if producer == p]
+        assert mine == sorted(mine)  # in order
+        seqs = {seq for producer, seq, _ in taken if producer == p}
+        assert max(seqs, default=-1) <= committed[p] + 1  # at most the put in flight more
+        missing += len(set(range(committed[p] + 1)) - seqs)
+    assert missing <= 1  # the message the killed consumer held
+    q.put(b"after")
+    assert q.get(timeout=5) == b"after"
 
 
 def test_killed_consumer_does_not_block_the_others() -> None:
