@@ -251,13 +251,16 @@ static int ring_locked(ps_Ring *self, uint32_t i, int putting, int died)
         atomic_store(&r->tail, head);
         tail = head;
     }
-    if (real) {
-        self->seen_head = putting ? head : self->seen_head;
+    if (real && putting)
+        self->seen_head = head;
+    if (real)
         self->seen_tail[i] = tail;
-    }
-    int sane =
-        self->q->capacity == self->capacity && head % 8 == 0 && tail % 8 == 0 &&
-        (head > tail ? !putting && !one : !(real || !putting) || tail - head <= self->capacity);
+    /* Head may pass tail only for getters without a count (a restart cut
+     * short, or the tail seen last); a producer's head seen last may lag by
+     * any distance; otherwise the two are at most a ring apart. */
+    int lagging = putting && !real;
+    int sane = self->q->capacity == self->capacity && head % 8 == 0 && tail % 8 == 0 &&
+               (head > tail ? !putting && !one : lagging || tail - head <= self->capacity);
     if (sane && one) { /* the count: repaired after a death, else checked */
         int64_t n = died ? records(self, i, head, tail) : (int64_t)atomic_load(&r->count);
         if (died && n >= 0)
