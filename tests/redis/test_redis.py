@@ -252,6 +252,14 @@ def test_queue_bounds_batches_and_joinable(redis: Any) -> None:
     assert jq.join(timeout=5)
     with pytest.raises(ValueError):
         jq.task_done()
+    # shared memory's shards= is accepted and checked alike: a Redis list is one order
+    sq = redis.SimpleQueue(shards=4)
+    sq.put_many(range(5))
+    assert sq.get_many(10) == list(range(5))
+    with pytest.raises(ValueError, match="maxsize"):
+        redis.Queue(3, shards=2)
+    with pytest.raises(ValueError, match="shards"):
+        redis.Queue(shards=0)
 
 
 def test_waits_wake_promptly_across_processes(redis: Any) -> None:

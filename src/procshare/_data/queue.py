@@ -36,6 +36,20 @@ DEFAULT_CAPACITY = 1 << 20
 DEFAULT_SHARDS = min(os.cpu_count() or 1, 16)
 
 
+def shard_count(maxsize: int, shards: int | None) -> int:
+    """The shards of a queue asked for with these arguments (None: the default), or
+    TypeError / ValueError.  A maxsize counts every message in one place: one shard."""
+    if shards is None:
+        return 1 if maxsize > 0 else DEFAULT_SHARDS
+    if not isinstance(shards, int) or isinstance(shards, bool):
+        raise TypeError(f"shards must be an int, not {type(shards).__name__}")
+    if not 1 <= shards <= _core.RING_MAX_SHARDS:
+        raise ValueError(f"shards must be 1 to {_core.RING_MAX_SHARDS}, not {shards}")
+    if shards > 1 and maxsize > 0:
+        raise ValueError("a queue with a maxsize has one shard (it counts every message)")
+    return shards
+
+
 class Queue(SyncObject, _core.Ring):
     """``Queue(maxsize=0, *, name=None, capacity=1 MiB, shards=None)``:
     multiprocessing.Queue's API.
@@ -71,20 +85,14 @@ class Queue(SyncObject, _core.Ring):
     def _open(
         cls, maxsize: int, name: str | None, capacity: int, shards: int | None, mode: int
     ) -> Any:
-        for arg, value in (("maxsize", maxsize), ("capacity", capacity), ("shards", shards)):
-            if value is None and arg == "shards":
-                continue
+        for arg, value in (("maxsize", maxsize), ("capacity", capacity)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
         if capacity < 64:
             raise ValueError(f"capacity must be at least 64 bytes, not {capacity}")
         capacity = -(-capacity // 8) * 8
         maxsize = max(0, maxsize)
-        if shards is not None and not (1 <= shards <= _core.RING_MAX_SHARDS):
-            raise ValueError(f"shards must be 1 to {_core.RING_MAX_SHARDS}, not {shards}")
-        if shards is not None and shards > 1 and maxsize:
-            raise ValueError("a queue with a maxsize has one shard (it counts every message)")
-        count = shards or (1 if maxsize else DEFAULT_SHARDS)
+        count = shard_count(maxsize, shards)
         params = {"maxsize": maxsize, "capacity": capacity, "shards": count}
 
         def init(mapping: _core.Mapping, offset: int) -> None:

@@ -25,6 +25,7 @@ import uuid
 import weakref
 from typing import Any
 
+from ..._data.queue import shard_count
 from ._base import RedisObject, decode_many, encode_many, register, wait_until
 
 LEASE = 60.0  # seconds a consumer may go without a get before its messages are redelivered
@@ -73,17 +74,26 @@ return left
 
 @register
 class Queue(RedisObject):
-    """``Queue(maxsize=0, *, name=None, lease=60)`` on Redis; see the module for the
-    delivery guarantee (a consumer silent for ``lease`` seconds is presumed dead and its
-    unacknowledged messages go back to the queue).  multiprocessing's interface, plus
-    put_many and get_many."""
+    """``Queue(maxsize=0, *, name=None, lease=60, shards=None)`` on Redis; see the module
+    for the delivery guarantee (a consumer silent for ``lease`` seconds is presumed dead
+    and its unacknowledged messages go back to the queue).  multiprocessing's interface,
+    plus put_many and get_many.  ``shards`` is accepted for code written for shared
+    memory: a Redis list keeps one order for all producers, as ``shards=1`` does there."""
 
     kind = "queue"
     parts = ("q", "consumers", "unfinished", "wake")
 
-    def __init__(self, maxsize: int = 0, *, name: str | None = None, lease: float = LEASE) -> None:
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        name: str | None = None,
+        lease: float = LEASE,
+        shards: int | None = None,
+    ) -> None:
         if not isinstance(maxsize, int):
             raise TypeError("maxsize must be an int")
+        shard_count(maxsize, shards)  # the arguments shared memory takes, checked alike
         if not 0.1 <= lease <= 86400:
             raise ValueError("lease must be 0.1 s to a day")
         fields = {"maxsize": str(max(0, maxsize)), "lease": str(lease)}
@@ -236,12 +246,14 @@ def _acknowledge(pid: int, conn: Any, processing: str, lease: str) -> None:
 
 @register
 class SimpleQueue(Queue):
-    """``SimpleQueue(*, name=None)`` on Redis: an unbounded Queue."""
+    """``SimpleQueue(*, name=None, lease=60, shards=None)`` on Redis: an unbounded Queue."""
 
     kind = "simple_queue"
 
-    def __init__(self, *, name: str | None = None, lease: float = LEASE) -> None:
-        super().__init__(0, name=name, lease=lease)
+    def __init__(
+        self, *, name: str | None = None, lease: float = LEASE, shards: int | None = None
+    ) -> None:
+        super().__init__(0, name=name, lease=lease, shards=shards)
 
 
 @register
