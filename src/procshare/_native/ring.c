@@ -224,11 +224,11 @@ static int64_t records(ps_Ring *self, uint32_t i, uint64_t pos, uint64_t tail)
     return n;
 }
 
-/* The lock a put into shard i takes. */
-static ps_mutex_layout *put_lock_of(ps_Ring *self, uint32_t i)
+/* The lock of shard i that a put (putting) or a get takes. */
+static ps_mutex_layout *lock_of(ps_Ring *self, uint32_t i, int putting)
 {
     ps_shard_layout *r = shard_at(self, i);
-    return self->maxsize ? &r->lock : &r->put_lock;
+    return putting && !self->maxsize ? &r->put_lock : &r->lock;
 }
 
 /* Just took shard i's lock for putting or getting: repair what a dead holder
@@ -269,7 +269,7 @@ static int ring_locked(ps_Ring *self, uint32_t i, int putting, int died)
                (head == tail) == (n == 0) && (uint64_t)n <= self->maxsize;
     }
     if (!sane) {
-        ps_mutex_unlock(putting ? put_lock_of(self, i) : &r->lock);
+        ps_mutex_unlock(lock_of(self, i, putting));
         ps_damaged("queue", "counters");
         return -1;
     }
@@ -424,12 +424,13 @@ struct ring_op {
     PyObject *(*finish)(ring_op *op, int complete);
 };
 
-/* Try shard i's lock once (passing on woke when the last park was on it);
- * on the final try of a wait, wait briefly for it instead: its holder only
- * copies bytes.  1 taken, 0 not (*park says how to wait), -1 error. */
+/* Try shard i's lock for op's side once (passing on woke when the last park
+ * was on it); on the final try of a wait, wait briefly for it instead: its
+ * holder only copies bytes.  1 taken, 0 not (*park says how to wait), -1
+ * error. */
 static int lock_shard(ps_wait *w, ring_op *op, uint32_t i, int woke, int *died, ps_park *park)
 {
-    ps_mutex_layout *lock = put_lock_of(op->ring, i);
+    ps_mutex_layout *lock = lock_of(op->ring, i, op->putting);
     int got = ps_mutex_try(lock, op->on_lock && op->shard == i ? woke : -1, died, park);
     if (!got && w->last)
         got = ps_mutex_lock(lock, PS_SPIN_NS, died);
@@ -438,19 +439,16 @@ static int lock_shard(ps_wait *w, ring_op *op, uint32_t i, int woke, int *died, 
 
 /* With shard op->shard locked for op's side: check it, run the move,
  * unlock, and wake sleepers of the other side for every message moved.  The
- * move's result; *seen gets the word a put waits on (the shard's get count),
- * read before the move looks for room: getters bump it without the
- * producers' lock. */
-static int locked_move(ring_op *op, int died, Py_ssize_t *moved, uint32_t *seen)
+ * move's result. */
+static int locked_move(ring_op *op, int died, Py_ssize_t *moved)
 {
     ps_Ring *self = op->ring;
     ps_shard_layout *r = shard_at(self, op->shard);
     op->on_lock = 0;
     if (ring_locked(self, op->shard, op->putting, died) < 0)
         return -1;
-    *seen = atomic_load(&r->get_seq);
     int done = op->move(op, moved);
-    ps_mutex_unlock(op->putting ? put_lock_of(self, op->shard) : &r->lock);
+    ps_mutex_unlock(lock_of(self, op->shard, op->putting));
     int n = *moved < INT32_MAX ? (int)*moved : INT32_MAX;
     if (n > 0 && op->putting)
         ps_wake_if(&self->q->put_seq, &self->q->getters, n);
@@ -499,14 +497,16 @@ static int put_step(ps_wait *w, int woke)
         op->on_lock = 1;
         return PS_PARK;
     }
+    /* The get count this put may wait on, read before the move looks for
+     * room: getters bump it without the producers' lock. */
+    ps_shard_layout *r = shard_at(self, home);
+    uint32_t seen = atomic_load(&r->get_seq);
     Py_ssize_t moved = 0;
-    uint32_t seen;
-    int done = locked_move(op, died, &moved, &seen);
+    int done = locked_move(op, died, &moved);
     if (done < 0)
         return -1;
     if (done || w->last)
         return finished(w, op, done);
-    ps_shard_layout *r = shard_at(self, home);
     return park_on(w, &r->get_seq, seen, &r->putters);
 }
 
@@ -522,13 +522,12 @@ static int get_scan(ps_wait *w, int woke, int64_t *busy, ps_park *busy_park)
     *busy = -1;
     for (uint32_t k = 0; k < self->shards; k++) {
         uint32_t i = (start + k) % self->shards;
-        ps_shard_layout *r = shard_at(self, i);
         int parked_here = op->on_lock && op->shard == i;
         if (!parked_here && !shard_has(self, i))
             continue;
         int died = 0;
         ps_park park;
-        if (!ps_mutex_try(&r->lock, parked_here ? woke : -1, &died, &park)) {
+        if (!ps_mutex_try(lock_of(self, i, 0), parked_here ? woke : -1, &died, &park)) {
             if (*busy < 0) {
                 *busy = i;
                 *busy_park = park;
@@ -537,8 +536,7 @@ static int get_scan(ps_wait *w, int woke, int64_t *busy, ps_park *busy_park)
         }
         op->shard = i;
         Py_ssize_t moved = 0;
-        uint32_t unused;
-        int done = locked_move(op, died, &moved, &unused);
+        int done = locked_move(op, died, &moved);
         if (done != 0) {
             self->next = (i + 1) % self->shards;
             return done;
@@ -573,12 +571,9 @@ static int get_step(ps_wait *w, int woke)
         op->shard = (uint32_t)busy;
         if (w->last) {
             int died = 0;
-            int got = ps_mutex_lock(&shard_at(self, op->shard)->lock, PS_SPIN_NS, &died);
-            if (got < 0)
-                return -1;
+            int got = lock_shard(w, op, op->shard, woke, &died, &busy_park);
             Py_ssize_t moved = 0;
-            uint32_t unused;
-            int done = got ? locked_move(op, died, &moved, &unused) : 0;
+            int done = got > 0 ? locked_move(op, died, &moved) : got;
             return done < 0 ? -1 : finished(w, op, done);
         }
         op->on_lock = 1;
