@@ -60,7 +60,7 @@ class Queue(SyncObject, _core.Ring):
     lock each, one per core up to 16 by default, and 1 with a maxsize (which
     counts all messages in one place) or when every message must keep one
     order across producers; a shard's memory is taken when a producer first
-    uses it.  Messages from one producer handle are taken in the order put.
+    uses it.  Messages from one producer process are taken in the order put.
     Extras: ``put_many``, ``get_many``, ``put_async``, ``get_async``,
     ``name=``.
     """
