@@ -246,6 +246,22 @@ def dict_nested_append(d: Any) -> None:
     d["inner"]["child"] = "was here"
 
 
+def append_to_each_user(d: Any, users: int, me: int, times: int) -> None:
+    """Append me, times over, to the List every user has in d (growing them)."""
+    for _ in range(times):
+        for user in range(users):
+            d[user].append(me)
+
+
+def hold_grown_list_until_told(d: Any, taken: Any) -> None:
+    """Create a List in d, grow it out of its slot, and exit normally once taken is set."""
+    items = procshare.List()
+    d["grown"] = items
+    items.extend(range(100))
+    d["token"] = items._token
+    assert taken.wait(30)
+
+
 def dict_keys_from_spawn(d: Any) -> None:
     """Store under keys whose pickles or str hashes differ between processes."""
     d[frozenset({"alpha", "beta", "gamma"})] = "fs"

@@ -306,7 +306,7 @@ def test_writer_killed_while_growing_leaves_no_damage() -> None:
         assert len(d) == n + 3000 and d[n + 2999] == "x" * ((n + 2999) % 50)
         stale = [e.name for e in _inventory.leftovers() if e.name.startswith(d.name + "~")]
         current = d._table_seg.name
-        assert current == _names.table(d.name, d._seg.params["token"], d._gen)
+        assert current == _names.table(d.name, d._token, d._gen)
         assert current not in stale
         for name in stale:
             _inventory.remove(name)

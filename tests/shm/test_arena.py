@@ -200,8 +200,9 @@ def test_damaged_arenas_fail_cleanly(seed: int) -> None:
 
 
 def test_objects_too_large_for_a_slot_keep_their_own_segment() -> None:
-    a, d = procshare.Array("q", 64), procshare.Dict()
-    assert "@" not in a.name and "@" not in d.name
+    a, d = procshare.Array("q", 64), procshare.Dict({i: i for i in range(10)})
+    big = procshare.List(["x" * 400])
+    assert "@" not in a.name and "@" not in d.name and "@" not in big.name
     b64 = base64.b64encode(pickle.dumps(a)).decode()
     assert pickle.loads(base64.b64decode(b64)) == a
 

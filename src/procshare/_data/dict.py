@@ -76,7 +76,9 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         encoded = [encode_item(k, v) for k, v in initial.items()]
         size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
-        self, _ = cls._open_root(name, _plan(len(encoded), size, items=encoded), mode)
+        self, _ = cls._open_root(
+            name, lambda space: _plan(len(encoded), size, items=encoded, space=space), mode
+        )
         self._fresh = True
         return self
 
@@ -347,13 +349,19 @@ def _plan(
     source: _core.Table | None = None,
     items: list[tuple[bytes, bytes, int, bytes]] | None = None,
     heap_floor: int = 0,
+    space: int | None = None,
 ) -> Plan:
     """A table for keys entries of live_bytes in all, with room to grow (a heap of at least
-    heap_floor bytes), filled with the live entries of source and then items."""
+    heap_floor bytes), filled with the live entries of source and then items.  With space,
+    a table that fills space bytes (in a root's slot) if the entries fit it."""
     nslots = 8
     while nslots * 3 < keys * 8:  # at most 3/8 full
         nslots *= 2
-    heap = -(-max(4096, heap_floor, 3 * (live_bytes + 48 * keys)) // 8) * 8
+    if space is not None:
+        heap = max(-(-(live_bytes + 48 * keys + 16) // 8) * 8,
+                   (space - _core.TABLE_HEADER - 8 * nslots) // 8 * 8)  # fmt: skip
+    else:
+        heap = -(-max(4096, heap_floor, 3 * (live_bytes + 48 * keys)) // 8) * 8
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Table.init(mapping, offset, nslots, heap, 0)

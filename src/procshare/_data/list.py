@@ -48,7 +48,7 @@ class List(Generational, MutableSequence[Any]):
         cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> Any:
         packed = _core.pack(iterable, False)  # errors here change nothing
-        self, _ = cls._open_root(name, _plan(packed), mode)
+        self, _ = cls._open_root(name, lambda space: _plan(packed, space), mode)
         self._fresh = True
         return self
 
@@ -354,12 +354,19 @@ def _aligned(n: int) -> int:
     return -(-n // 8) * 8
 
 
-def _plan(packed: tuple[int, bytes]) -> Plan:
+def _plan(packed: tuple[int, bytes], space: int | None = None) -> Plan:
     """A table holding exactly the packed elements (from _core.pack), with room for as
-    many more."""
+    many more; with space, a table that fills space bytes (in a root's slot) if the
+    elements fit it."""
     count, records = packed
-    capacity = max(8, 2 * count)
-    heap = _aligned(max(4096, 2 * len(records) + 64 * 8))
+    if space is not None:
+        capacity = max(8, count)
+        heap = max(
+            _aligned(len(records) + 8), (space - _core.VECTOR_HEADER - 16 * capacity) // 8 * 8
+        )
+    else:
+        capacity = max(8, 2 * count)
+        heap = _aligned(max(4096, 2 * len(records) + 64 * 8))
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Vector.init(mapping, offset, capacity, heap)

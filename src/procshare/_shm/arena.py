@@ -100,15 +100,21 @@ class _Arena:
         slot.owner, slot.epoch = self, epoch
         return slot
 
+    def private(self, index: int, epoch: int) -> bool:
+        """Whether the object in slot index (made in fork epoch) is this process's alone:
+        this process created it, has not forked since, and never handed out its name."""
+        return (
+            self.pool.pid == os.getpid()
+            and epoch == _pools.epoch
+            and not _WORDS.unpack_from(self.view, self.base(index))[1] & FLAG_ESCAPED
+        )
+
     def release(self, index: int, epoch: int) -> None:
         """The creator let go of the object in slot index (made in fork epoch): free the slot
         unless another process may hold the object."""
-        if self.pool.pid != os.getpid() or epoch != _pools.epoch:
-            return
-        base = self.base(index)
-        word, flags = _WORDS.unpack_from(self.view, base)
-        if not flags & FLAG_ESCAPED:
-            _WORDS.pack_into(self.view, base, word & ~_LIVE, 0)
+        if self.private(index, epoch):
+            base = self.base(index)
+            _WORDS.pack_into(self.view, base, _WORDS.unpack_from(self.view, base)[0] & ~_LIVE, 0)
             self.pool.free.append((self, index))
 
 
@@ -216,11 +222,12 @@ def _alive(mapping: _core.Mapping, base: int, generation: int) -> bool:
 
 
 def place(
-    kind: Kind, params: dict[str, Any], data_size: int, mode: int
+    kind: Kind, params: dict[str, Any], data_size: int, mode: int, largest: int = MAX_SLOT
 ) -> tuple[_Arena, int] | None:
     """Claim a slot for a new anonymous object of kind: (arena, index), the data zeroed and
-    the header live; None when the object does not go in an arena (too large, or a
-    parameter that is a list: another object's lock)."""
+    the header live; None when the object does not go in an arena (a slot larger than
+    largest bytes, or a parameter that is a list: another object's lock).  Every object
+    of one kind, mode and params takes the same data_size."""
     if type(mode) is not int or mode != DEFAULT_MODE:
         check_mode(mode)
     try:
@@ -228,7 +235,7 @@ def place(
     except TypeError:
         return None
     if pool is None:
-        if SLOT_HEADER + data_size > MAX_SLOT:
+        if SLOT_HEADER + data_size > largest:
             return None
         pool = _pools.pools[(kind, mode, *params.items())] = _Pool(kind, params, data_size, mode)
     return pool.take()
@@ -252,6 +259,29 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     if kind is not None and g.kind != kind:
         raise KindError(f"{name!r} holds a {g.kind.name.lower()}, not a {kind.name.lower()}")
     return Slot(seg, g.kind, g.params, index, g.size, generation)
+
+
+def after_unlink(seg: Segment) -> None:
+    """The arena seg's name was removed: whatever its objects' class does then
+    (``_after_arena_unlink(arena, geometry)``: a Dict's or List's tables)."""
+    try:
+        g = geometry(seg)
+    except CorruptSegmentError:
+        return
+    hook = getattr(_names.class_of(g.kind), "_after_arena_unlink", None)
+    if hook is not None:
+        hook(seg, g)
+
+
+def live(seg: Segment, g: Geometry) -> list[tuple[int, int]]:
+    """(index, generation) of each object in the arena seg now."""
+    view = memoryview(seg.mapping)
+    try:
+        first, end = seg.data_offset, seg.data_offset + g.slots * g.slot
+        return [(i, _WORDS.unpack_from(view, first + i * g.slot)[0] >> 1)
+                for i, w in enumerate(bytes(view[first:end:g.slot])) if w & _LIVE]  # fmt: skip
+    finally:
+        view.release()
 
 
 def census(seg: Segment) -> dict[str, int]:
@@ -294,12 +324,26 @@ class Slot(Segment):
         if not _alive(self.mapping, self.base, self.generation):
             raise NotFoundError(f"no procshare object named {self.name!r} any more")
         self.flags().fetch_or(FLAG_UNLINKED)
+        if (cls := _names.class_of(self.kind)) is not None:
+            cls._after_unlink(self)
+
+    def unlinked(self) -> bool:
+        """Whether the object's name or its arena's was removed."""
+        return bool((self.flags().load() | self.arena.flags().load()) & FLAG_UNLINKED)
+
+    def private(self) -> bool:
+        """Whether this is the creator's Slot of an object no other process can hold."""
+        return self.owner is not None and self.owner.private(self.index, self.epoch)
 
     def creator(self) -> tuple[int, int]:
         return self.arena.creator()
 
-    def twin(self) -> Segment:
-        raise TypeError("an arena's object is never a Dict's or List's root")
+    def twin(self) -> Slot:
+        """Another Slot of the same object, which takes over freeing the slot when collected."""
+        twin = Slot(self.arena, self.kind, self.params, self.index, self.data_size,
+                    self.generation)  # fmt: skip
+        twin.owner, twin.epoch, self.owner = self.owner, self.epoch, None
+        return twin
 
     def __del__(self) -> None:
         """The creator's last reference is gone: the slot is free unless the object escaped."""

@@ -16,6 +16,14 @@ replaced by the next build.
 After unlink() the handles that exist keep working: the tables are removed
 when the last process holding one lets go (its handles collected, or a
 normal exit) or is found dead.
+
+An anonymous Dict or List whose contents fit a few hundred bytes has no
+segment of its own: its root takes a slot of an arena (arena.py), with room
+for fewer users and its token, and its first table lives in the same slot.
+A million of them, nested in a Dict, take one slot each and a few mappings
+in all; one that grows moves to table segments as any other.  Their tables
+go when the slot is freed, or when the arena's name is removed and no
+process holds them.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ from .. import _core
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from .._sync.lock import LOCK_SPACE, RLock
 from . import names as _names
+from .arena import SLOT_HEADER, Geometry, Slot, _Arena, _pools, live, place
 from .names import Kind
-from .segment import FLAG_UNLINKED, Segment, at_exit, check_trust
+from .segment import Segment, at_exit, check_trust
 from .shared import Shared
 
 T = TypeVar("T")
@@ -46,6 +55,14 @@ _OVERFLOW = LOCK_SPACE + 8  # users beyond the table
 _USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
+#: A root in an arena slot records this many users; its token and first table follow.
+SLOT_USERS = 8
+_TOKEN = _USERS + 4 * SLOT_USERS
+_INLINE = _TOKEN + 16  # the first table, in a root's slot
+ROOT_SLOT = 512  # bytes of such a slot, header included
+#: Bytes the first table has in a root's slot.
+INLINE_SPACE = ROOT_SLOT - SLOT_HEADER - _INLINE
+
 
 class Generational(Shared, _core.Generation):
     """Base of Dict and List: the root, the current table, and how to replace it.
@@ -54,20 +71,30 @@ class Generational(Shared, _core.Generation):
     (``_lock``) live in the C base, where the one-call paths read them.
     """
 
-    __slots__ = ("_fresh", "_gen_cell", "_seg", "_table_seg")
+    __slots__ = ("_fresh", "_gen_cell", "_seg", "_table_seg", "_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset)
     _gen_cell: _core.Cell
     _lock: RLock
-    _table_seg: Segment
+    _table_seg: Segment | None  # None: the first table, in the root's slot
+    _token: str  # names the tables: <root>~<token>.<generation>
     _fresh: bool  # built by __new__, whose __init__ call is still to come
 
     @classmethod
-    def _open_root(cls, name: str | None, first: Plan, mode: int) -> tuple[Any, bool]:
-        """Create the root, or attach it when name exists.  A new root is published
-        only after its first table (built by first: size and init) exists, so no
-        process ever sees a root without a table."""
+    def _open_root(
+        cls, name: str | None, plan: Callable[[int | None], Plan], mode: int
+    ) -> tuple[Any, bool]:
+        """Create the root, or attach it when name exists.  The first table is built by
+        plan(space): one that fills space bytes where the contents fit them (in the
+        slot of an anonymous root), or with space None a table segment's.  A new root
+        is published only after its first table exists, so no process ever sees a root
+        without a table."""
+        if name is None and (inline := plan(INLINE_SPACE))[0] <= INLINE_SPACE:
+            placed = place(cls._kind, {}, ROOT_SLOT - SLOT_HEADER, mode, ROOT_SLOT)
+            if placed is not None:
+                return cls._in_slot(*placed, inline[1]), True
+        first = plan(None)
         root = _names.anonymous() if name is None else name
         token = _names.token()
 
@@ -81,11 +108,25 @@ class Generational(Shared, _core.Generation):
         return cls._from_segment(seg), created
 
     @classmethod
+    def _in_slot(cls, arena: _Arena, index: int, init: Callable[[_core.Mapping, int], None]) -> Any:
+        """A new root in slot index of arena, its first table (written by init) inline."""
+        offset = arena.data(index)
+        try:
+            init(arena.mapping, offset + _INLINE)
+        except BaseException:
+            arena.release(index, _pools.epoch)
+            raise
+        _core.Cell(arena.mapping, offset + _TOKEN, "Q").store(int(_names.token(), 16))
+        _core.Cell(arena.mapping, offset + _GEN, "Q").store(1)
+        return cls._from_segment(arena.slot_of(index, _pools.epoch))
+
+    @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
-        if not isinstance(seg.params.get("token"), str):
+        token = _token(seg)
+        if token is None:
             raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
         self = _core.Generation.__new__(cls)
-        self._seg = seg
+        self._seg, self._token = seg, token
         self._lock = RLock._at(seg, seg.data_offset)
         self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
         self._watch(seg.mapping, seg.data_offset + _GEN)
@@ -111,6 +152,17 @@ class Generational(Shared, _core.Generation):
         if not _in_use(seg):
             _remove_tables(seg)
 
+    @classmethod
+    def _after_arena_unlink(cls, arena: Segment, g: Geometry) -> None:
+        """The name of an arena of roots was removed: the tables of those that grew out
+        of their slot go once no process uses them."""
+        for index, generation in live(arena, g):
+            gen = arena.data_offset + index * g.slot + SLOT_HEADER + _GEN
+            if _core.Cell(arena.mapping, gen, "Q").load() > 1:
+                slot = Slot(arena, g.kind, g.params, index, g.size, generation)
+                if not _in_use(slot):
+                    _remove_tables(slot)
+
     @property
     def lock(self) -> RLock:
         """The writers' recursive lock: hold it for compound updates (``with obj.lock:``)."""
@@ -125,9 +177,14 @@ class Generational(Shared, _core.Generation):
 
     def _follow(self, gen: int) -> None:
         root = self._seg
+        if gen == 1 and isinstance(root, Slot):
+            self._table_seg, self._gen = None, gen
+            self._table = type(self)._table_type(root.mapping, root.data_offset + _INLINE)
+            return
         while True:
             try:
-                seg = Segment.attach(_table_name(root, gen), self._table_kind, mode=root.mode)
+                name = _names.table(root.name, self._token, gen)
+                seg = Segment.attach(name, self._table_kind, mode=root.mode)
             except NotFoundError:
                 newer = self._gen_cell.load()
                 if newer == gen:
@@ -136,7 +193,7 @@ class Generational(Shared, _core.Generation):
                     ) from None
                 gen = newer  # replaced again meanwhile: follow the newer one
                 continue
-            if not _owned_by(seg, root.name, root.params["token"]):
+            if not _owned_by(seg, root.name, self._token):
                 raise CorruptSegmentError(f"{seg.name!r} is not a table of {root.name!r}")
             self._table_seg, self._gen = seg, gen
             self._table = type(self)._table_type(seg.mapping, seg.data_offset)
@@ -164,19 +221,19 @@ class Generational(Shared, _core.Generation):
 
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
-        root = self._seg
-        token: str = root.params["token"]
+        root, token = self._seg, self._token
         old = self._gen_cell.load()
         seg = _create_table(root.name, token, old + 1, self._table_kind, size, init, root.mode)
         self._gen_cell.store(old + 1)  # publish
         # Drop the old table, and the one before it in case a writer died before dropping it.
-        if self._gen == old:
+        first = _first_table(root)
+        if self._gen == old and self._table_seg is not None:
             with contextlib.suppress(NotFoundError):
                 self._table_seg.unlink()
-        else:
-            _remove_table(_table_name(root, old), root.name, token, root.mode)
-        if old > 1:
-            _remove_table(_table_name(root, old - 1), root.name, token, root.mode)
+        elif old >= first:
+            _remove_table(_names.table(root.name, token, old), root.name, token, root.mode)
+        if old > first:
+            _remove_table(_names.table(root.name, token, old - 1), root.name, token, root.mode)
         self._table_seg, self._gen = seg, old + 1
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
         return self._table
@@ -186,8 +243,21 @@ class Generational(Shared, _core.Generation):
 Plan = tuple[int, Callable[[_core.Mapping, int], None]]
 
 
-def _table_name(root: Segment, gen: int) -> str:
-    return _names.table(root.name, root.params["token"], gen)
+def _token(root: Segment) -> str | None:
+    """The token of root's tables: in a slot's data, else in the segment's header."""
+    if isinstance(root, Slot):
+        return format(_core.Cell(root.mapping, root.data_offset + _TOKEN, "Q").load(), "016x")
+    token = root.params.get("token")
+    return token if isinstance(token, str) else None
+
+
+def _generation(root: Segment) -> int:
+    return int(_core.Cell(root.mapping, root.data_offset + _GEN, "Q").load())
+
+
+def _first_table(root: Segment) -> int:
+    """The first generation that is a segment of its own (a slot holds the first table)."""
+    return 2 if isinstance(root, Slot) else 1
 
 
 def _owned_by(table: Segment, root: str, token: str) -> bool:
@@ -244,14 +314,17 @@ def _remove_table(name: str, root: str, token: str, mode: int) -> None:
 
 def _remove_tables(root: Segment) -> None:
     """Unlink the root's current table and the neighbours a killed writer may leave."""
-    token: str = root.params["token"]
-    gen = int(_core.Cell(root.mapping, root.data_offset + _GEN, "Q").load())
-    for g in range(max(1, gen - 1), gen + 2):
-        _remove_table(_table_name(root, g), root.name, token, root.mode)
+    token = _token(root)
+    if token is None:
+        return
+    gen = _generation(root)
+    for g in range(max(_first_table(root), gen - 1), gen + 2):
+        _remove_table(_names.table(root.name, token, g), root.name, token, root.mode)
 
 
 def _users(root: Segment) -> _core.CellArray:
-    users: _core.CellArray = _core.CellArray(root.mapping, root.data_offset + _USERS, "I", USERS)
+    count = SLOT_USERS if isinstance(root, Slot) else USERS
+    users: _core.CellArray = _core.CellArray(root.mapping, root.data_offset + _USERS, "I", count)
     return users
 
 
@@ -297,9 +370,12 @@ class _Hold:
         else:
             _overflow(self.root).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
-        # whichever comes second sees both and removes the tables.
-        if self.root.flags().load() & FLAG_UNLINKED and not _in_use(self.root):
-            _remove_tables(self.root)
+        # whichever comes second sees both and removes the tables.  An arena's object
+        # that never left this process goes with its slot.
+        root = self.root
+        private = isinstance(root, Slot) and root.private()
+        if (private or root.unlinked()) and not _in_use(root):
+            _remove_tables(root)
 
 
 class _Holds:
@@ -356,8 +432,8 @@ def stale_table(name: str, mapped: Callable[[], set[str]]) -> bool:
         root = Segment.attach(root_name, wait=0.5)
     except (ProcshareError, OSError):
         root = None
-    if root is not None and root.params.get("token") == token:
-        current = int(_core.Cell(root.mapping, root.data_offset + _GEN, "Q").load())
+    if root is not None and _token(root) == token:
+        current = _generation(root)
         if gen != current + 1:
             return gen != current
         try:  # the next generation: a leftover only if the writer building it is gone

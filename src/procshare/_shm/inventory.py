@@ -35,7 +35,7 @@ class Entry:
 
     @property
     def anonymous(self) -> bool:
-        return _names.is_anonymous(_names.root_of(self.name))
+        return _names.is_anonymous(_names.segment_of(_names.root_of(self.name)))
 
 
 def alive(pid: int, started: int) -> bool:

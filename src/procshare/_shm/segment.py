@@ -48,7 +48,7 @@ from . import names as _names
 from .names import Kind
 
 MAGIC = b"PROCSHR\x00"
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 7  # 7: anonymous Dicts and Lists in arena slots
 HEADER_SIZE = 256
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -373,6 +373,10 @@ class Segment:
         cell: _core.Cell = _core.Cell(self.mapping, _FLAGS, "I")
         return cell
 
+    def unlinked(self) -> bool:
+        """Whether the name was removed."""
+        return bool(self.flags().load() & FLAG_UNLINKED)
+
     def handle(self) -> str:
         """The name to pickle; from now on other processes may attach it."""
         self.flags().fetch_or(FLAG_ESCAPED)
@@ -397,7 +401,9 @@ class Segment:
         _lifetimes.forget(self.name)
         with contextlib.suppress(FileNotFoundError):
             _core.shm_unlink(path)
-        if (cls := _names.class_of(self.kind)) is not None:
+        if self.kind == Kind.ARENA:
+            _arena.after_unlink(self)
+        elif (cls := _names.class_of(self.kind)) is not None:
             cls._after_unlink(self)
 
     def creator(self) -> tuple[int, int]:

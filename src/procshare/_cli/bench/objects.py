@@ -2,8 +2,10 @@
 shared memory and in mappings, beside multiprocessing's Value, RawValue and Lock.
 
 Each case runs in a fresh forked process, which makes its objects, keeps them all,
-counts how they work (every counter incremented once and summed, exactly), and
-reports the shared mappings it gained (/proc/self/maps: their number and size).
+checks that they work (every counter incremented once and summed, exactly; every
+hundredth nested List or Dict written and read back), and reports the shared
+mappings it gained (/proc/self/maps: their number and size).  Nested Lists and
+Dicts are kept in one Dict, as a List per user would be: their handles are dropped.
 """
 
 from __future__ import annotations
@@ -32,36 +34,67 @@ def _shared_maps() -> tuple[int, int]:
     return count, size
 
 
-def _cases() -> list[tuple[str, Callable[[], Any], bool]]:
-    """(label, make one object, whether it counts: made objects are incremented and summed)."""
+def _counted(kept: list[Any]) -> bool:
+    """Increment every object once: whether they then sum to exactly their number."""
+    for obj in kept:
+        obj.value += 1
+    return bool(sum(obj.value for obj in kept) == len(kept))
+
+
+class _Nested:
+    """Makes objects into one Dict, each under its number (the handle is dropped), and
+    checks a sample: put(obj, n) then get(obj) == n through the outer Dict."""
+
+    def __init__(self, make: Callable[[], Any], put: Callable[[Any, int], None],
+                 get: Callable[[Any], int]) -> None:  # fmt: skip
+        self.make, self.put, self.get = make, put, get
+        self.outer: Any = None
+
+    def __call__(self) -> int:
+        if self.outer is None:
+            import procshare
+
+            self.outer = procshare.Dict()
+        key = len(self.outer)
+        self.outer[key] = self.make()
+        return key
+
+    def check(self, kept: list[int]) -> bool:
+        sample = kept[::100]
+        for key in sample:
+            self.put(self.outer[key], key)
+        return all(self.get(self.outer[key]) == key for key in sample)
+
+
+def _cases() -> list[tuple[str, Callable[[], Any], Callable[[list[Any]], bool] | None]]:
+    """(label, make one object, how to check the objects made, if they can be)."""
     import procshare
 
+    nested_list = _Nested(procshare.List, lambda o, n: o.append(n), lambda o: o[-1])
+    nested_dict = _Nested(procshare.Dict, lambda o, n: o.__setitem__("n", n), lambda o: o["n"])
     return [
-        ("procshare Counter()", procshare.Counter, True),
-        ("procshare Value('q')", lambda: procshare.Value("q", 0), True),
-        ("procshare Lock()", procshare.Lock, False),
-        ("procshare Event()", procshare.Event, False),
-        (BASELINE, lambda: multiprocessing.Value("q", 0), True),
-        ("multiprocessing.RawValue('q')", lambda: multiprocessing.RawValue("q", 0), True),
-        ("multiprocessing.Lock()", multiprocessing.Lock, False),
+        ("procshare Counter()", procshare.Counter, _counted),
+        ("procshare Value('q')", lambda: procshare.Value("q", 0), _counted),
+        ("procshare Lock()", procshare.Lock, None),
+        ("procshare Event()", procshare.Event, None),
+        ("procshare List() in a Dict", nested_list, nested_list.check),
+        ("procshare Dict() in a Dict", nested_dict, nested_dict.check),
+        (BASELINE, lambda: multiprocessing.Value("q", 0), _counted),
+        ("multiprocessing.RawValue('q')", lambda: multiprocessing.RawValue("q", 0), _counted),
+        ("multiprocessing.Lock()", multiprocessing.Lock, None),
     ]
 
 
 def _make(index: int, n: int, out: Any) -> None:
     """In a fresh process: make n objects of case index and report (seconds, mappings,
-    shared bytes, whether the count was exact)."""
-    _label, make, counts = _cases()[index]
+    shared bytes, whether they passed their check)."""
+    _label, make, check = _cases()[index]
     maps0, bytes0 = _shared_maps()
     t0 = time.perf_counter()
     kept = [make() for _ in range(n)]
     seconds = time.perf_counter() - t0
     maps1, bytes1 = _shared_maps()
-    exact = True
-    if counts:
-        for obj in kept:
-            obj.value += 1
-        exact = sum(obj.value for obj in kept) == n
-    out.put((seconds, maps1 - maps0, bytes1 - bytes0, exact))
+    out.put((seconds, maps1 - maps0, bytes1 - bytes0, check is None or check(kept)))
 
 
 def run(n: int, repeats: int) -> tuple[list[tuple[str, int, float, float, float]], list[str]]:
@@ -86,7 +119,7 @@ def run(n: int, repeats: int) -> tuple[list[tuple[str, int, float, float, float]
                 break
             seconds, maps, size, exact = out.get()
             if not exact:
-                notes.append(f"{label}: the count was not exact")
+                notes.append(f"{label}: the check failed (a count or a read was wrong)")
             runs.append((count / seconds, size / count, maps * 1000 / count))
         if runs:
             rows.append((label, count, *(statistics.median(r[i] for r in runs) for i in range(3))))

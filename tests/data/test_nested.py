@@ -1,0 +1,130 @@
+"""Dicts and Lists nested in a Dict by the ten thousand: each anonymous one takes a slot
+of an arena (its root and first table), so they cost few mappings and little memory,
+grow into table segments from any process, and their tables go with them."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import procshare
+from procshare import Dict, List
+from procshare._shm import inventory
+
+import workers
+from conftest import run_all
+
+
+def python(code: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, check=False)  # fmt: skip
+
+
+def tables_of(token: str) -> list[str]:
+    return [f for f in os.listdir("/dev/shm") if f"~{token}." in f]
+
+
+def test_tens_of_thousands_of_nested_lists_and_dicts_take_few_mappings() -> None:
+    """40,000 Lists and 10,000 Dicts in one Dict: a segment and a table each would take
+    100,000 mappings, past the kernel's 65,530."""
+    r = python("""
+        import os, procshare
+        def maps():
+            with open("/proc/self/maps") as f:
+                return sum(1 for _ in f)
+        def shm():  # the arenas: the outer Dict's tables are not the nested objects' cost
+            mine = f"procshare._{os.getpid()}_"
+            return sum(os.path.getsize("/dev/shm/" + f) for f in os.listdir("/dev/shm")
+                       if f.startswith(mine) and "~" not in f)
+        before, used = maps(), shm()
+        d = procshare.Dict()
+        for user in range(40_000):
+            d[user] = procshare.List([user])
+        for user in range(10_000):
+            d["profile", user] = procshare.Dict(id=user)
+        for user in range(0, 40_000, 4):
+            d[user].append(-user)
+        assert sum(sum(d[user]) for user in range(40_000)) == (
+            sum(range(40_000)) - sum(range(0, 40_000, 4)))
+        assert all(d["profile", user]["id"] == user for user in range(0, 10_000, 7))
+        print(maps() - before, shm() - used)
+    """)
+    assert r.returncode == 0, r.stderr
+    mappings, size = map(int, r.stdout.split())
+    assert mappings < 100, mappings
+    assert size / 50_000 <= 1024, size  # a 512-byte slot each, in arenas that double
+
+
+def test_a_list_per_user_appended_by_processes_is_exact(ctx: Any) -> None:
+    users, procs, times = 60, 3, 6  # 18 items each: every List grows out of its slot
+    d = Dict()
+    for user in range(users):
+        d[user] = List()
+    run_all(ctx, workers.append_to_each_user, [(d, users, me, times) for me in range(procs)])
+    for user in range(users):
+        assert sorted(d[user]) == sorted(list(range(procs)) * times), user
+
+
+def test_a_grown_list_outlives_its_creator_while_held_and_its_tables_go_after() -> None:
+    ctx = mp.get_context("fork")
+    d, taken = Dict(), ctx.Event()
+    p = ctx.Process(target=workers.hold_grown_list_until_told, args=(d, taken))
+    p.start()
+    try:
+        for _ in range(3000):
+            if "token" in d:
+                break
+            p.join(0.01)
+        items, token = d["grown"], d["token"]
+        taken.set()
+        p.join(30)
+        assert p.exitcode == 0
+        # The creator exited: its arena's name is gone, this holder keeps the List.
+        assert items == list(range(100))
+        items.extend(range(100, 1000))  # grows again, from this process
+        assert items[999] == 999 and tables_of(token)
+        del items
+        gc.collect()
+        assert tables_of(token) == []  # the last holder let go
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+def test_rm_dead_removes_a_killed_creators_nested_objects_and_their_tables() -> None:
+    r = python("""
+        import os, signal, procshare
+        d = procshare.Dict()
+        d["small"] = procshare.List([1])
+        d["grown"] = procshare.List()
+        d["grown"].extend(range(1000))
+        print(os.getpid(), d["grown"]._token, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert r.returncode == -signal.SIGKILL
+    pid, token = r.stdout.split()
+    mine = f"_{pid}_"
+    assert tables_of(token)
+    for e in inventory.leftovers():
+        if e.name.startswith(mine):
+            inventory.remove(e.name)
+    assert tables_of(token) == []
+    assert not [f for f in os.listdir("/dev/shm") if mine in f]
+
+
+def test_a_nested_dict_grows_and_keeps_its_entries() -> None:
+    outer = Dict()
+    outer["inner"] = Dict(a=1)
+    inner = outer["inner"]
+    for i in range(500):
+        inner[i] = "x" * (i % 40)
+    assert procshare.Dict is type(outer["inner"])
+    assert outer["inner"]["a"] == 1 and len(outer["inner"]) == 501
+    assert outer["inner"][499] == "x" * (499 % 40)
