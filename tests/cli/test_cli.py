@@ -83,7 +83,8 @@ def test_bench_objects_section_counts_and_compares() -> None:
     rows = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith("x")]
     assert any(ln.startswith("procshare Counter()") for ln in rows), r.stdout
     assert any(ln.startswith("multiprocessing.Value('q')") for ln in rows)
-    assert len(rows) == 7 and "not exact" not in r.stdout and "failed" not in r.stdout
+    assert any(ln.startswith("procshare List() in a Dict") for ln in rows)
+    assert len(rows) == 9 and "failed" not in r.stdout  # a failed check or process says so
 
 
 def test_bench_scaling_view_counts_exactly() -> None:
