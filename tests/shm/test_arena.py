@@ -113,6 +113,34 @@ def test_objects_never_named_free_their_slots_and_the_slots_are_reused() -> None
     assert now == files  # the freed slots were reused: no new arena
 
 
+@pytest.mark.parametrize("kind", ["Counter", "List", "Dict"])
+def test_an_object_whose_name_was_given_out_keeps_its_slot(kind: str) -> None:
+    """A name handed to another process as a string keeps meaning that object: the
+    creator dropping its handle does not free the slot for the next object."""
+    make = getattr(procshare, kind)
+    obj = make(7) if kind == "Counter" else make([7]) if kind == "List" else make(v=7)
+    name = obj.name
+    code = f"""
+        import sys, procshare
+        obj = procshare.{kind}._attach({name!r})
+        print("attached", flush=True)
+        sys.stdin.readline()
+        print(obj.value if {kind!r} == "Counter" else obj[0] if {kind!r} == "List" else obj["v"])
+    """
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as p:  # fmt: skip
+        assert p.stdout is not None and p.stdin is not None
+        try:
+            assert p.stdout.readline() == "attached\n"
+            del obj
+            gc.collect()
+            fresh = [make() for _ in range(50)]  # would take a freed slot first
+            out, _ = p.communicate("go\n", timeout=60)
+        finally:
+            p.kill()
+    assert out.strip() == "7" and name not in {f._seg.name for f in fresh}
+
+
 def test_an_object_inherited_by_fork_keeps_its_slot_unnamed() -> None:
     ctx = mp.get_context("fork")
     c = procshare.Counter()  # not named before the fork: the child names it

@@ -195,6 +195,10 @@ class Geometry(NamedTuple):
     slots: int
 
 
+#: What the header of each arena mapped here says about its slots (read once).
+_GEOMETRIES: weakref.WeakKeyDictionary[Segment, Geometry] = weakref.WeakKeyDictionary()
+
+
 def geometry(seg: Segment) -> Geometry:
     """The arena seg's slots, checked against its size (CorruptSegmentError if damaged)."""
     try:
@@ -251,7 +255,9 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     if seg is None:
         seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
         _ARENAS[arena_name] = seg
-    g = geometry(seg)
+    g = _GEOMETRIES.get(seg)
+    if g is None:
+        g = _GEOMETRIES[seg] = geometry(seg)
     if index >= g.slots:
         raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
     if not _alive(seg.mapping, seg.data_offset + index * g.slot, generation):

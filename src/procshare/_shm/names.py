@@ -110,7 +110,7 @@ def root_of(name: str) -> str:
 def segment_of(name: str) -> str:
     """The segment that holds the object name: an arena slot's (``<arena>@<slot>.<gen>``)
     is its arena, any other name (a table too, even one of a slot's) is its own."""
-    return name if _TABLE.fullmatch(name) else name.split("@", 1)[0]
+    return name if "~" in name else name.split("@", 1)[0]  # "~": only tables have one
 
 
 def nameable(name: str) -> bool:

@@ -52,8 +52,10 @@ class Shared(ProxyMethods):
 
     @property
     def name(self) -> str:
-        """The name other processes can attach this object by."""
-        return self._seg.name
+        """The name other processes can attach this object by.  An anonymous object
+        whose name was asked for counts as shared from then on, as a pickled one does:
+        its creator dropping it no longer frees it (it goes at the creator's exit)."""
+        return self._seg.handle()
 
     def unlink(self) -> None:
         """Remove the name now; processes that already have the object keep using it."""
