@@ -165,12 +165,16 @@ def test_anonymous_object_never_pickled_is_unlinked_when_collected() -> None:
     from procshare._shm.segment import Segment
 
     a = Array("d", 100)  # too large for an arena's slot: a segment of its own
-    n = a.name
+    n = a._seg.name  # not .name: asking for the name shares the object
     assert "@" not in n and os.path.exists(SHM + n)
     del a
     assert not os.path.exists(SHM + n)
+    named = Array("d", 100)
+    n = named.name  # given out: another process may attach it by this name
+    del named
+    assert os.path.exists(SHM + n)
     c = Counter()  # a slot in an arena: freed for the next small object
-    n = c.name
+    n = c._seg.name
     assert Segment.attach(n).kind == procshare._shm.names.Kind.COUNTER
     del c
     with pytest.raises(procshare.NotFoundError):
