@@ -75,22 +75,23 @@ def is_slot(name: str) -> bool:
 class _Arena:
     """One arena segment as its creator uses it: where the slots are, a view to write them."""
 
-    __slots__ = ("mapping", "next", "pool", "seg", "slot", "slots", "view")
+    __slots__ = ("first", "mapping", "next", "pool", "seg", "slot", "slots", "view")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
         self.pool = pool
         self.seg, self.mapping = seg, seg.mapping
+        self.first = seg.data_offset  # where slot 0 starts
         self.slot = slot
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
         self.view = memoryview(seg.mapping)
 
     def base(self, index: int) -> int:
-        return self.seg.data_offset + index * self.slot
+        return self.first + index * self.slot
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.base(index) + SLOT_HEADER
+        return self.first + index * self.slot + SLOT_HEADER
 
     def slot_of(self, index: int, epoch: int) -> Slot:
         """The Segment of the object in slot index, which frees the slot when collected."""
@@ -133,7 +134,7 @@ class _Pool:
         self.guard = threading.Lock()
         self.pid = os.getpid()  # the only process that allocates and frees its slots
 
-    def _grow(self) -> None:
+    def _grow(self) -> _Arena:
         size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)
         slots = (-(-(HEADER_SIZE + size) // PAGE) * PAGE - HEADER_SIZE) // self.slot
         params = {"kind": int(self.kind), "params": self.params, "size": self.data_size,
@@ -141,8 +142,10 @@ class _Pool:
         seg = Segment.create(_names.anonymous(), Kind.ARENA, params, slots * self.slot,
                              lambda m, o: None, self.mode)  # fmt: skip
         _lifetimes.adopt(seg)
-        self.arenas.append(_Arena(self, seg, self.slot, slots))
+        arena = _Arena(self, seg, self.slot, slots)
+        self.arenas.append(arena)
         _ARENAS[seg.name] = seg
+        return arena
 
     def take(self) -> tuple[_Arena, int]:
         """A slot, live and zeroed: a freed one, or one never used (zero as the arena was
@@ -154,12 +157,12 @@ class _Pool:
                 generation = (_WORDS.unpack_from(arena.view, base)[0] >> 1) + 1
                 arena.view[base + SLOT_HEADER : base + self.slot] = self.zeros
             else:
-                if not self.arenas or self.arenas[-1].next == self.arenas[-1].slots:
-                    self._grow()
-                arena = self.arenas[-1]
+                arena = self.arenas[-1] if self.arenas else self._grow()
+                if arena.next == arena.slots:
+                    arena = self._grow()
                 index, generation = arena.next, 1
-                arena.next += 1
-                base = arena.base(index)
+                arena.next = index + 1
+                base = arena.first + index * self.slot
             _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
             return arena, index
 
