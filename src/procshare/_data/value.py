@@ -28,7 +28,7 @@ from .._shm.names import Kind
 from .._shm.segment import Segment
 from .._shm.shared import Shared
 from .._shm.typecodes import typecode_of
-from .._sync.lock import LOCK_SPACE, Synchronized, lock_of, lock_param
+from .._sync.lock import LOCK_SPACE, Lock, RLock, Synchronized, lock_of, lock_param
 
 
 def open_scalar(
@@ -136,7 +136,8 @@ class Value(Synchronized, RawValue):
     lock=False returns a RawValue.  ``name=`` creates or attaches by name.
     """
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_own_lock",)
+    _own_lock: Lock | RLock | None
 
     def __new__(
         cls,
@@ -151,5 +152,12 @@ class Value(Synchronized, RawValue):
         return cls._make(typecode_of(typecode_or_type), args, name, mode, lock)
 
     def _ready(self) -> Any:
-        self._lock = lock_of(self._seg)
+        self._own_lock = None  # found when first used: most Values never lock
         return self
+
+    @property
+    def _lock(self) -> Lock | RLock:  # type: ignore[override]  # Synchronized's, found lazily
+        lock = self._own_lock
+        if lock is None:
+            lock = self._own_lock = lock_of(self._seg)
+        return lock
