@@ -128,3 +128,19 @@ def test_a_nested_dict_grows_and_keeps_its_entries() -> None:
     assert procshare.Dict is type(outer["inner"])
     assert outer["inner"]["a"] == 1 and len(outer["inner"]) == 501
     assert outer["inner"][499] == "x" * (499 % 40)
+
+
+def test_growth_out_of_the_slot_replaces_a_table_a_killed_writer_left_half_built() -> None:
+    """A writer killed while creating the first table segment leaves a segment with no
+    header under its name: the next writer to grow replaces it, and it goes with the
+    List."""
+    items = List([0])
+    token = items._token
+    unfinished = f"/dev/shm/procshare.{items._seg.name}~{token}.2"
+    fd = os.open(unfinished, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    os.close(fd)
+    items.extend(range(1, 100))
+    assert items == list(range(100)) and items._gen == 2
+    del items
+    gc.collect()
+    assert tables_of(token) == []
