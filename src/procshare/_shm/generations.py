@@ -343,11 +343,19 @@ def _in_use(root: Segment) -> bool:
 class _Hold:
     """This process's place in one root's users table, and its handles of that root."""
 
-    __slots__ = ("handles", "pid", "root", "slot")
+    __slots__ = ("holds", "key", "pid", "refs", "root", "slot")
 
-    def __init__(self, root: Segment) -> None:
-        self.root, self.handles = root, 0
+    def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment) -> None:
+        self.holds, self.key, self.root = holds, key, root
+        self.refs: set[weakref.ref[Segment]] = set()  # one per live handle's segment
         self.join()
+
+    def gone(self, ref: weakref.ref[Segment]) -> None:
+        """A handle was collected: this process leaves with its last one."""
+        self.refs.discard(ref)
+        if not self.refs and self.holds.held.get(self.key) is self:
+            del self.holds.held[self.key]
+            self.leave()
 
     def join(self) -> None:
         """Take a slot for this process (a free one, or a dead process's), or count it
@@ -398,15 +406,8 @@ class _Holds:
         key = (root.name, root.inode)
         hold = self.held.get(key)
         if hold is None or hold.pid != os.getpid():
-            hold = self.held[key] = _Hold(root.twin())
-        hold.handles += 1
-        weakref.finalize(root, self.drop, key, hold).atexit = False
-
-    def drop(self, key: tuple[str, int], hold: _Hold) -> None:
-        hold.handles -= 1
-        if hold.handles == 0 and self.held.get(key) is hold:
-            del self.held[key]
-            hold.leave()
+            hold = self.held[key] = _Hold(self, key, root.twin())
+        hold.refs.add(weakref.ref(root, hold.gone))
 
     def forked(self) -> None:
         for hold in self.held.values():

@@ -14,6 +14,7 @@ import enum
 import os
 import re
 import secrets
+import threading
 from typing import Any
 
 #: Every segment procshare creates is /dev/shm/<PREFIX><name>.
@@ -85,9 +86,33 @@ def is_anonymous(name: str) -> bool:
     return _ANONYMOUS.fullmatch(name) is not None
 
 
+class _Tokens:
+    """Fresh, unpredictable tokens, drawn from the system's CSPRNG 512 at a time (one
+    system call per batch, not per object); a forked child draws its own."""
+
+    def __init__(self) -> None:
+        self.batch, self.at = b"", 0
+        self.guard = threading.Lock()
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        self.batch, self.at = b"", 0
+        self.guard = threading.Lock()
+
+    def next(self) -> str:
+        with self.guard:
+            if self.at == len(self.batch):
+                self.batch, self.at = secrets.token_bytes(4096), 0
+            self.at += 8
+            return self.batch[self.at - 8 : self.at].hex()
+
+
+_tokens = _Tokens()
+
+
 def token() -> str:
     """A fresh token naming one object's table generations."""
-    return secrets.token_hex(8)
+    return _tokens.next()
 
 
 def table(root: str, token: str, generation: int) -> str:
