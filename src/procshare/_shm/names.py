@@ -51,7 +51,7 @@ class Kind(enum.IntEnum):
 #: Kinds of the segments that hold a Dict's or List's data, not an object of their own.
 TABLE_KINDS = frozenset({Kind.DICT_TABLE, Kind.LIST_TABLE})
 
-_classes: dict[Kind, Any] = {}
+_classes: dict[int, Any] = {}  # by Kind, found by its number too
 
 
 def register(kind: Kind, cls: Any) -> None:
@@ -59,8 +59,9 @@ def register(kind: Kind, cls: Any) -> None:
     _classes.setdefault(kind, cls)
 
 
-def class_of(kind: Kind) -> Any:
-    """The class registered for kind, or None (a table, or a type not imported)."""
+def class_of(kind: int) -> Any:
+    """The class registered for kind (a Kind or its number), or None (a table, or a type
+    not imported)."""
     return _classes.get(kind)
 
 

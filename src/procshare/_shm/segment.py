@@ -86,6 +86,11 @@ def check_mode(mode: object) -> int:
 _accepted: contextvars.ContextVar[int] = contextvars.ContextVar("accepted", default=DEFAULT_MODE)
 
 
+def accepted() -> int:
+    """The mode attaching accepts here (see accepting())."""
+    return _accepted.get()
+
+
 @contextlib.contextmanager
 def accepting(mode: int) -> Iterator[None]:
     """Attach segments shared as mode (by default: owner only) inside the block."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import names as _names
-from .segment import Segment, accepting
+from .segment import Segment, accepted, accepting
 
 
 class ProxyMethods:
@@ -86,10 +86,18 @@ class Shared(ProxyMethods):
         return hash(self._identity())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        seg = self._seg
-        return (_rebuild, (type(self), seg.handle(), seg.mode, *self._handle_args()))
+        seg, cls = self._seg, type(self)
+        # The class as its kind's number where that names it: one global less to pickle
+        # and to look up again (a subclass is pickled by reference).
+        of = int(seg.kind) if _names.class_of(seg.kind) is cls else cls
+        return (_rebuild, (of, seg.handle(), seg.mode, *self._handle_args()))
 
 
-def _rebuild(cls: type[Shared], name: str, mode: int, *args: Any) -> Any:
+def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
+    cls = _names.class_of(of) if type(of) is int else of
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, Shared)):
+        raise TypeError(f"no procshare type to attach {name!r} as ({of!r})")
+    if mode == accepted():
+        return cls._attach(name, *args)
     with accepting(mode):
         return cls._attach(name, *args)
