@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .. import _core
+from .. import _core, _process
 from .._errors import CorruptSegmentError, KindError, NotFoundError
 from . import names as _names
 from .names import Kind
@@ -105,7 +105,7 @@ class _Arena:
         """Whether the object in slot index (made in fork epoch) is this process's alone:
         this process created it, has not forked since, and never handed out its name."""
         return (
-            self.pool.pid == os.getpid()
+            self.pool.pid == _process.pid
             and epoch == _pools.epoch
             and not _WORDS.unpack_from(self.view, self.base(index))[1] & FLAG_ESCAPED
         )
@@ -132,7 +132,7 @@ class _Pool:
         self.arenas: list[_Arena] = []
         self.free: list[tuple[_Arena, int]] = []
         self.guard = threading.Lock()
-        self.pid = os.getpid()  # the only process that allocates and frees its slots
+        self.pid = _process.pid  # the only process that allocates and frees its slots
 
     def _grow(self) -> _Arena:
         size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)

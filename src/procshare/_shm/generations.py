@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from .. import _core
+from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from .._sync.lock import LOCK_SPACE, RLock
 from . import names as _names
@@ -360,7 +360,7 @@ class _Hold:
     def join(self) -> None:
         """Take a slot for this process (a free one, or a dead process's), or count it
         in the overflow word when every slot is taken."""
-        self.pid = os.getpid()
+        self.pid = _process.pid
         users = _users(self.root)
         for i, pid in enumerate(users[:]):
             if (not pid or not _core.pid_alive(pid)) and users.compare_exchange(i, pid, self.pid):
@@ -370,11 +370,11 @@ class _Hold:
         _overflow(self.root).add(1)
 
     def leave(self) -> None:
-        if self.pid != os.getpid():
+        if self.pid != _process.pid:
             return
         self.pid = 0
         if self.slot >= 0:
-            _users(self.root).compare_exchange(self.slot, os.getpid(), 0)
+            _users(self.root).compare_exchange(self.slot, _process.pid, 0)
         else:
             _overflow(self.root).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
@@ -405,7 +405,7 @@ class _Holds:
     def join(self, root: Segment) -> None:
         key = (root.name, root.inode)
         hold = self.held.get(key)
-        if hold is None or hold.pid != os.getpid():
+        if hold is None or hold.pid != _process.pid:
             hold = self.held[key] = _Hold(self, key, root.twin())
         hold.refs.add(weakref.ref(root, hold.gone))
 

@@ -19,6 +19,7 @@ import threading
 from multiprocessing.connection import Client, Connection
 from typing import Any
 
+from .. import _process
 from .._data.queue import Queue
 from .._errors import ProcshareError
 
@@ -117,15 +118,6 @@ class _Clients(threading.local):
 
 
 _clients = _Clients()
-_pid = os.getpid()  # this process's, kept by a fork hook: no system call per request
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 def open_channel(address: Any, authkey: bytes, local: bool = True) -> Channel:
@@ -144,7 +136,7 @@ def open_channel(address: Any, authkey: bytes, local: bool = True) -> Channel:
 
 def channel_to(address: Any, authkey: bytes, local: bool = True) -> Channel:
     """This thread's channel to address, opened on first use (and again after a fork)."""
-    key = (address, authkey, local, _pid)
+    key = (address, authkey, local, _process.pid)
     ch = _clients.channels.get(key)
     if ch is None:
         ch = _clients.channels[key] = open_channel(address, authkey, local)
@@ -154,7 +146,7 @@ def channel_to(address: Any, authkey: bytes, local: bool = True) -> Channel:
 def forget(address: Any) -> None:
     """Drop this thread's channels to address, after the server went away (its queues' names
     with them: a server killed before it could remove them leaves them to its clients)."""
-    for key in [k for k in _clients.channels if k[0] == address and k[3] == _pid]:
+    for key in [k for k in _clients.channels if k[0] == address and k[3] == _process.pid]:
         ch = _clients.channels.pop(key)
         ch.close()
         for q in (ch.inbox, ch.outbox):
