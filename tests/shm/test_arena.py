@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 
@@ -295,3 +296,24 @@ def test_running_out_of_mappings_says_which_limit(maps: bool) -> None:
     assert ("vm.max_map_count" in r.stdout) == maps and "cannot map" in r.stdout
     assert ("address space is full" in r.stdout) != maps
     assert not [f for f in os.listdir("/dev/shm") if prefix in f]  # nothing left behind
+
+
+class _MyCounter(procshare.Counter):
+    pass
+
+
+def test_arena_objects_are_left_out_of_the_cycle_collector_but_subclasses_are_not() -> None:
+    """procshare's own arena objects cannot be in a cycle, so a million of them cost the
+    cycle collector nothing; a user's subclass may hold anything, and is visited."""
+    objs = [procshare.Counter(), procshare.Value("d", 1.5), procshare.Lock(), procshare.Event()]
+    assert not any(gc.is_tracked(o) for o in objs)
+    mine = _MyCounter(3)
+    mine.me = mine  # a cycle: collected once unreachable
+    assert gc.is_tracked(mine)
+    ref = weakref.ref(mine)
+    del mine
+    gc.collect()
+    assert ref() is None
+    with objs[2]:  # untracked objects work as before
+        objs[0] += 2
+    assert objs[0].value == 2 and objs[1].value == 1.5

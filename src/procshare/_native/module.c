@@ -39,6 +39,18 @@ static PyObject *pid_alive_py(PyObject *module, PyObject *arg)
     return PyBool_FromLong(pid <= UINT32_MAX && ps_pid_alive((uint32_t)pid));
 }
 
+/* untrack(obj): take obj out of the cycle collector's lists.  For objects that
+ * can never be part of a cycle (an arena object's slots hold its arena, an index
+ * and an epoch): a million of them alive otherwise cost every full collection a
+ * pass over each. */
+static PyObject *untrack_py(PyObject *module, PyObject *obj)
+{
+    (void)module;
+    if (PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
+        PyObject_GC_UnTrack(obj);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"shm_open", (PyCFunction)(void (*)(void))ps_shm_open_py, METH_FASTCALL,
      "shm_open(name, create, mode) -> fd: open or exclusively create a shared-memory object."},
@@ -66,6 +78,8 @@ static PyMethodDef module_methods[] = {
      "pending_addend(x, source) -> the addend when x is a pending change of source, else None."},
     {"pid_alive", (PyCFunction)pid_alive_py, METH_O,
      "pid_alive(pid) -> bool: the process exists and is not a zombie."},
+    {"untrack", (PyCFunction)untrack_py, METH_O,
+     "untrack(obj): the cycle collector no longer visits obj (it must be in no cycle)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -360,6 +360,10 @@ class Slot(Segment):
             self.owner.release(self.index, self.epoch)
 
 
+#: Whether each class of arena objects is procshare's own (see InArena._placed).
+_OURS: dict[type, bool] = {}
+
+
 class InArena:
     """A type whose anonymous objects may sit in an arena slot without a Slot object each:
     ``_where`` is the arena until something needs the object's Segment (its name, a handle,
@@ -383,8 +387,16 @@ class InArena:
         self._where = seg  # type: ignore[misc]  # the concrete classes declare the slots
 
     def _placed(self, arena: _Arena, index: int) -> None:
-        """This new object lives in the slot place() claimed."""
+        """This new object lives in the slot place() claimed.  procshare's own classes
+        hold nothing that could lead back to the object, so the cycle collector need
+        not visit it (a user's subclass might, and is left to it)."""
         self._where, self._slot, self._epoch = arena, index, _pools.epoch  # type: ignore[misc]
+        cls = type(self)
+        ours = _OURS.get(cls)
+        if ours is None:
+            ours = _OURS[cls] = cls.__module__.startswith("procshare.")
+        if ours:
+            _core.untrack(self)
 
     @classmethod
     def _open(
