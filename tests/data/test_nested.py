@@ -13,8 +13,10 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
+
 import procshare
-from procshare import Dict, List
+from procshare import CorruptSegmentError, Dict, List
 from procshare._shm import inventory
 
 import workers
@@ -144,3 +146,25 @@ def test_growth_out_of_the_slot_replaces_a_table_a_killed_writer_left_half_built
     del items
     gc.collect()
     assert tables_of(token) == []
+
+
+@pytest.mark.parametrize("kind", ["List", "Dict"])
+def test_a_damaged_first_table_in_a_slot_cannot_reach_the_next_object(kind: str) -> None:
+    """The first table's header says how large it is: one that claims more than its slot
+    (though not more than the arena) is refused, so it never reaches its neighbour's slot."""
+    make = getattr(procshare, kind)
+    damaged, neighbour = make(), make()
+    seg, name = damaged._seg, damaged._seg.handle()
+    assert neighbour._seg.arena is seg.arena  # side by side in one arena
+    header = seg.data_offset + 128  # the first table's header, after the root's words
+    view = memoryview(seg.mapping)
+    try:  # its first word: a List's capacity, a Dict's slots, 8 each
+        assert int.from_bytes(view[header : header + 8], "little") == 8
+        view[header : header + 8] = (64).to_bytes(8, "little")
+    finally:
+        view.release()
+    del damaged
+    gc.collect()
+    with pytest.raises(CorruptSegmentError, match="larger than its place"):
+        make._attach(name)
+    assert len(neighbour) == 0

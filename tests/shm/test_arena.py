@@ -190,7 +190,8 @@ def test_slot_handles_cross_spawn_and_are_checked() -> None:
 _MAKE = """
 import base64, os, pickle, signal, procshare
 objects = [procshare.Counter(5), procshare.Lock(), procshare.Event(), procshare.Value("q", 7),
-           procshare.RLock(), procshare.Semaphore(2), procshare.BoundedSemaphore(2)]
+           procshare.RLock(), procshare.Semaphore(2), procshare.BoundedSemaphore(2),
+           procshare.Dict(k1=1, k2=2), procshare.List([1, "two", b"3"])]
 print(base64.b64encode(pickle.dumps(objects)).decode())
 print(" ".join(sorted({o.name.split("@")[0] for o in objects})), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # the arenas stay, as a killed program leaves them
@@ -203,7 +204,7 @@ import damage
 with contextlib.suppress(Exception):  # a clean refusal to attach is fine
     objects = pickle.loads(base64.b64decode({handles!r}))
     uses = [damage.counter, damage.lock, damage.event, damage.value, damage.rlock,
-            damage.semaphore, damage.bounded_semaphore]
+            damage.semaphore, damage.bounded_semaphore, damage.dict_, damage.list_]
     for obj, use in zip(objects, uses):
         use(obj)
 print("done", flush=True)
@@ -222,10 +223,13 @@ def test_damaged_arenas_fail_cleanly(seed: int) -> None:
         tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         r = python(_USE.format(tests=tests, handles=handles), timeout=60)
         assert r.returncode == 0 and r.stdout.endswith("done\n"), r.stderr[-2000:]
-    finally:
+    finally:  # the arenas, and the tables the Dict and List grew into (as rm --dead would)
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            arena = os.path.basename(path)
+            tables = [f for f in os.listdir("/dev/shm") if f.startswith(arena + "@")]
+            for p in [path, *("/dev/shm/" + t for t in tables)]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
 
 
 def test_objects_too_large_for_a_slot_keep_their_own_segment() -> None:

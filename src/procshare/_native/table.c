@@ -91,19 +91,28 @@ static int check_geometry(uint64_t nslots, uint64_t heap_size)
     return 0;
 }
 
-/* Table(mapping, offset): the table whose header is at offset. */
+/* Table(mapping, offset[, size]): the table whose header is at offset, which
+ * may span size bytes from there (by default, to the end of the mapping: a
+ * table in an arena slot is confined to its slot). */
 static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)kwds;
     PyObject *mapping;
-    Py_ssize_t offset;
-    if (!PyArg_ParseTuple(args, "On:Table", &mapping, &offset))
+    Py_ssize_t offset, size = -1;
+    if (!PyArg_ParseTuple(args, "On|n:Table", &mapping, &offset, &size))
         return NULL;
     ps_table_layout *t = (ps_table_layout *)ps_mapping_ptr(mapping, offset, PS_TABLE_HEADER, 8);
-    if (t == NULL || check_geometry(t->nslots, t->heap_size) < 0)
+    if (t == NULL)
         return NULL;
-    Py_ssize_t body = (Py_ssize_t)(t->nslots * 8 + t->heap_size);
-    char *p = ps_mapping_ptr(mapping, offset + PS_TABLE_HEADER, body, 8);
+    uint64_t nslots = t->nslots, heap_size = t->heap_size;
+    if (check_geometry(nslots, heap_size) < 0)
+        return NULL;
+    if (size >= 0 && PS_TABLE_HEADER + nslots * 8 + heap_size > (uint64_t)size) {
+        ps_damaged("dict", "geometry (larger than its place)");
+        return NULL;
+    }
+    char *p =
+        ps_mapping_ptr(mapping, offset + PS_TABLE_HEADER, (Py_ssize_t)(nslots * 8 + heap_size), 8);
     if (p == NULL)
         return NULL;
     ps_Table *self = (ps_Table *)ps_view_new(type, mapping);
@@ -111,9 +120,9 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     self->t = t;
     self->slots = (_Atomic uint64_t *)p;
-    self->heap = p + t->nslots * 8;
-    self->nslots = t->nslots;
-    self->heap_size = t->heap_size;
+    self->heap = p + nslots * 8;
+    self->nslots = nslots;
+    self->heap_size = heap_size;
     return (PyObject *)self;
 }
 

@@ -92,18 +92,28 @@ static void publish_length(ps_Vector *self, const ps_vview *view, uint64_t lengt
     atomic_fetch_add(&self->v->changes, 1);
 }
 
+/* Vector(mapping, offset[, size]): the vector whose header is at offset, which
+ * may span size bytes from there (by default, to the end of the mapping: a
+ * vector in an arena slot is confined to its slot). */
 static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)kwds;
     PyObject *mapping;
-    Py_ssize_t offset;
-    if (!PyArg_ParseTuple(args, "On:Vector", &mapping, &offset))
+    Py_ssize_t offset, size = -1;
+    if (!PyArg_ParseTuple(args, "On|n:Vector", &mapping, &offset, &size))
         return NULL;
     ps_vector_layout *v = (ps_vector_layout *)ps_mapping_ptr(mapping, offset, PS_VECTOR_HEADER, 8);
-    if (v == NULL || check_geometry(v->capacity, v->heap_size) < 0)
+    if (v == NULL)
         return NULL;
+    uint64_t capacity = v->capacity, heap_size = v->heap_size;
+    if (check_geometry(capacity, heap_size) < 0)
+        return NULL;
+    if (size >= 0 && PS_VECTOR_HEADER + capacity * 16 + heap_size > (uint64_t)size) {
+        ps_damaged("list", "geometry (larger than its place)");
+        return NULL;
+    }
     char *p = ps_mapping_ptr(mapping, offset + PS_VECTOR_HEADER,
-                             (Py_ssize_t)(v->capacity * 16 + v->heap_size), 8);
+                             (Py_ssize_t)(capacity * 16 + heap_size), 8);
     if (p == NULL)
         return NULL;
     ps_Vector *self = (ps_Vector *)ps_view_new(type, mapping);
@@ -111,9 +121,9 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     self->v = v;
     self->slots = (_Atomic uint64_t *)p;
-    self->heap = p + v->capacity * 16;
-    self->capacity = v->capacity;
-    self->heap_size = v->heap_size;
+    self->heap = p + capacity * 16;
+    self->capacity = capacity;
+    self->heap_size = heap_size;
     return (PyObject *)self;
 }
 

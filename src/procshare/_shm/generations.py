@@ -74,7 +74,7 @@ class Generational(Shared, _core.Generation):
     __slots__ = ("_fresh", "_gen_cell", "_seg", "_table_seg", "_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
-    _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset)
+    _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
     _gen_cell: _core.Cell
     _lock: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
@@ -179,7 +179,9 @@ class Generational(Shared, _core.Generation):
         root = self._seg
         if gen == 1 and isinstance(root, Slot):
             self._table_seg, self._gen = None, gen
-            self._table = type(self)._table_type(root.mapping, root.data_offset + _INLINE)
+            self._table = type(self)._table_type(
+                root.mapping, root.data_offset + _INLINE, INLINE_SPACE
+            )  # confined to the slot: a damaged header cannot reach the next object
             return
         while True:
             try:
