@@ -18,15 +18,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _pane(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+def _pane(session: str, history: bool = False) -> str:
+    """The pane's screen; with history, every line it printed (what scrolled off too)."""
+    since = ["-S", "-"] if history else []
+    return subprocess.run(["tmux", "capture-pane", "-p", *since, "-t", session],
                           capture_output=True, text=True, check=True).stdout  # fmt: skip
 
 
-def _until(session: str, check: object, timeout: float = 30) -> str:
+def _until(session: str, check: object, timeout: float = 30, history: bool = False) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        screen = _pane(session)
+        screen = _pane(session, history)
         if check(screen):  # type: ignore[operator]
             return screen
         assert time.monotonic() < deadline, f"the screen never showed it:\n{screen}"
@@ -90,7 +92,8 @@ def test_tables_are_drawn_in_a_terminal_and_plain_in_a_pipe(name: str) -> None:
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "250", "-y", "300", command],
                    check=True)  # fmt: skip
     try:
-        screen = _until(session, lambda s: name in s)
+        # with history: a long listing (other tests' live segments) scrolls the rule off
+        screen = _until(session, lambda s: name in s, history=True)
         assert "\u2500" in screen and "-----" not in screen  # rich's rule, not the plain dashes
         (row,) = [ln.split() for ln in screen.splitlines() if name in ln]
         assert row[:2] == [name, "counter"] and "live" in row
