@@ -253,6 +253,12 @@ def append_to_each_user(d: Any, users: int, me: int, times: int) -> None:
             d[user].append(me)
 
 
+def store_anonymous_lists(d: Any) -> None:
+    """Put a List in a slot and one with a table segment of its own into d, then exit."""
+    d["small"] = procshare.List([1, 2])
+    d["large"] = procshare.List(range(100))
+
+
 def hold_grown_list_until_told(d: Any, taken: Any) -> None:
     """Create a List in d, grow it out of its slot, and exit normally once taken is set."""
     items = procshare.List()

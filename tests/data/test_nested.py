@@ -168,3 +168,13 @@ def test_a_damaged_first_table_in_a_slot_cannot_reach_the_next_object(kind: str)
     with pytest.raises(CorruptSegmentError, match="larger than its place"):
         make._attach(name)
     assert len(neighbour) == 0
+
+
+def test_a_list_a_child_made_goes_with_it_and_the_error_says_why(ctx: Any) -> None:
+    """An anonymous object lives as long as the process that made it: reaching one whose
+    creator exited raises NotFoundError naming that process and the remedy (name=)."""
+    d = Dict()
+    run_all(ctx, workers.store_anonymous_lists, [(d,)])
+    for key in ("small", "large"):
+        with pytest.raises(procshare.NotFoundError, match=r"\(pid \d+\) has exited.*name="):
+            d[key]

@@ -50,6 +50,7 @@ from .segment import (
     Segment,
     _lifetimes,
     check_mode,
+    missing,
 )
 
 LINE = 64
@@ -256,7 +257,10 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     arena_name, index, generation = m[1], int(m[2]), int(m[3])
     seg = _ARENAS.get(arena_name)
     if seg is None:
-        seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
+        try:
+            seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
+        except NotFoundError:
+            raise NotFoundError(missing(name)) from None
         _ARENAS[arena_name] = seg
     g = _GEOMETRIES.get(seg)
     if g is None:

@@ -87,6 +87,13 @@ def is_anonymous(name: str) -> bool:
     return _ANONYMOUS.fullmatch(name) is not None
 
 
+def creator_pid(name: str) -> int | None:
+    """The pid of the process that made the anonymous object name (a segment, a slot of
+    an arena or a table of either), or None for a user's name."""
+    root = segment_of(root_of(name))
+    return int(root[1:].split("_", 1)[0]) if is_anonymous(root) else None
+
+
 class _Tokens:
     """Fresh, unpredictable tokens, drawn from the system's CSPRNG 512 at a time (one
     system call per batch, not per object); a forked child draws its own."""

@@ -305,7 +305,7 @@ class Segment:
         try:
             fd = _core.shm_open(path, False, 0)
         except FileNotFoundError:
-            raise NotFoundError(f"no procshare object named {name!r}") from None
+            raise NotFoundError(missing(name)) from None
         try:
             st = os.fstat(fd)
             check_trust(name, st, mode)
@@ -439,6 +439,19 @@ def _map(fd: int, size: int, name: str) -> _core.Mapping:
             else f"this process's address space is full ({mapped} mappings; see ulimit -v)"
         )
         raise SpaceError(f"cannot map {name!r} ({size} bytes): {why}") from None
+
+
+def missing(name: str) -> str:
+    """Why attaching name found nothing, saying so when it was an anonymous object whose
+    creator has exited (anonymous objects go with the process that made them)."""
+    pid = _names.creator_pid(name)
+    if pid is None or _core.pid_alive(pid):
+        return f"no procshare object named {name!r}"
+    return (
+        f"no procshare object named {name!r}: it was anonymous, and the process that made "
+        f"it (pid {pid}) has exited; anonymous objects go with their creator, give one a "
+        "name= to keep it until unlinked"
+    )
 
 
 def _wait_for_creator(name: str, deadline: float) -> None:
