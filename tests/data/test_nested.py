@@ -178,3 +178,22 @@ def test_a_list_a_child_made_goes_with_it_and_the_error_says_why(ctx: Any) -> No
     for key in ("small", "large"):
         with pytest.raises(procshare.NotFoundError, match=r"\(pid \d+\) has exited.*name="):
             d[key]
+
+
+def test_a_small_profile_or_list_stays_in_its_slot() -> None:
+    """A Dict of six small fields and a List of eight small elements, filled after they
+    were made, take no table segment: nested by the million, they stay one slot each."""
+    users = Dict()
+    users["ada"] = Dict()
+    users["ada-log"] = List()
+    profile, log = users["ada"], users["ada-log"]
+    for key, value in [("name", "Ada Lovelace"), ("born", 1815), ("email", "ada@example.org"),
+                       ("city", "London"), ("zip", "W1"), ("id", 12345)]:  # fmt: skip
+        profile[key] = value
+    log.extend(["login", "logout", 3, 4.5, b"6", None, ("t", 1), "end"])
+    assert tables_of(profile._token) == [] and tables_of(log._token) == []
+    assert users["ada"]["city"] == "London" and users["ada-log"][-1] == "end"
+    profile["one more"] = True  # the seventh: a table segment of its own from now on
+    log.append("ninth")
+    assert tables_of(profile._token) and tables_of(log._token)
+    assert len(users["ada"]) == 7 and users["ada-log"][8] == "ninth"

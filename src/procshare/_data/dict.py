@@ -62,6 +62,7 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     _kind: ClassVar[Kind] = Kind.DICT
     _table_kind: ClassVar[Kind] = Kind.DICT_TABLE
     _table_type = _core.Table
+    _root_slot = 640  # an anonymous one's first table holds 6 small entries (8 slots)
     _table: _core.Table
 
     def __new__(

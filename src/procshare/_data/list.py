@@ -42,6 +42,7 @@ class List(Generational, MutableSequence[Any]):
     _kind: ClassVar[Kind] = Kind.LIST
     _table_kind: ClassVar[Kind] = Kind.LIST_TABLE
     _table_type = _core.Vector
+    _root_slot = 512  # an anonymous one's first table holds 8 small elements
     _table: _core.Vector
 
     def __new__(

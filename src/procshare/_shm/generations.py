@@ -58,10 +58,7 @@ ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 #: A root in an arena slot records this many users; its token and first table follow.
 SLOT_USERS = 8
 _TOKEN = _USERS + 4 * SLOT_USERS
-_INLINE = _TOKEN + 16  # the first table, in a root's slot
-ROOT_SLOT = 512  # bytes of such a slot, header included
-#: Bytes the first table has in a root's slot.
-INLINE_SPACE = ROOT_SLOT - SLOT_HEADER - _INLINE
+_INLINE = _TOKEN + 16  # the first table, in a root's slot: the rest of the slot is its
 
 
 class Generational(Shared, _core.Generation):
@@ -75,6 +72,7 @@ class Generational(Shared, _core.Generation):
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
+    _root_slot: ClassVar[int]  # bytes of an anonymous one's arena slot, header included
     _gen_cell: _core.Cell
     _lock: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
@@ -90,8 +88,9 @@ class Generational(Shared, _core.Generation):
         slot of an anonymous root), or with space None a table segment's.  A new root
         is published only after its first table exists, so no process ever sees a root
         without a table."""
-        if name is None and (inline := plan(INLINE_SPACE))[0] <= INLINE_SPACE:
-            placed = place(cls._kind, {}, ROOT_SLOT - SLOT_HEADER, mode, ROOT_SLOT)
+        space = cls._root_slot - SLOT_HEADER - _INLINE
+        if name is None and (inline := plan(space))[0] <= space:
+            placed = place(cls._kind, {}, cls._root_slot - SLOT_HEADER, mode, cls._root_slot)
             if placed is not None:
                 return cls._in_slot(*placed, inline[1]), True
         first = plan(None)
@@ -180,7 +179,7 @@ class Generational(Shared, _core.Generation):
         if gen == 1 and isinstance(root, Slot):
             self._table_seg, self._gen = None, gen
             self._table = type(self)._table_type(
-                root.mapping, root.data_offset + _INLINE, INLINE_SPACE
+                root.mapping, root.data_offset + _INLINE, root.data_size - _INLINE
             )  # confined to the slot: a damaged header cannot reach the next object
             return
         while True:
