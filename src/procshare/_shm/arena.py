@@ -92,7 +92,7 @@ class _Arena:
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.first + index * self.slot + SLOT_HEADER
+        return self.base(index) + SLOT_HEADER
 
     def slot_of(self, index: int, epoch: int) -> Slot:
         """The Segment of the object in slot index, which frees the slot when collected."""
@@ -163,7 +163,7 @@ class _Pool:
                     arena = self._grow()
                 index, generation = arena.next, 1
                 arena.next = index + 1
-                base = arena.first + index * self.slot
+                base = arena.base(index)
             _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
             return arena, index
 
@@ -286,30 +286,29 @@ def after_unlink(seg: Segment) -> None:
         hook(seg, g)
 
 
-def live(seg: Segment, g: Geometry) -> list[tuple[int, int]]:
-    """(index, generation) of each object in the arena seg now."""
+def _column(seg: Segment, g: Geometry, at: int) -> bytes:
+    """Byte at of every slot's header, slot by slot: 0 the live bit's, 4 the flags'."""
+    first = seg.data_offset + at
     view = memoryview(seg.mapping)
     try:
-        first, end = seg.data_offset, seg.data_offset + g.slots * g.slot
-        return [(i, _WORDS.unpack_from(view, first + i * g.slot)[0] >> 1)
-                for i, w in enumerate(bytes(view[first:end:g.slot])) if w & _LIVE]  # fmt: skip
+        return bytes(view[first : first + g.slots * g.slot : g.slot])
     finally:
         view.release()
+
+
+def live(seg: Segment, g: Geometry) -> list[tuple[int, int]]:
+    """(index, generation) of each object in the arena seg now."""
+    first = seg.data_offset
+    return [(i, _WORDS.unpack_from(seg.mapping, first + i * g.slot)[0] >> 1)
+            for i, w in enumerate(_column(seg, g, 0)) if w & _LIVE]  # fmt: skip
 
 
 def census(seg: Segment) -> dict[str, int]:
     """An arena's use: its slots, how many hold an object now, and how many of those escaped."""
-    slot, slots = geometry(seg)[3:]
-    view = memoryview(seg.mapping)
-    try:  # the low byte of each slot's two header words: the live bit, the escaped flag
-        end = seg.data_offset + slots * slot
-        live = bytes(view[seg.data_offset : end : slot])
-        flags = bytes(view[seg.data_offset + 4 : end : slot])
-    finally:
-        view.release()
-    held = [f for w, f in zip(live, flags, strict=True) if w & _LIVE]
+    g = geometry(seg)
+    held = [f for w, f in zip(_column(seg, g, 0), _column(seg, g, 4), strict=True) if w & _LIVE]
     escaped = sum(1 for f in held if f & FLAG_ESCAPED)
-    return {"objects": len(held), "escaped": escaped, "slots": slots, "slot_bytes": slot}
+    return {"objects": len(held), "escaped": escaped, "slots": g.slots, "slot_bytes": g.slot}
 
 
 class Slot(Segment):

@@ -148,8 +148,7 @@ class Generational(Shared, _core.Generation):
     @classmethod
     def _after_unlink(cls, seg: Segment) -> None:
         """The root's name was removed: its tables go once no process uses them."""
-        if not _in_use(seg):
-            _remove_tables(seg)
+        _drop_unused_tables(seg)
 
     @classmethod
     def _after_arena_unlink(cls, arena: Segment, g: Geometry) -> None:
@@ -158,9 +157,7 @@ class Generational(Shared, _core.Generation):
         for index, generation in live(arena, g):
             gen = arena.data_offset + index * g.slot + SLOT_HEADER + _GEN
             if _core.Cell(arena.mapping, gen, "Q").load() > 1:
-                slot = Slot(arena, g.kind, g.params, index, g.size, generation)
-                if not _in_use(slot):
-                    _remove_tables(slot)
+                cls._after_unlink(Slot(arena, g.kind, g.params, index, g.size, generation))
 
     @property
     def lock(self) -> RLock:
@@ -341,6 +338,12 @@ def _in_use(root: Segment) -> bool:
     return any(pid and _core.pid_alive(pid) for pid in _users(root)[:])
 
 
+def _drop_unused_tables(root: Segment) -> None:
+    """Remove root's tables unless a live process holds a handle of it."""
+    if not _in_use(root):
+        _remove_tables(root)
+
+
 class _Hold:
     """This process's place in one root's users table, and its handles of that root."""
 
@@ -383,8 +386,8 @@ class _Hold:
         # that never left this process goes with its slot.
         root = self.root
         private = isinstance(root, Slot) and root.private()
-        if (private or root.unlinked()) and not _in_use(root):
-            _remove_tables(root)
+        if private or root.unlinked():
+            _drop_unused_tables(root)
 
 
 class _Holds:
