@@ -155,9 +155,11 @@ class Value(Synchronized, RawValue):
         self._own_lock = None  # found when first used: most Values never lock
         return self
 
-    @property
-    def _lock(self) -> Lock | RLock:  # type: ignore[override]  # Synchronized's, found lazily
+    def get_lock(self) -> Lock | RLock:
+        """The lock guarding compound updates of this object (found when first asked for)."""
         lock = self._own_lock
         if lock is None:
             lock = self._own_lock = lock_of(self._seg)
         return lock
+
+    _lock = property(get_lock)  # Synchronized's lock, found lazily
