@@ -437,6 +437,10 @@ def attach_counter(name: str) -> Any:
     return procshare.Counter._from_segment(Segment.attach(name, procshare._shm.names.Kind.COUNTER))
 
 
+def dict_pop(d: Any, key: Any) -> None:
+    del d[key]
+
+
 def dict_readd(d: Any, key: Any, value: Any) -> None:
     """Delete key, then add it again with value (a new entry in the same table)."""
     del d[key]

@@ -431,19 +431,25 @@ def test_the_general_path_leaves_other_processes_on_the_word() -> None:
 
 
 def test_incr_follows_a_key_that_another_process_replaced() -> None:
-    """A process that incremented a key goes straight to that key's word next time; a
-    word another process retired (deleted, replaced by another type) is never updated."""
+    """A process that incremented a key goes straight to that key's word next time, for
+    updates and reads; a word another process retired (deleted, replaced by another
+    type) is never updated, nor read as the key's value."""
     d = Dict()
     d["hits"] = 0
-    assert d.incr("hits") == 1 and d.compare_and_set("hits", 1, 2)
+    assert d.incr("hits") == 1 and d.compare_and_set("hits", 1, 2) and d["hits"] == 2
     ctx = mp.get_context("fork")
+    run_all(ctx, workers.dict_incr, [(d, "hits", 10)])
+    assert d["hits"] == 12 and d.incr("hits") == 13  # its last sight of the word is stale
     run_all(ctx, workers.dict_readd, [(d, "hits", 100)])
-    assert d.incr("hits") == 101 and d["hits"] == 101
+    assert d["hits"] == 100 and d.incr("hits") == 101 and d["hits"] == 101
     run_all(ctx, workers.dict_set, [(d, "hits", 5)])  # an int over an int
-    assert d.incr("hits") == 6
+    assert d.get("hits") == 5 and d.incr("hits") == 6
     run_all(ctx, workers.dict_set, [(d, "hits", "text")])
+    assert d["hits"] == "text"
     with pytest.raises(TypeError):
         d.incr("hits")
     run_all(ctx, workers.dict_readd, [(d, "hits", 40)])
     assert not d.compare_and_set("hits", 6, 0) and d.compare_and_set("hits", 40, 41)
     assert d["hits"] == 41
+    run_all(ctx, workers.dict_pop, [(d, "hits")])
+    assert "hits" not in d and d.get("hits") is None

@@ -66,13 +66,17 @@ typedef struct {
     _Atomic uint64_t *slots;
     char *heap;
     uint64_t nslots, heap_size;
-    /* The last key incr or cas found an int word for, and that word: the next call
-     * with the same key object goes straight to the word, touching neither the slots
-     * nor the entry's header (under contention, only the word's line moves between
-     * cores).  A word stays that key's until a writer freezes it, which sends the
-     * caller to the general path and clears this. */
+    /* The last key incr or cas found an int word for, that word, and the word as this
+     * process last saw it: the next call with the same key object goes straight to
+     * the word, touching neither the slots nor the entry's header (under contention,
+     * only the word's line moves between cores), and incr swaps from the word last
+     * seen rather than loading it first (a load would fetch the line shared, then the
+     * swap fetch it again to write).  A word stays that key's until a writer freezes
+     * it, which sends the caller to the general path and clears this; reads of the
+     * key take the unfrozen word too. */
     PyObject *hot_key;
     _Atomic uint64_t *hot_word;
+    uint64_t hot_seen;
 } ps_Table;
 
 static void Table_dealloc(PyObject *self)
@@ -357,6 +361,11 @@ PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "lookup(key, missing, slow)");
         return NULL;
     }
+    if (args[0] == self->hot_key) {
+        uint64_t word = atomic_load(self->hot_word);
+        if (!(word & FROZEN))
+            return PyLong_FromLongLong(value_of_word(word)); /* the key's current value */
+    }
     ps_entry *e = NULL;
     int r = find_key(self, args[0], &e);
     if (r < 0)
@@ -562,6 +571,7 @@ static _Atomic uint64_t *word_for(ps_Table *self, PyObject *key, int *slow)
     if (w != NULL) {
         Py_XSETREF(self->hot_key, Py_NewRef(key));
         self->hot_word = w;
+        self->hot_seen = atomic_load(w);
     }
     return w;
 }
@@ -606,14 +616,16 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
         word_args((ps_Table *)table, "incr(key, n, slow)", args, nargs, &n, 1, &slow);
     if (w == NULL)
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
-    uint64_t seen = atomic_load(w);
+    ps_Table *self = (ps_Table *)table;
+    uint64_t seen = self->hot_seen; /* a failed swap says what the word holds */
     do {
         if (seen & FROZEN)
-            return cooled((ps_Table *)table, args[2]);
+            return cooled(self, args[2]);
         if (__builtin_add_overflow(value_of_word(seen), n, &sum) || sum < PS_INT_MIN ||
             sum > PS_INT_MAX)
             return Py_NewRef(args[2]);
     } while (!atomic_compare_exchange_weak(w, &seen, word_of(sum)));
+    self->hot_seen = word_of(sum);
     return PyLong_FromLongLong(sum);
 }
 
@@ -630,13 +642,17 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     /* Swapped straight from the expected value, without loading the word
      * first: a failed swap says what the word held. */
+    ps_Table *self = (ps_Table *)table;
     uint64_t seen = word_of(ints[0]);
     while (!atomic_compare_exchange_weak(w, &seen, word_of(ints[1]))) {
         if (seen & FROZEN)
-            return cooled((ps_Table *)table, args[3]);
-        if (value_of_word(seen) != ints[0])
+            return cooled(self, args[3]);
+        if (value_of_word(seen) != ints[0]) {
+            self->hot_seen = seen;
             Py_RETURN_FALSE;
+        }
     }
+    self->hot_seen = word_of(ints[1]);
     Py_RETURN_TRUE;
 }
 
