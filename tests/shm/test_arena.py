@@ -306,18 +306,30 @@ class _MyCounter(procshare.Counter):
     pass
 
 
-def test_arena_objects_are_left_out_of_the_cycle_collector_but_subclasses_are_not() -> None:
-    """procshare's own arena objects cannot be in a cycle, so a million of them cost the
-    cycle collector nothing; a user's subclass may hold anything, and is visited."""
-    objs = [procshare.Counter(), procshare.Value("d", 1.5), procshare.Lock(), procshare.Event()]
-    assert not any(gc.is_tracked(o) for o in objs)
-    mine = _MyCounter(3)
-    mine.me = mine  # a cycle: collected once unreachable
-    assert gc.is_tracked(mine)
-    ref = weakref.ref(mine)
-    del mine
+class _MyList(procshare.List):
+    pass
+
+
+def test_arena_objects_are_left_out_of_the_cycle_collector_but_subclasses_are_not(
+    name: str,
+) -> None:
+    """procshare's own handles cannot be in a cycle, so a million of them cost the cycle
+    collector nothing; a user's subclass may hold anything, and is visited."""
+    objs = [procshare.Counter(), procshare.Value("d", 1.5), procshare.Lock(), procshare.Event(),
+            procshare.List([1]), procshare.Dict(a=1), procshare.Dict(name=name)]  # fmt: skip
+    parts = [objs[4]._seg, objs[4].lock, objs[4]._hold, objs[6]._seg, objs[6].lock]
+    assert not any(gc.is_tracked(o) for o in objs + parts)
+    mine, listed = _MyCounter(3), _MyList([2])
+    mine.me, listed.me = mine, listed  # cycles: collected once unreachable
+    assert gc.is_tracked(mine) and gc.is_tracked(listed)
+    hold = listed._hold
+    refs = weakref.ref(mine), weakref.ref(listed)
+    del mine, listed
     gc.collect()
-    assert ref() is None
+    assert refs[0]() is None and refs[1]() is None and not hold.handles
     with objs[2]:  # untracked objects work as before
         objs[0] += 2
+    objs[4].append(3)
+    objs[5]["b"] = 2
     assert objs[0].value == 2 and objs[1].value == 1.5
+    assert objs[4] == [1, 3] and objs[5] == {"a": 1, "b": 2}

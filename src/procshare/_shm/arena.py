@@ -363,8 +363,21 @@ class Slot(Segment):
             self.owner.release(self.index, self.epoch)
 
 
-#: Whether each class of arena objects is procshare's own (see InArena._placed).
+#: Whether each class of shared objects is procshare's own (see untrack_ours).
 _OURS: dict[type, bool] = {}
+
+
+def untrack_ours(obj: object) -> None:
+    """Take a handle of one of procshare's own classes out of the cycle collector: it
+    holds its place (segment, slot, lock, table) and nothing that leads back to it,
+    and a million of them kept would cost every full collection a visit to each.  A
+    user's subclass might hold a cycle, and stays with the collector."""
+    cls = type(obj)
+    ours = _OURS.get(cls)
+    if ours is None:
+        ours = _OURS[cls] = cls.__module__.startswith("procshare.")
+    if ours:
+        _core.untrack(obj)
 
 
 class InArena:
@@ -390,16 +403,9 @@ class InArena:
         self._where = seg  # type: ignore[misc]  # the concrete classes declare the slots
 
     def _placed(self, arena: _Arena, index: int) -> None:
-        """This new object lives in the slot place() claimed.  procshare's own classes
-        hold nothing that could lead back to the object, so the cycle collector need
-        not visit it (a user's subclass might, and is left to it)."""
+        """This new object lives in the slot place() claimed."""
         self._where, self._slot, self._epoch = arena, index, _pools.epoch  # type: ignore[misc]
-        cls = type(self)
-        ours = _OURS.get(cls)
-        if ours is None:
-            ours = _OURS[cls] = cls.__module__.startswith("procshare.")
-        if ours:
-            _core.untrack(self)
+        untrack_ours(self)
 
     @classmethod
     def _open(
@@ -427,6 +433,7 @@ class InArena:
     def _at(cls, seg: Segment, offset: int) -> Any:
         self = cls._new(seg.mapping, offset)
         self._seg = seg
+        untrack_ours(self)
         return self
 
     def __del__(self) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -39,7 +38,7 @@ from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from .._sync.lock import LOCK_SPACE, RLock
 from . import names as _names
-from .arena import SLOT_HEADER, Geometry, Slot, _Arena, _pools, live, place
+from .arena import SLOT_HEADER, Geometry, Slot, _Arena, _pools, live, place, untrack_ours
 from .names import Kind
 from .segment import Segment, at_exit, check_trust
 from .shared import Shared
@@ -68,7 +67,7 @@ class Generational(Shared, _core.Generation):
     (``_lock``) live in the C base, where the one-call paths read them.
     """
 
-    __slots__ = ("_fresh", "_gen_cell", "_seg", "_table_seg", "_token")
+    __slots__ = ("_fresh", "_gen_cell", "_hold", "_seg", "_table_seg", "_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
@@ -78,6 +77,7 @@ class Generational(Shared, _core.Generation):
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _token: str  # names the tables: <root>~<token>.<generation>
     _fresh: bool  # built by __new__, whose __init__ call is still to come
+    _hold: _Hold  # this process's place among the root's users, left with its last handle
 
     @classmethod
     def _open_root(
@@ -131,9 +131,15 @@ class Generational(Shared, _core.Generation):
         self._watch(seg.mapping, seg.data_offset + _GEN)
         self._gen = 0
         self._fresh = False
-        _holds.join(seg)
+        untrack_ours(self)
+        self._hold = _holds.join(seg)
         self._follow(self._gen_cell.load())
         return self
+
+    def __del__(self) -> None:
+        hold = getattr(self, "_hold", None)  # absent if construction failed early
+        if hold is not None:
+            hold.gone()
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
@@ -345,19 +351,21 @@ def _drop_unused_tables(root: Segment) -> None:
 
 
 class _Hold:
-    """This process's place in one root's users table, and its handles of that root."""
+    """This process's place in one root's users table, and how many of its handles of
+    that root are alive."""
 
-    __slots__ = ("holds", "key", "pid", "refs", "root", "slot")
+    __slots__ = ("handles", "holds", "key", "pid", "root", "slot")
 
     def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment) -> None:
         self.holds, self.key, self.root = holds, key, root
-        self.refs: set[weakref.ref[Segment]] = set()  # one per live handle's segment
+        self.handles = 0
         self.join()
+        _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
 
-    def gone(self, ref: weakref.ref[Segment]) -> None:
+    def gone(self) -> None:
         """A handle was collected: this process leaves with its last one."""
-        self.refs.discard(ref)
-        if not self.refs and self.holds.held.get(self.key) is self:
+        self.handles -= 1
+        if not self.handles and self.holds.held.get(self.key) is self:
             del self.holds.held[self.key]
             self.leave()
 
@@ -406,12 +414,14 @@ class _Holds:
         os.register_at_fork(after_in_child=self.forked)
         at_exit.add(self.release_all)
 
-    def join(self, root: Segment) -> None:
+    def join(self, root: Segment) -> _Hold:
+        """The hold of root for one more handle (root is that handle's segment)."""
         key = (root.name, root.inode)
         hold = self.held.get(key)
         if hold is None or hold.pid != _process.pid:
             hold = self.held[key] = _Hold(self, key, root.twin())
-        hold.refs.add(weakref.ref(root, hold.gone))
+        hold.handles += 1
+        return hold
 
     def forked(self) -> None:
         for hold in self.held.values():

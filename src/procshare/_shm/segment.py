@@ -191,6 +191,7 @@ class Segment:
         self.data_size = data_size
         self.mode = mode
         self.inode = inode
+        _core.untrack(self)  # nothing it holds leads back to it: no cycle to find
 
     def twin(self) -> Segment:
         """Another Segment object for the same mapping (kept where this one must not be)."""
