@@ -350,13 +350,6 @@ class Slot(Segment):
     def creator(self) -> tuple[int, int]:
         return self.arena.creator()
 
-    def twin(self) -> Slot:
-        """Another Slot of the same object, which takes over freeing the slot when collected."""
-        twin = Slot(self.arena, self.kind, self.params, self.index, self.data_size,
-                    self.generation)  # fmt: skip
-        twin.owner, twin.epoch, self.owner = self.owner, self.epoch, None
-        return twin
-
     def __del__(self) -> None:
         """The creator's last reference is gone: the slot is free unless the object escaped."""
         if self.owner is not None:

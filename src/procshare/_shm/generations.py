@@ -419,7 +419,7 @@ class _Holds:
         key = (root.name, root.inode)
         hold = self.held.get(key)
         if hold is None or hold.pid != _process.pid:
-            hold = self.held[key] = _Hold(self, key, root.twin())
+            hold = self.held[key] = _Hold(self, key, root)
         hold.handles += 1
         return hold
 
