@@ -65,6 +65,10 @@ def test_bytes_and_objects_round_trip_in_order() -> None:
     q.put_many(items)
     assert q.get_many(100) == items
     assert type(items[1]) is bytearray
+    many = [items[i % len(items)] for i in range(1000)]  # more than one batch of tags
+    q.put_many(many)
+    assert q.get_many(3) == many[:3] and q.get_many(100) == many[3:103]
+    assert q.get_many(2000) == many[103:] and q.empty()
 
 
 def test_timeouts() -> None:

@@ -360,10 +360,10 @@ static int shard_has(ps_Ring *self, uint32_t i)
     return head < self->seen_tail[i];
 }
 
-/* Remove the oldest record of shard i into a new (tag, bytes) tuple; Py_None
+/* Remove the oldest record of shard i: its bytes (its tag into *tag), Py_None
  * if empty, NULL with an exception on damage or memory error.  Publishes by
  * storing head. */
-static PyObject *try_get(ps_Ring *self, uint32_t i)
+static PyObject *try_get(ps_Ring *self, uint32_t i, uint32_t *tag_out)
 {
     ps_shard_layout *r = shard_at(self, i);
     if (!shard_has(self, i))
@@ -376,14 +376,12 @@ static PyObject *try_get(ps_Ring *self, uint32_t i)
     PyObject *payload = PyBytes_FromStringAndSize(rec + RECORD_HEADER, len);
     if (payload == NULL)
         return NULL;
-    PyObject *item = Py_BuildValue("(IN)", tag, payload);
-    if (item == NULL)
-        return NULL;
     atomic_store(&r->head, head + record_size(len)); /* publish */
     if (self->maxsize)
         bump(&r->count, (uint64_t)-1);
     atomic_store(&r->get_seq, atomic_load_explicit(&r->get_seq, memory_order_relaxed) + 1);
-    return item;
+    *tag_out = tag;
+    return payload;
 }
 
 /* Parse (block, timeout) the way Queue.put/get do: a timeout is ignored when
@@ -674,23 +672,36 @@ static PyObject *put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n
 
 typedef struct {
     ring_op base;
-    PyObject *out; /* list receiving (tag, bytes) */
-    Py_ssize_t max;
+    PyObject *out;  /* list receiving the records' bytes */
+    uint32_t *tags; /* their tags: &one for a single get, else grown as needed */
+    uint32_t one;
+    Py_ssize_t max, room;
 } get_op;
 
 static int get_move(ring_op *base, Py_ssize_t *moved)
 {
     get_op *op = (get_op *)base;
-    while (PyList_GET_SIZE(op->out) < op->max) {
-        PyObject *item = try_get(base->ring, base->shard);
-        if (item == NULL)
+    Py_ssize_t n;
+    while ((n = PyList_GET_SIZE(op->out)) < op->max) {
+        if (n == op->room) {
+            Py_ssize_t room = n * 2 < op->max ? (n ? n * 2 : 16) : op->max;
+            uint32_t *tags = PyMem_Realloc(op->tags, (size_t)room * sizeof *tags);
+            if (tags == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            op->tags = tags;
+            op->room = room;
+        }
+        PyObject *data = try_get(base->ring, base->shard, &op->tags[n]);
+        if (data == NULL)
             return -1;
-        if (item == Py_None) {
-            Py_DECREF(item);
+        if (data == Py_None) {
+            Py_DECREF(data);
             break;
         }
-        int e = PyList_Append(op->out, item);
-        Py_DECREF(item);
+        int e = PyList_Append(op->out, data);
+        Py_DECREF(data);
         (*moved)++;
         if (e < 0)
             return -1;
@@ -698,20 +709,19 @@ static int get_move(ring_op *base, Py_ssize_t *moved)
     return PyList_GET_SIZE(op->out) > 0;
 }
 
-/* Replace each (tag, bytes) of list by the value it encodes (outside the lock:
- * unpickling runs arbitrary code).  0, or -1 with an exception. */
-static int decode_all(PyObject *list)
+/* Replace the bytes of each record taken by the value they encode (outside the
+ * lock: unpickling runs arbitrary code).  0, or -1 with an exception. */
+static int decode_all(get_op *op)
 {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-        PyObject *item = PyList_GET_ITEM(list, i);
-        PyObject *data = PyTuple_GET_ITEM(item, 1);
-        uint32_t tag = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 0));
-        PyObject *v = tag == TAG_BYTES ? Py_NewRef(data)
-                                       : ps_decode_value(tag, PyBytes_AS_STRING(data),
-                                                         (uint64_t)PyBytes_GET_SIZE(data));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(op->out); i++) {
+        if (op->tags[i] == TAG_BYTES)
+            continue; /* the message is its bytes */
+        PyObject *data = PyList_GET_ITEM(op->out, i);
+        PyObject *v =
+            ps_decode_value(op->tags[i], PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
         if (v == NULL)
             return -1;
-        PyList_SetItem(list, i, v); /* steals v, releases item */
+        PyList_SetItem(op->out, i, v); /* steals v, releases data */
     }
     return 0;
 }
@@ -721,18 +731,29 @@ static PyObject *get_finish(ring_op *base, int complete)
 {
     (void)complete;
     get_op *op = (get_op *)base;
-    return decode_all(op->out) < 0 ? NULL : Py_NewRef(op->out);
+    return decode_all(op) < 0 ? NULL : Py_NewRef(op->out);
+}
+
+static void get_clear(get_op *op)
+{
+    Py_XDECREF(op->out);
+    if (op->tags != &op->one)
+        PyMem_Free(op->tags);
 }
 
 static void get_free(void *op)
 {
-    Py_XDECREF(((get_op *)op)->out);
+    get_clear(op);
     PyMem_Free(op);
 }
 
 static int get_prepare(get_op *op, ps_Ring *self, Py_ssize_t max)
 {
     *op = (get_op){.base = {self, 0, 0, 0, get_move, get_finish}, .out = PyList_New(0), .max = max};
+    if (max == 1) {
+        op->tags = &op->one;
+        op->room = 1;
+    }
     return op->out == NULL ? -1 : 0;
 }
 
@@ -746,7 +767,7 @@ static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
     ps_wait w;
     ps_wait_init(&w, get_step, (PyObject *)self, &op, timeout);
     PyObject *out = ps_wait_block(&w);
-    Py_DECREF(op.out);
+    get_clear(&op);
     return out;
 }
 
