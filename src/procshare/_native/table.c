@@ -68,13 +68,12 @@ typedef struct {
     char *heap;
     uint64_t nslots, heap_size;
     /* The last key incr or cas found an int word for, that word, and the word as this
-     * process last saw it: the next call with the same key object goes straight to
-     * the word, touching neither the slots nor the entry's header (under contention,
-     * only the word's line moves between cores), and incr swaps from the word last
-     * seen rather than loading it first (a load would fetch the line shared, then the
-     * swap fetch it again to write).  A word stays that key's until a writer freezes
-     * it, which sends the caller to the general path and clears this; reads of the
-     * key take the unfrozen word too. */
+     * process last saw it (so that cas can tell a loss to another process from a
+     * plain mismatch): the next call with the same key object goes straight to the
+     * word, touching neither the slots nor the entry's header (under contention, only
+     * the word's line moves between cores).  A word stays that key's until a writer
+     * freezes it, which sends the caller to the general path and clears this; reads
+     * of the key take the unfrozen word too. */
     PyObject *hot_key;
     _Atomic uint64_t *hot_word;
     uint64_t hot_seen;
@@ -622,7 +621,7 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
     if (w == NULL)
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     ps_Table *self = (ps_Table *)table;
-    uint64_t seen = self->hot_seen; /* a failed swap says what the word holds */
+    uint64_t seen = atomic_load(w);
     do {
         if (seen & FROZEN)
             return cooled(self, args[2]);
