@@ -197,3 +197,30 @@ def test_a_small_profile_or_list_stays_in_its_slot() -> None:
     log.append("ninth")
     assert tables_of(profile._token) and tables_of(log._token)
     assert len(users["ada"]) == 7 and users["ada-log"][8] == "ninth"
+
+
+def test_dropping_objects_that_never_left_their_slot_looks_for_no_tables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A List or Dict that never grew out of its slot nor escaped this process has no
+    table segment: dropping it (or exiting with it held, a million times over) looks for
+    none in /dev/shm.  One that grew has its tables removed as before."""
+    from procshare._shm import generations
+
+    looked: list[tuple[Any, ...]] = []
+    remove = generations._remove_table
+    monkeypatch.setattr(generations, "_remove_table", lambda *a: looked.append(a) or remove(*a))
+    kept: list[Any] = [List([i]) for i in range(100)] + [Dict(k=i) for i in range(100)]
+    kept[0].append(1)
+    kept[100]["j"] = 2
+    assert kept[0] == [0, 1] and kept[100] == {"k": 0, "j": 2}
+    del kept
+    gc.collect()
+    assert looked == []
+    grown = List([0])
+    grown.extend(range(1, 100))
+    token = grown._token
+    assert grown._gen == 2 and tables_of(token)
+    del grown
+    gc.collect()
+    assert looked and tables_of(token) == []

@@ -391,10 +391,14 @@ class _Hold:
             _overflow(self.root).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
         # whichever comes second sees both and removes the tables.  An arena's object
-        # that never left this process goes with its slot.
+        # that never left this process goes with its slot, and its tables with it; one
+        # that never grew out of its slot has none (only this process could have built
+        # one, and a build that fails removes what it made).
         root = self.root
-        private = isinstance(root, Slot) and root.private()
-        if private or root.unlinked():
+        if isinstance(root, Slot) and root.private():
+            if _generation(root) >= _first_table(root):
+                _drop_unused_tables(root)
+        elif root.unlinked():
             _drop_unused_tables(root)
 
 
