@@ -303,6 +303,12 @@ def _unlink_unfinished(name: str, mode: int) -> None:
 def _remove_table(name: str, root: str, token: str, mode: int) -> None:
     """Unlink the table name if its header proves it belongs to root (with token), or
     if it has no whole header (a writer died building it)."""
+    try:  # most often there is none: one system call says so, without an attach
+        os.close(_core.shm_open(_names.shm_path(name), False, 0))
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # there but not ours to open: the attach below says why
     try:
         seg = Segment.attach(name, wait=0, mode=mode, partial=True)
     except CorruptSegmentError:
