@@ -30,6 +30,16 @@ char *ps_mapping_ptr(PyObject *obj, Py_ssize_t offset, Py_ssize_t size, Py_ssize
     return m->base + offset;
 }
 
+char *ps_body_ptr(PyObject *m, Py_ssize_t offset, uint64_t head, uint64_t body, Py_ssize_t place,
+                  const char *what)
+{
+    if (place >= 0 && head + body > (uint64_t)place) {
+        ps_damaged(what, "geometry (larger than its place)");
+        return NULL;
+    }
+    return ps_mapping_ptr(m, offset + (Py_ssize_t)head, (Py_ssize_t)body, 8);
+}
+
 PyObject *ps_python_attr(const char *module, const char *name, PyObject **cache)
 {
     if (*cache == NULL) {

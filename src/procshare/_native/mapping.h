@@ -39,6 +39,13 @@ void ps_view_dealloc(PyObject *self);
  * with an exception set when the range is outside the mapping or misaligned. */
 char *ps_mapping_ptr(PyObject *m, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t align);
 
+/* The body (body bytes, 8-aligned) after a header of head bytes at offset, which
+ * together may span at most place bytes (place < 0: no limit but the mapping's
+ * end).  NULL with an exception, CorruptSegmentError for what (damaged memory)
+ * when the header's geometry claims more than its place. */
+char *ps_body_ptr(PyObject *m, Py_ssize_t offset, uint64_t head, uint64_t body, Py_ssize_t place,
+                  const char *what);
+
 /* Module-level functions defined beside the type. */
 PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg);

@@ -113,12 +113,7 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     uint64_t nslots = t->nslots, heap_size = t->heap_size;
     if (check_geometry(nslots, heap_size) < 0)
         return NULL;
-    if (size >= 0 && PS_TABLE_HEADER + nslots * 8 + heap_size > (uint64_t)size) {
-        ps_damaged("dict", "geometry (larger than its place)");
-        return NULL;
-    }
-    char *p =
-        ps_mapping_ptr(mapping, offset + PS_TABLE_HEADER, (Py_ssize_t)(nslots * 8 + heap_size), 8);
+    char *p = ps_body_ptr(mapping, offset, PS_TABLE_HEADER, nslots * 8 + heap_size, size, "dict");
     if (p == NULL)
         return NULL;
     ps_Table *self = (ps_Table *)ps_view_new(type, mapping);

@@ -108,12 +108,8 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     uint64_t capacity = v->capacity, heap_size = v->heap_size;
     if (check_geometry(capacity, heap_size) < 0)
         return NULL;
-    if (size >= 0 && PS_VECTOR_HEADER + capacity * 16 + heap_size > (uint64_t)size) {
-        ps_damaged("list", "geometry (larger than its place)");
-        return NULL;
-    }
-    char *p = ps_mapping_ptr(mapping, offset + PS_VECTOR_HEADER,
-                             (Py_ssize_t)(capacity * 16 + heap_size), 8);
+    char *p =
+        ps_body_ptr(mapping, offset, PS_VECTOR_HEADER, capacity * 16 + heap_size, size, "list");
     if (p == NULL)
         return NULL;
     ps_Vector *self = (ps_Vector *)ps_view_new(type, mapping);

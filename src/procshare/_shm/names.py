@@ -99,8 +99,7 @@ class _Tokens:
     system call per batch, not per object); a forked child draws its own."""
 
     def __init__(self) -> None:
-        self.batch, self.at = b"", 0
-        self.guard = threading.Lock()
+        self.forget()
         os.register_at_fork(after_in_child=self.forget)
 
     def forget(self) -> None:
