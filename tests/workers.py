@@ -206,6 +206,31 @@ def dict_cas_incr(d: Any, key: Any, n: int) -> None:
             pass
 
 
+def dict_incr_compared(d: Any, key: Any, n: int) -> None:
+    """n increments of d[key] that freeze the int under the lock, compare it and either
+    store over it or, when an in-place add changed it meanwhile, thaw it (n=True is
+    not an exact int, so incr takes the general path)."""
+    for _ in range(n):
+        d.incr(key, True)
+
+
+def dict_expect(d: Any, key: Any, value: Any) -> None:
+    """Exit 0 only if this process reads value for key (by [], get and a copy)."""
+    assert d[key] == value and d.get(key) == value and d.copy()[key] == value
+
+
+def dict_read_rising(d: Any, key: Any, stop: Any, bad: Any) -> None:
+    """Read d[key], which only grows, until stop: each read lower than the one before
+    counts in bad."""
+    last = 0
+    while not stop.is_set():
+        for _ in range(200):
+            v = d[key]
+            if v < last:
+                bad += 1
+            last = v
+
+
 def dict_grow_and_clear(d: Any, n: int) -> None:
     """Force new generations under concurrent incrs: many new keys, then clear them."""
     for i in range(n):

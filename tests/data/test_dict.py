@@ -224,6 +224,62 @@ def test_in_place_increments_stay_exact_while_the_table_is_replaced(ctx: Any) ->
     assert d["hot"] == 6000 and d["cas"] == 3000
 
 
+def test_adds_landing_on_frozen_ints_are_never_seen_nor_counted() -> None:
+    """incr adds to an int's word without looking first; one that lands on a word a lock
+    holder froze takes the general path, and its add stays in that word's bits, which
+    no one reads (readers take the value frozen with it) and the lock holder's next
+    store overwrites (a thaw stores the frozen value back whole).  Writers here freeze
+    and thaw the key over and over while others add to it and a reader watches."""
+    d, bad = Dict(hot=0), Counter()
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    reader = ctx.Process(target=workers.dict_read_rising, args=(d, "hot", stop, bad))
+    reader.start()
+    try:
+        run_all(ctx, workers.dict_incr, [(d, "hot", 20_000)] * 2, timeout=120)
+    finally:
+        stop.set()
+    reader.join(30)
+    assert reader.exitcode == 0 and bad.value == 0
+    assert d["hot"] == 40_000
+    jobs = [
+        (workers.dict_incr, (d, "hot", 20_000)),
+        (workers.dict_incr_compared, (d, "hot", 3_000)),
+    ]
+    procs = [ctx.Process(target=f, args=a) for f, a in jobs * 2]
+    stop.clear()
+    reader = ctx.Process(target=workers.dict_read_rising, args=(d, "hot", stop, bad))
+    for p in [*procs, reader]:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    stop.set()
+    reader.join(30)
+    assert reader.exitcode == 0 and bad.value == 0
+    assert d["hot"] == 40_000 + 46_000
+
+
+def test_ints_beyond_the_in_place_range_are_stored_frozen() -> None:
+    """An int word holds values within 2**61 in place; a larger int is stored frozen
+    (its shadow holds it) and updated under the lock, crossing both ways exactly."""
+    safe = 2**61
+    d = Dict(k=safe - 2)
+    assert d.incr("k") == safe - 1 and d.incr("k", 3) == safe + 2 and d["k"] == safe + 2
+    assert d._table.incr("k", 1, None) is None  # beyond the range: the lock decides
+    assert d.incr("k", -4) == safe - 2 and d._table.incr("k", 1, None) == safe - 1
+    assert d.compare_and_set("k", safe - 1, -safe - 5) and d["k"] == -safe - 5
+    assert d.get("k") == -safe - 5 and d.copy() == {"k": -safe - 5}
+    assert d.incr("k", 10) == -safe + 5 and d._table.incr("k", -1, None) == -safe + 4
+    d["k"] = safe + 7  # an int over an int, out of range: stored frozen in place
+    assert d["k"] == safe + 7 and d.incr("k", 2**40) == safe + 7 + 2**40
+    d["k"] = 0
+    assert d.incr("k", 2**40) == 2**40 and d.incr("k", -(2**40)) == 0  # past XADD_MAX
+    for i in range(200):  # grown: the copies keep each value, in range or not
+        d[i] = safe + i if i % 2 else i
+    assert all(d[i] == (safe + i if i % 2 else i) for i in range(200)) and d["k"] == 0
+
+
 def test_ints_past_63_bits_and_back() -> None:
     big = [2**62 - 1, 2**62, -(2**62), -(2**62) - 1, 2**63 - 1, -(2**63), 2**64, -(2**100)]
     d, items = Dict(), List(big)
@@ -239,12 +295,13 @@ def test_ints_past_63_bits_and_back() -> None:
 
 def test_a_frozen_int_left_by_a_dead_writer_still_reads_and_updates() -> None:
     """A writer killed between freezing an int entry and replacing it leaves it frozen:
-    readers ignore the flag, updates take the lock and store over it."""
+    readers take the value it was frozen with, updates take the lock and store over it."""
     d = Dict(k=41)
     with d.lock:
         d._writable().freeze(canonical("k"))  # as the dead writer left it
+    assert d._table.incr("k", 5, None) is None  # frozen: its add lands in no value
     assert d["k"] == 41 and d.get("k") == 41 and d.copy() == {"k": 41}
-    assert d._table.incr("k", 1, None) is None  # frozen: the in-place path declines
+    run_all(mp.get_context("fork"), workers.dict_expect, [(d, "k", 41)])
     assert d.incr("k") == 42 and d._table.incr("k", 1, None) == 43  # stored over, thawed
     with d.lock:
         d._writable().freeze(canonical("k"))

@@ -278,7 +278,7 @@ static PyMethodDef DictOps_methods[] = {
      "get(key, default=None): the value of key, or default. Lock-free."},
     {"incr", (PyCFunction)(void (*)(void))DictOps_incr, METH_FASTCALL | METH_KEYWORDS,
      "incr(key, n=1, default=0): d[key] = d.get(key, default) + n in one step; the new "
-     "value. An int already stored is updated in place with one compare-and-swap, no lock."},
+     "value. An int already stored is updated in place with one atomic add, no lock."},
     {"compare_and_set", (PyCFunction)(void (*)(void))DictOps_compare_and_set,
      METH_FASTCALL | METH_KEYWORDS,
      "compare_and_set(key, expected, new) -> bool: set d[key] = new if it equals expected, in "

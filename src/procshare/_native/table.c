@@ -24,13 +24,25 @@ _Static_assert(sizeof(ps_table_layout) == PS_TABLE_HEADER, "table header size");
 
 /* An entry in the heap: this header, then canon and key bytes, padded to 8,
  * then the value bytes, padded to 8.  Entries never change once published,
- * except the value of an int entry (TAG_INT): one 8-byte word, the value
- * times two plus a flag bit, FROZEN, that stops in-place updates.  Lock-free
- * incr and compare_and_set update an unfrozen word with one compare-and-swap;
- * a writer holding the lock freezes an int entry before it replaces, deletes
- * or copies it (taking the value from the freezing instruction), so no
- * in-place update can land on an entry that is no longer current.  Readers
- * load the word atomically and ignore the flag. */
+ * except the value of an int entry (TAG_INT): an 8-byte word, the value times
+ * two plus a flag bit, FROZEN, that stops in-place updates, followed by an
+ * 8-byte shadow.  Lock-free incr adds to an unfrozen word with one fetch-add
+ * (compare_and_set swaps it); a writer holding the lock freezes an int entry
+ * before it replaces, deletes or copies it, so no in-place update lands on an
+ * entry that is no longer current.  Freezing writes the value into the shadow,
+ * then sets the flag with a compare-and-swap from that very word: a frozen
+ * word's value is its shadow's.  An incr whose add lands on a frozen word
+ * leaves it there and takes the general path; the word's bits are garbage
+ * from then on, and nothing reads them until a lock holder stores a whole
+ * word again (an int over an int, a thaw).  A process killed anywhere in incr
+ * has added to a live word (and counted) or not at all (or into a frozen word's
+ * bits, which is the same).
+ *
+ * In-place words hold values within +-SAFE: an int beyond it is stored frozen
+ * (its shadow holds it, and updates take the lock).  A fetch-add cannot check
+ * the range first, so a process adds only while the value it last saw is
+ * within SAFE and n within XADD_MAX: each process handle overshoots SAFE at
+ * most once, far from the 63-bit limit. */
 typedef struct {
     uint32_t canon_len;
     uint32_t key_len;
@@ -154,15 +166,22 @@ static PyObject *Table_init(PyObject *cls, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
-/* Bytes an entry of these lengths takes in the heap. */
-static uint64_t entry_bytes(uint64_t canon_len, uint64_t key_len, uint64_t value_len)
+/* Whether an entry of this tag and value length is an int word (and its shadow). */
+static int is_word(uint32_t tag, uint64_t value_len)
 {
-    return sizeof(ps_entry) + ALIGN8(canon_len + key_len) + ALIGN8(value_len);
+    return tag == TAG_INT && value_len == 8;
+}
+
+/* Bytes an entry of these lengths takes in the heap. */
+static uint64_t entry_bytes(uint64_t canon_len, uint64_t key_len, uint64_t value_len, uint32_t tag)
+{
+    return sizeof(ps_entry) + ALIGN8(canon_len + key_len) + ALIGN8(value_len) +
+           (is_word(tag, value_len) ? 8 : 0);
 }
 
 static uint64_t entry_size(const ps_entry *e)
 {
-    return entry_bytes(e->canon_len, e->key_len, e->value_len);
+    return entry_bytes(e->canon_len, e->key_len, e->value_len, e->value_tag);
 }
 
 /* The entry a slot value points to, or NULL if it points outside the heap. */
@@ -182,12 +201,19 @@ static ps_entry *entry_of(ps_Table *self, uint64_t slot)
 #define VALUE(e) (CANON(e) + ALIGN8((uint64_t)(e)->canon_len + (e)->key_len))
 
 #define FROZEN 1u
+#define SAFE ((int64_t)1 << 61)     /* in-place words hold values within +-SAFE */
+#define XADD_MAX ((int64_t)1 << 20) /* the largest n an incr adds blindly */
 
 /* The word of an int entry (its value is 8-aligned: entries and their value
- * offsets are), or NULL for any other entry. */
+ * offsets are; its shadow follows it), or NULL for any other entry. */
 static _Atomic uint64_t *int_word(const ps_entry *e)
 {
-    return e->value_tag == TAG_INT && e->value_len == 8 ? (_Atomic uint64_t *)VALUE(e) : NULL;
+    return is_word(e->value_tag, e->value_len) ? (_Atomic uint64_t *)VALUE(e) : NULL;
+}
+
+static _Atomic uint64_t *shadow_of(_Atomic uint64_t *w)
+{
+    return w + 1;
 }
 
 static uint64_t word_of(int64_t v)
@@ -195,12 +221,55 @@ static uint64_t word_of(int64_t v)
     return (uint64_t)v << 1;
 }
 
+static int64_t as_signed(uint64_t u)
+{
+    int64_t v;
+    memcpy(&v, &u, sizeof v); /* two's complement, as every supported target */
+    return v;
+}
+
 static int64_t value_of_word(uint64_t w)
 {
-    uint64_t twice = w & ~(uint64_t)FROZEN;
-    int64_t v;
-    memcpy(&v, &twice, sizeof v); /* two's complement, as every supported target */
-    return v / 2;                 /* exact: twice is even */
+    return as_signed(w & ~(uint64_t)FROZEN) / 2; /* exact: the rest is even */
+}
+
+static int in_place(int64_t v)
+{
+    return v >= -SAFE && v <= SAFE;
+}
+
+/* The value of int word w, read once: a frozen word's is its shadow's. */
+static int64_t word_value(_Atomic uint64_t *w)
+{
+    uint64_t word = atomic_load(w);
+    return word & FROZEN ? as_signed(atomic_load(shadow_of(w))) : value_of_word(word);
+}
+
+/* Freeze w (the caller holds the lock): the shadow takes the value, then the
+ * flag is set by a swap from the word the shadow was taken from, so no add
+ * slips in between.  Returns the value, which stands until a store. */
+static int64_t freeze_word(_Atomic uint64_t *w)
+{
+    uint64_t seen = atomic_load(w);
+    while (!(seen & FROZEN)) {
+        atomic_store(shadow_of(w), (uint64_t)value_of_word(seen));
+        if (atomic_compare_exchange_weak(w, &seen, seen | FROZEN))
+            return value_of_word(seen);
+    }
+    return as_signed(atomic_load(shadow_of(w)));
+}
+
+/* Store v into w as a whole word (the caller holds the lock, or w is not yet
+ * published): in place when v is within SAFE, else frozen with v in the shadow.
+ * Whatever a landed add left in a frozen word is overwritten. */
+static void store_word(_Atomic uint64_t *w, int64_t v)
+{
+    if (in_place(v)) {
+        atomic_store(w, word_of(v));
+        return;
+    }
+    atomic_store(shadow_of(w), (uint64_t)v);
+    atomic_store(w, word_of(v) | FROZEN);
 }
 
 /* The 8 little-endian bytes TAG_INT values travel as. */
@@ -216,9 +285,7 @@ static int64_t int_from_bytes(const char *p)
     uint64_t u = 0;
     for (int i = 7; i >= 0; i--)
         u = (u << 8) | (unsigned char)p[i];
-    int64_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
+    return as_signed(u);
 }
 
 /* The value bytes of e: an int's word read once, atomically, into buf (and
@@ -229,8 +296,7 @@ static const char *entry_value_as(const ps_entry *e, char buf[8], int freeze)
     _Atomic uint64_t *w = int_word(e);
     if (w == NULL)
         return VALUE(e);
-    uint64_t word = freeze ? atomic_fetch_or(w, FROZEN) : atomic_load(w);
-    int_bytes(value_of_word(word), buf);
+    int_bytes(freeze ? freeze_word(w) : word_value(w), buf);
     return buf;
 }
 
@@ -373,7 +439,7 @@ PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nar
         return Py_NewRef(args[1]);
     _Atomic uint64_t *w = int_word(e);
     if (w != NULL)
-        return PyLong_FromLongLong(value_of_word(atomic_load_explicit(w, memory_order_acquire)));
+        return PyLong_FromLongLong(word_value(w));
     return ps_decode_value(e->value_tag, VALUE(e), e->value_len);
 }
 
@@ -408,10 +474,10 @@ static int table_insert(ps_Table *self, const ps_item *it)
         return -2;
     _Atomic uint64_t *old_word = old ? int_word(old) : NULL;
     if (old_word != NULL && it->tag == TAG_INT) {
-        atomic_store(old_word, word_of(v)); /* and unfrozen: only lock holders freeze */
+        store_word(old_word, v); /* unfrozen, unless v is beyond SAFE */
         return 0;
     }
-    uint64_t need = entry_bytes(it->canon_len, it->key_len, it->value_len);
+    uint64_t need = entry_bytes(it->canon_len, it->key_len, it->value_len, it->tag);
     uint64_t used = atomic_load(&t->heap_used);
     if (used < HEAP_START || used % 8 != 0 || used > self->heap_size)
         return -2;
@@ -439,14 +505,14 @@ static int table_insert(ps_Table *self, const ps_item *it)
     memcpy(body + it->canon_len, it->key, it->key_len);
     _Atomic uint64_t *word = int_word(e);
     if (word != NULL)
-        atomic_store_explicit(word, word_of(v), memory_order_relaxed); /* published below */
+        store_word(word, v); /* published below */
     else
         memcpy((char *)VALUE(e), it->value, it->value_len);
     /* Claim the space before publishing, so a writer killed between the two
      * leaks the entry instead of letting the next writer overwrite it. */
     atomic_store(&t->heap_used, used + need);
     if (old_word != NULL)
-        atomic_fetch_or(old_word, FROZEN);
+        freeze_word(old_word);
     uint64_t was = atomic_load(&self->slots[target]);
     atomic_store_explicit(&self->slots[target],
                           ((it->hash >> 32) << 32) | ((used / 8) & 0xffffffffu),
@@ -603,10 +669,12 @@ static _Atomic uint64_t *word_args(ps_Table *self, const char *sig, PyObject *co
     return word_for(self, args[0], slow);
 }
 
-/* incr(key, n, slow) -> the new value, updated in place with one
- * compare-and-swap and no lock, or slow: the key is absent, not of an exact
- * str, bytes or int type, its value is not an int, the sum leaves the 63-bit
- * range, or a writer froze the entry. */
+/* incr(key, n, slow) -> the new value, updated in place without a lock, or
+ * slow: the key is absent, not of an exact str, bytes or int type, its value
+ * is not an int, the sum leaves +-SAFE, or a writer froze the entry.  One
+ * fetch-add when the value this process last saw is within SAFE and n within
+ * XADD_MAX (under contention, one move of the word's line per increment),
+ * else a compare-and-swap loop that checks the range first. */
 PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
 {
     int64_t n, sum;
@@ -616,12 +684,18 @@ PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs
     if (w == NULL)
         return slow ? Py_NewRef(args[nargs - 1]) : NULL;
     ps_Table *self = (ps_Table *)table;
+    if (n >= -XADD_MAX && n <= XADD_MAX && in_place(value_of_word(self->hot_seen))) {
+        uint64_t was = atomic_fetch_add(w, word_of(n));
+        if (was & FROZEN)
+            return cooled(self, args[2]); /* the add is garbage in a retired word */
+        self->hot_seen = was + word_of(n);
+        return PyLong_FromLongLong(value_of_word(was) + n); /* within SAFE + overshoots */
+    }
     uint64_t seen = atomic_load(w);
     do {
         if (seen & FROZEN)
             return cooled(self, args[2]);
-        if (__builtin_add_overflow(value_of_word(seen), n, &sum) || sum < PS_INT_MIN ||
-            sum > PS_INT_MAX)
+        if (__builtin_add_overflow(value_of_word(seen), n, &sum) || !in_place(sum))
             return Py_NewRef(args[2]);
     } while (!atomic_compare_exchange_weak(w, &seen, word_of(sum)));
     self->hot_seen = word_of(sum);
@@ -667,8 +741,8 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
     int slow;
     _Atomic uint64_t *w =
         word_args((ps_Table *)table, "cas(key, expected, new, slow)", args, nargs, ints, 2, &slow);
-    if (w == NULL)
-        return slow ? Py_NewRef(args[nargs - 1]) : NULL;
+    if (w == NULL || !in_place(ints[1]))
+        return slow || w != NULL ? Py_NewRef(args[nargs - 1]) : NULL;
     /* Swapped straight from the expected value, without loading the word
      * first: a failed swap says what the word held. */
     ps_Table *self = (ps_Table *)table;
@@ -706,7 +780,7 @@ static PyObject *Table_thaw(ps_Table *self, PyObject *canon)
         return NULL;
     _Atomic uint64_t *w = i < 0 ? NULL : int_word(e);
     if (w != NULL)
-        atomic_fetch_and(w, ~(uint64_t)FROZEN);
+        store_word(w, freeze_word(w)); /* the value it was frozen with, as a whole word */
     Py_RETURN_NONE;
 }
 
@@ -724,7 +798,7 @@ static PyObject *Table_freeze_all(ps_Table *self, PyObject *unused)
             return damaged_error();
         _Atomic uint64_t *w = int_word(e);
         if (w != NULL)
-            atomic_fetch_or(w, FROZEN);
+            freeze_word(w);
     }
     Py_RETURN_NONE;
 }
