@@ -64,6 +64,24 @@ def count_forever(counter: Any, tally: Any, slot: int, ready: Any) -> None:
         tally.fetch_add(slot, 1)
 
 
+def dict_count_forever(d: Any, tally: Any, slot: int, ready: Any) -> None:
+    """d.incr("hot") (in place, one atomic add) and, right after, this worker's tally
+    slot, until killed."""
+    ready.set()
+    while True:
+        d.incr("hot")
+        tally.fetch_add(slot, 1)
+
+
+def dict_churn_forever(d: Any, churn: Any, ready: Any) -> None:
+    """d.incr("hot", True) (the general path: freeze the word, compare, then store over
+    it or thaw it) and, right after, churn, until killed."""
+    ready.set()
+    while True:
+        d.incr("hot", True)
+        churn += 1
+
+
 def locked_count_forever(value: Any, tally: Any, slot: int, ready: Any) -> None:
     """Like count_forever, but both updates inside the value's lock."""
     ready.set()
