@@ -45,8 +45,8 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     out = r.stdout
     assert "one run of each case (no median)" in out and "0.000x" not in out
     for title in ("Increments", "Lock acquire", "Messages through a queue", "Shared dict",
-                  "Dict incr on one hot key", "Managers", "Actors", "Wake-up latency",
-                  "Many small objects"):  # fmt: skip
+                  "Dict incr on one hot key", "Lists that move elements", "Managers", "Actors",
+                  "Wake-up latency", "Many small objects"):  # fmt: skip
         assert title in out
     lines = out.splitlines()
     rows = [ln for ln in lines if re.search(r"x +(exact|lost \d+|-)$", ln)]  # a ratio, then updates
@@ -56,9 +56,11 @@ def test_bench_quick_prints_every_section_with_ratios() -> None:
     for old in ("procshare is", "vs Pipe", "vs mp.Queue", "speed vs", " ratio "):
         assert old not in out
     ratio_heads = [ln for ln in lines if re.search(r"  vs baseline( |$)", ln)]
-    assert len(ratio_heads) == out.count("vs baseline: speed relative to ") == 9
+    assert len(ratio_heads) == out.count("vs baseline: speed relative to ") == 10
     assert all("exact" in ln for ln in rows if "procshare" in ln and ("+=" in ln or "incr" in ln))
-    latency = [ln for ln in out.splitlines() if " us " in ln]
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("Wake-up latency")) + 2
+    table = lines[first : next((i for i in range(first, len(lines)) if not lines[i]), None)]
+    latency = [ln for ln in table if " us " in ln]  # the latency table's rows only
     assert len(latency) == 7 and any(ln.startswith("mp.Pipe") for ln in latency)
     queues = [ln for ln in out.splitlines() if "->" in ln and ln.rstrip().endswith("x")]
     assert len(queues) >= 6  # procshare (single, batched) and mp.Queue, at 1->1 and 2->2
@@ -85,6 +87,18 @@ def test_bench_objects_section_counts_and_compares() -> None:
     assert any(ln.startswith("multiprocessing.Value('q')") for ln in rows)
     assert any(ln.startswith("procshare List() in a Dict") for ln in rows)
     assert len(rows) == 9 and "failed" not in r.stdout  # a failed check or process says so
+
+
+def test_bench_lists_section_times_moves_and_scans_beside_a_list() -> None:
+    r = procshare("bench", "--quick", "--only", "lists")
+    assert r.returncode == 0, r.stderr
+    assert "Lists that move elements: 2,000 items" in r.stdout
+    rows = [ln for ln in r.stdout.splitlines() if re.search(r" (ms|us) .* (ms|us) .*x$", ln)]
+    ops = ("insert(0, x)", "pop(0)", "del l[0]", "remove(x), x near the front",
+           "remove(x), x near the end", "x in l, x last", "x in l, x absent", "index(x)",
+           "count(x)", "l == list", "extend(range(n))")  # fmt: skip
+    assert len(rows) == len(ops) and all(any(ln.startswith(op) for ln in rows) for op in ops)
+    assert "differ" not in r.stdout and "vs baseline: speed relative to list " in r.stdout
 
 
 def test_bench_scaling_view_counts_exactly() -> None:

@@ -15,6 +15,7 @@ SECTIONS = (
     "locks",
     "queues",
     "dicts",
+    "lists",
     "managers",
     "actors",
     "latency",
@@ -80,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure procshare against multiprocessing")
     bench.add_argument("--iterations", type=_count(1, 1_000_000_000), default=1_000_000,
-                       help="operations per process per loop (default 10**6)")  # fmt: skip
+                       help="operations per process per loop (default 10**6); the lists "
+                           "section's items, 1,000 to 10**6")  # fmt: skip
     bench.add_argument("--repeats", type=_count(1, 1_000), default=5,
                        help="runs of each case; the median is reported (default 5)")  # fmt: skip
     bench.add_argument("--quick", action="store_true", help="tiny run, to check it works")

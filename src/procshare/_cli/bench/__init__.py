@@ -1,10 +1,11 @@
 """``procshare bench``: procshare and its peers measured side by side, in one run.
 
-Eight sections, and a ninth on request: increments of a shared count (ratio to procshare Counter),
+Nine sections, and a tenth on request: increments of a shared count (ratio to procshare Counter),
 lock acquire + release pairs (ratio to procshare Lock), messages through a
 queue (ratio to multiprocessing.Queue, faster-fifo beside them when
 installed), shared dict and list operations (against Manager proxies, and
-UltraDict and LMDB when installed), the same calls through procshare's manager
+UltraDict and LMDB when installed), a large List's moves and scans beside a plain
+list's, the same calls through procshare's manager
 and multiprocessing's (registered classes included), actors beside Pykka and manager
 proxies, wake-up latency between two
 processes (ratio to a multiprocessing Pipe round trip), many small objects made and
@@ -26,6 +27,7 @@ from . import (
     counters,
     dicts,
     latency,
+    lists,
     locks,
     managers,
     objects,
@@ -79,6 +81,10 @@ def main(
         results = _runner.run([dicts.incr_case()], max(100, iterations // 20), repeats)
         figures["dict_incr"] = results
         show(_runner.table("Dict incr on one hot key", results, None))
+    if only in (None, "lists"):
+        n = max(1_000, min(iterations, 1_000_000))
+        rows, notes = figures["lists"] = lists.run(n, repeats)
+        show(lists.table(rows, notes, n))
     if only in (None, "managers"):
         seconds_each = min(0.5, max(0.02, iterations / 4_000_000))
         figures["managers"] = managers.run(seconds_each, repeats)

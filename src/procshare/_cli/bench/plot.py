@@ -11,6 +11,7 @@ TITLES = {
     "queues": "Messages through a queue",
     "dicts": "Shared dict and list",
     "dict_incr": "Dict incr on one hot key",
+    "lists": "Lists that move elements (calls per second)",
     "managers": "Managers: the same calls",
     "actors": "Actors",
     "latency": "Wake-up latency (round trips per second)",
@@ -34,6 +35,9 @@ def series(section: str, raw: Any) -> list[tuple[str, str, float]]:
         from .redis import plotted
 
         return plotted(raw)
+    if section == "lists":
+        rows, _notes = raw
+        return [(label, op, 1 / seconds) for label, op, seconds in rows]
     if section == "objects":
         rows, _notes = raw
         return [(label, "made", rate) for label, _count, rate, _size, _maps in rows]
