@@ -112,6 +112,43 @@ def test_an_unlinked_list_is_cleaned_up_at_exit(name: str) -> None:
     assert files(name) == []
 
 
+def test_a_process_exiting_with_handles_held_leaves_only_what_another_holds() -> None:
+    """A process that exits holding Lists and Dicts (in arena slots, named or never
+    named, some grown into table segments; one with a segment of its own) takes them
+    all with it, except the tables of one that another live process holds, which go
+    when that process lets go."""
+    code = """
+import sys, procshare as ps
+kept = [ps.List() for _ in range(40)] + [ps.Dict() for _ in range(40)]
+named = [x.name for x in kept[::2]]
+for x in kept[:10]:
+    x.extend(range(300))
+for x in kept[40:50]:
+    x.update({i: i for i in range(300)})
+big = ps.List(range(20_000))
+print(named[0], flush=True)
+sys.stdin.readline()
+"""
+    with subprocess.Popen([sys.executable, "-c", code], text=True, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as p:  # fmt: skip
+        assert p.stdout is not None
+        try:
+            name = p.stdout.readline().strip()
+            held = List._attach(name)  # grown: its table is a segment of its own
+            mine = [f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{p.pid}_")]
+            assert len(mine) > 20 and any("~" in f for f in mine)
+            p.communicate("exit\n", timeout=60)
+        finally:
+            p.kill()
+    assert p.returncode == 0
+    left = [f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{p.pid}_")]
+    assert left and all("~" in f for f in left)  # the held List's table, nothing else
+    assert held == list(range(300)) and held.pop() == 299
+    del held
+    gc.collect()
+    assert [f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{p.pid}_")] == []
+
+
 def test_dropped_anonymous_dicts_are_released() -> None:
     before = {f for f in os.listdir("/dev/shm") if f.startswith(f"procshare._{os.getpid()}_")}
     for i in range(300):

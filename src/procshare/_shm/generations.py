@@ -422,7 +422,10 @@ class _Holds:
     def __init__(self) -> None:
         self.held: dict[tuple[str, int], _Hold] = {}
         os.register_at_fork(after_in_child=self.forked)
-        at_exit.add(self.release_all)
+        # Before this process's anonymous segments are unlinked: a root whose name is
+        # still there when its last user leaves needs no look for tables, and unlinking
+        # an arena then removes the tables of its grown roots in one pass.
+        at_exit.add(self.release_all, first=True)
 
     def join(self, root: Segment) -> _Hold:
         """The hold of root for one more handle (root is that handle's segment)."""

@@ -476,8 +476,9 @@ class _ExitHooks:
         # multiprocessing clears its finalizers in a new child after os.fork's hooks ran.
         util.register_after_fork(self, _ExitHooks.forked)
 
-    def add(self, hook: Callable[[], None]) -> None:
-        self.hooks.append(hook)
+    def add(self, hook: Callable[[], None], *, first: bool = False) -> None:
+        """Run hook at exit: after the hooks added before it, or with first before them."""
+        self.hooks.insert(0 if first else len(self.hooks), hook)
         self.arm()
 
     def arm(self) -> None:
