@@ -30,7 +30,6 @@ slot itself when collected, after that the Slot does.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import threading
 import weakref
@@ -59,7 +58,6 @@ MAX_SLOT = 256  # larger objects keep a segment of their own
 _FIRST_ARENA = 64 * 1024  # bytes; each further arena of a pool doubles, up to _LAST_ARENA
 _LAST_ARENA = 16 * 1024 * 1024
 _LIVE = 1
-_SLOT_NAME = re.compile(r"(.+)@([0-9]+)\.([0-9]+)")
 _WORDS = struct.Struct("<II")
 
 
@@ -92,7 +90,7 @@ class _Arena:
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.base(index) + SLOT_HEADER
+        return self.first + index * self.slot + SLOT_HEADER
 
     def slot_of(self, index: int, epoch: int) -> Slot:
         """The Segment of the object in slot index, which frees the slot when collected."""
@@ -145,7 +143,7 @@ class _Pool:
         _lifetimes.adopt(seg)
         arena = _Arena(self, seg, self.slot, slots)
         self.arenas.append(arena)
-        _ARENAS[seg.name] = seg
+        _remember(seg, geometry(seg))
         return arena
 
     def take(self) -> tuple[_Arena, int]:
@@ -184,9 +182,6 @@ class _Pools:
 
 
 _pools = _Pools()
-#: Arena segments mapped in this process, by name: each is mapped once, however many
-#: of its slots are in use here (a slot holds its arena).
-_ARENAS: weakref.WeakValueDictionary[str, Segment] = weakref.WeakValueDictionary()
 
 
 class Geometry(NamedTuple):
@@ -199,8 +194,20 @@ class Geometry(NamedTuple):
     slots: int
 
 
-#: What the header of each arena mapped here says about its slots (read once).
-_GEOMETRIES: weakref.WeakKeyDictionary[Segment, Geometry] = weakref.WeakKeyDictionary()
+#: Arena segments mapped in this process, by name, and what each one's header says
+#: about its slots (read once): each is mapped once, however many of its slots are in
+#: use here (a slot holds its arena; the reference here is weak).
+_ARENAS: dict[str, tuple[weakref.ref[Segment], Geometry]] = {}
+
+
+def _remember(seg: Segment, g: Geometry) -> None:
+    name = seg.name
+
+    def unmapped(ref: weakref.ref[Segment]) -> None:
+        if _ARENAS.get(name, (None,))[0] is ref:
+            del _ARENAS[name]
+
+    _ARENAS[name] = (weakref.ref(seg, unmapped), g)
 
 
 def geometry(seg: Segment) -> Geometry:
@@ -224,8 +231,7 @@ def geometry(seg: Segment) -> Geometry:
 
 def _alive(mapping: _core.Mapping, base: int, generation: int) -> bool:
     """Whether the slot at base holds the object of that generation, not unlinked."""
-    word = _core.Cell(mapping, base, "I").load()
-    flags = _core.Cell(mapping, base + 4, "I").load()
+    word, flags = _WORDS.unpack_from(mapping, base)
     return bool(word == (generation << 1) | _LIVE and not flags & FLAG_UNLINKED)
 
 
@@ -251,20 +257,21 @@ def place(
 
 def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     """The slot object name (``<arena>@<slot>.<generation>``), checked against its arena."""
-    m = _SLOT_NAME.fullmatch(name)
-    if m is None:
+    arena_name, _, slot = name.rpartition("@")
+    index_text, _, generation_text = slot.partition(".")
+    if not (arena_name and _number(index_text) and _number(generation_text)):
         raise NotFoundError(f"no procshare object named {name!r}")
-    arena_name, index, generation = m[1], int(m[2]), int(m[3])
-    seg = _ARENAS.get(arena_name)
-    if seg is None:
+    index, generation = int(index_text), int(generation_text)
+    mapped = _ARENAS.get(arena_name)
+    if mapped is None or (seg := mapped[0]()) is None:
         try:
             seg = Segment.attach(arena_name, Kind.ARENA, mode=mode)
         except NotFoundError:
             raise NotFoundError(missing(name)) from None
-        _ARENAS[arena_name] = seg
-    g = _GEOMETRIES.get(seg)
-    if g is None:
-        g = _GEOMETRIES[seg] = geometry(seg)
+        g = geometry(seg)
+        _remember(seg, g)
+    else:
+        g = mapped[1]
     if index >= g.slots:
         raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
     if not _alive(seg.mapping, seg.data_offset + index * g.slot, generation):
@@ -272,6 +279,11 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
     if kind is not None and g.kind != kind:
         raise KindError(f"{name!r} holds a {g.kind.name.lower()}, not a {kind.name.lower()}")
     return Slot(seg, g.kind, g.params, index, g.size, generation)
+
+
+def _number(text: str) -> bool:
+    """Whether text is a slot's index or generation as a handle writes it."""
+    return text.isascii() and text.isdigit()
 
 
 def after_unlink(seg: Segment) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -53,6 +54,8 @@ _GEN = LOCK_SPACE  # offset of the generation counter in the root's data
 _OVERFLOW = LOCK_SPACE + 8  # users beyond the table
 _USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
+
+_WORD = struct.Struct("<Q")
 
 #: A root in an arena slot records this many users; its token and first table follow.
 SLOT_USERS = 8
@@ -115,13 +118,15 @@ class Generational(Shared, _core.Generation):
         except BaseException:
             arena.release(index, _pools.epoch)
             raise
-        _core.Cell(arena.mapping, offset + _TOKEN, "Q").store(int(_names.token(), 16))
+        token = _names.token()
+        _WORD.pack_into(arena.view, offset + _TOKEN, int(token, 16))  # before the generation
         _core.Cell(arena.mapping, offset + _GEN, "Q").store(1)
-        return cls._from_segment(arena.slot_of(index, _pools.epoch))
+        return cls._from_segment(arena.slot_of(index, _pools.epoch), token)
 
     @classmethod
-    def _from_segment(cls, seg: Segment) -> Any:
-        token = _token(seg)
+    def _from_segment(cls, seg: Segment, token: str | None = None) -> Any:
+        """A handle of the root seg (token: its tables' token, if known already)."""
+        token = _token(seg) if token is None else token
         if token is None:
             raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
         self = _core.Generation.__new__(cls)
@@ -249,8 +254,8 @@ Plan = tuple[int, Callable[[_core.Mapping, int], None]]
 
 def _token(root: Segment) -> str | None:
     """The token of root's tables: in a slot's data, else in the segment's header."""
-    if isinstance(root, Slot):
-        return format(_core.Cell(root.mapping, root.data_offset + _TOKEN, "Q").load(), "016x")
+    if isinstance(root, Slot):  # written before the slot was published, never changed
+        return format(_WORD.unpack_from(root.mapping, root.data_offset + _TOKEN)[0], "016x")
     token = root.params.get("token")
     return token if isinstance(token, str) else None
 
@@ -360,10 +365,11 @@ class _Hold:
     """This process's place in one root's users table, and how many of its handles of
     that root are alive."""
 
-    __slots__ = ("handles", "holds", "key", "pid", "root", "slot")
+    __slots__ = ("handles", "holds", "key", "pid", "root", "slot", "users")
 
     def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment) -> None:
         self.holds, self.key, self.root = holds, key, root
+        self.users = _users(root)
         self.handles = 0
         self.join()
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
@@ -379,7 +385,7 @@ class _Hold:
         """Take a slot for this process (a free one, or a dead process's), or count it
         in the overflow word when every slot is taken."""
         self.pid = _process.pid
-        users = _users(self.root)
+        users = self.users
         for i, pid in enumerate(users[:]):
             if (not pid or not _core.pid_alive(pid)) and users.compare_exchange(i, pid, self.pid):
                 self.slot = i
@@ -392,7 +398,7 @@ class _Hold:
             return
         self.pid = 0
         if self.slot >= 0:
-            _users(self.root).compare_exchange(self.slot, _process.pid, 0)
+            self.users.compare_exchange(self.slot, _process.pid, 0)
         else:
             _overflow(self.root).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
