@@ -161,10 +161,7 @@ class Queue(SyncObject, _core.Ring):
             raise queue.Full
 
     def _get_steps(self, timeout: float | None) -> Waiting[Any]:
-        items = yield from self._getting(timeout)
-        if not items:
-            raise queue.Empty
-        return items[0]
+        return (yield from self._getting(timeout))  # queue.Empty at the deadline
 
     async def put_async(self, obj: object, timeout: float | None = None) -> None:
         """put() without blocking the event loop."""

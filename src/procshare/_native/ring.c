@@ -672,8 +672,9 @@ static PyObject *put_values(ps_Ring *self, PyObject *const *values, Py_ssize_t n
 
 typedef struct {
     ring_op base;
-    PyObject *out;  /* list receiving the records' bytes */
-    uint32_t *tags; /* their tags: &one for a single get, else grown as needed */
+    PyObject *out;    /* list receiving the records' bytes; NULL for get(): */
+    PyObject *single; /* the one record's bytes get() takes, once taken */
+    uint32_t *tags;   /* their tags: &one for a single get, else grown as needed */
     uint32_t one;
     Py_ssize_t max, room;
 } get_op;
@@ -681,6 +682,16 @@ typedef struct {
 static int get_move(ring_op *base, Py_ssize_t *moved)
 {
     get_op *op = (get_op *)base;
+    if (op->out == NULL) { /* get(): no list to make, grow and drop */
+        PyObject *data = try_get(base->ring, base->shard, &op->one);
+        if (data == NULL || data == Py_None) {
+            Py_XDECREF(data);
+            return data == NULL ? -1 : 0;
+        }
+        op->single = data;
+        (*moved)++;
+        return 1;
+    }
     Py_ssize_t n;
     while ((n = PyList_GET_SIZE(op->out)) < op->max) {
         if (n == op->room) {
@@ -709,16 +720,23 @@ static int get_move(ring_op *base, Py_ssize_t *moved)
     return PyList_GET_SIZE(op->out) > 0;
 }
 
-/* Replace the bytes of each record taken by the value they encode (outside the
- * lock: unpickling runs arbitrary code).  0, or -1 with an exception. */
+/* The value the bytes of a record with this tag encode (outside the lock:
+ * unpickling runs arbitrary code); the bytes themselves for a bytes message. */
+static PyObject *decoded(PyObject *data, uint32_t tag)
+{
+    if (tag == TAG_BYTES)
+        return Py_NewRef(data);
+    return ps_decode_value(tag, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+}
+
+/* Replace the bytes of each record taken by the value they encode.  0, or -1
+ * with an exception. */
 static int decode_all(get_op *op)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(op->out); i++) {
         if (op->tags[i] == TAG_BYTES)
             continue; /* the message is its bytes */
-        PyObject *data = PyList_GET_ITEM(op->out, i);
-        PyObject *v =
-            ps_decode_value(op->tags[i], PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+        PyObject *v = decoded(PyList_GET_ITEM(op->out, i), op->tags[i]);
         if (v == NULL)
             return -1;
         PyList_SetItem(op->out, i, v); /* steals v, releases data */
@@ -726,17 +744,32 @@ static int decode_all(get_op *op)
     return 0;
 }
 
-/* The decoded values taken (empty when the deadline passed first). */
+/* queue.Full or queue.Empty, raised. */
+static PyObject *raise_queue(const char *name, PyObject **cache)
+{
+    PyObject *exc = ps_python_attr("queue", name, cache);
+    if (exc != NULL)
+        PyErr_SetNone(exc);
+    return NULL;
+}
+
+static PyObject *queue_empty; /* queue.Empty, once looked up */
+
+/* The decoded values taken (empty when the deadline passed first); for get(),
+ * the one value, or queue.Empty raised. */
 static PyObject *get_finish(ring_op *base, int complete)
 {
     (void)complete;
     get_op *op = (get_op *)base;
+    if (op->out == NULL)
+        return op->single ? decoded(op->single, op->one) : raise_queue("Empty", &queue_empty);
     return decode_all(op) < 0 ? NULL : Py_NewRef(op->out);
 }
 
 static void get_clear(get_op *op)
 {
     Py_XDECREF(op->out);
+    Py_XDECREF(op->single);
     if (op->tags != &op->one)
         PyMem_Free(op->tags);
 }
@@ -747,18 +780,23 @@ static void get_free(void *op)
     PyMem_Free(op);
 }
 
+/* A get of up to max messages (max 0: get(), one message, no list). */
 static int get_prepare(get_op *op, ps_Ring *self, Py_ssize_t max)
 {
-    *op = (get_op){.base = {self, 0, 0, 0, get_move, get_finish}, .out = PyList_New(0), .max = max};
-    if (max == 1) {
+    *op = (get_op){.base = {self, 0, 0, 0, get_move, get_finish}, .max = max};
+    if (max <= 1) {
         op->tags = &op->one;
         op->room = 1;
     }
+    if (max == 0)
+        return 0;
+    op->out = PyList_New(0);
     return op->out == NULL ? -1 : 0;
 }
 
 /* Take up to max messages, waiting up to timeout for the first; the decoded
- * values (empty at the deadline), or NULL with an exception. */
+ * values (empty at the deadline), or NULL with an exception; with max 0, as
+ * get(): the one value, or NULL with queue.Empty at the deadline. */
 static PyObject *get_values(ps_Ring *self, Py_ssize_t max, int64_t timeout)
 {
     get_op op;
@@ -837,15 +875,6 @@ static int64_t queue_args(ps_Ring *self, const char *sig, const char *const *nam
     return parse_block_timeout(out[n] ? out[n] : Py_True, out[n + 1] ? out[n + 1] : Py_None);
 }
 
-/* queue.Full or queue.Empty, raised. */
-static PyObject *raise_queue(const char *name, PyObject **cache)
-{
-    PyObject *exc = ps_python_attr("queue", name, cache);
-    if (exc != NULL)
-        PyErr_SetNone(exc);
-    return NULL;
-}
-
 /* put(obj, block=True, timeout=None): add obj, waiting for room; queue.Full
  * when there is none at the deadline (at once when not block). */
 static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -870,18 +899,10 @@ static PyObject *Ring_put(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs
 static PyObject *Ring_get(ps_Ring *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"block", "timeout"};
-    static PyObject *empty;
     PyObject *a[2];
     int64_t timeout =
         queue_args(self, "get(block=True, timeout=None)", names, 0, args, nargs, kwnames, a);
-    if (timeout == -2)
-        return NULL;
-    PyObject *out = get_values(self, 1, timeout);
-    if (out == NULL)
-        return NULL;
-    PyObject *value = PyList_GET_SIZE(out) ? Py_NewRef(PyList_GET_ITEM(out, 0)) : NULL;
-    Py_DECREF(out);
-    return value != NULL ? value : raise_queue("Empty", &empty);
+    return timeout == -2 ? NULL : get_values(self, 0, timeout);
 }
 
 /* ---- the same operations for asyncio: generators of parks -------------- */
@@ -920,8 +941,8 @@ static PyObject *Ring_putting(ps_Ring *self, PyObject *const *args, Py_ssize_t n
     return ring_waiting(self, put_step, op, put_prepare(op, self, args, 1), put_free, timeout);
 }
 
-/* _getting(timeout) -> Waiting: get as a generator of parks; returns a list
- * of one value, or an empty list at the deadline. */
+/* _getting(timeout) -> Waiting: get as a generator of parks; returns the
+ * value, or raises queue.Empty at the deadline. */
 static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
 {
     int64_t timeout = ps_timeout_ns(arg);
@@ -932,7 +953,7 @@ static PyObject *Ring_getting(ps_Ring *self, PyObject *arg)
     get_op *op = PyMem_Malloc(sizeof *op);
     if (op == NULL)
         return PyErr_NoMemory();
-    return ring_waiting(self, get_step, op, get_prepare(op, self, 1), get_free, timeout);
+    return ring_waiting(self, get_step, op, get_prepare(op, self, 0), get_free, timeout);
 }
 
 /* ---- JoinableQueue counters ---------------------------------------------- */
