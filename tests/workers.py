@@ -199,6 +199,14 @@ def consume_until_killed(q: Any, count: Any) -> None:
         count += 1
 
 
+def put_if_in_shard(q: Any, origin: int, shard: int, shards: int, message: Any) -> None:
+    """Put message if this process's own shard of q is shard (pids count from origin, the
+    creator's); exit 3 without putting otherwise."""
+    if (os.getpid() - origin) % shards != shard:
+        os._exit(3)
+    q.put(message, timeout=30)
+
+
 def joinable_worker(q: Any, total: Any) -> None:
     while (item := q.get(timeout=60)) is not None:
         total += item

@@ -158,6 +158,24 @@ def test_shards_keep_each_producers_order(ctx: Any) -> None:
     assert q.qsize() == 0 and q.empty()
 
 
+def test_a_busy_shard_keeps_no_other_waiting_long() -> None:
+    """A consumer takes a run of messages from the shard it found one in, then looks at
+    the next: a message in another shard comes out long before a busy shard empties."""
+    q, ctx = Queue(shards=2), mp.get_context("fork")
+    for i in range(200):
+        q.put(("a", i))  # this process's own shard: 0
+    for _ in range(50):  # a producer whose own shard is the other one
+        p = ctx.Process(target=workers.put_if_in_shard, args=(q, os.getpid(), 1, 2, ("b", 0)))
+        p.start()
+        p.join(30)
+        if p.exitcode == 0:
+            break
+        assert p.exitcode == 3
+    got = [q.get(timeout=10) for _ in range(201)]
+    assert got.index(("b", 0)) < 40
+    assert [m for m in got if m[0] == "a"] == [("a", i) for i in range(200)]
+
+
 def test_shards_argument(name: str) -> None:
     q = Queue(shards=3)
     for i in range(10):

@@ -49,6 +49,7 @@ _Static_assert(sizeof(ps_queue_layout) <= PS_RING_HEADER, "queue header size");
 _Static_assert(sizeof(ps_shard_layout) <= PS_RING_SHARD, "shard header size");
 
 #define RECORD_HEADER 8  /* u32 length, u32 tag */
+#define GET_STREAK 16    /* gets a handle takes from one shard in a row, at most */
 #define WRAP 0xffffffffu /* a length meaning: continue at offset 0 */
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
 
@@ -64,6 +65,7 @@ typedef struct {
     uint32_t home;     /* the shard this handle puts into */
     uint32_t next_pid; /* the process next belongs to */
     uint32_t next;     /* the shard this handle's next get tries first */
+    uint32_t streak;   /* gets in a row this handle took from next */
     char closed;       /* _closed: this handle can no longer put or get */
     /* Positions seen last: at most the real ones, which only grow, so they
      * prove room (head) or messages (tail) without reading the other side's
@@ -162,9 +164,11 @@ static uint32_t home_of(ps_Ring *self)
     return self->home;
 }
 
-/* The shard this handle's next get looks at first: after the one it read
- * last, starting in each process at its own, so that getters spread over
- * the shards. */
+/* The shard this handle's next get looks at first: the one it read last,
+ * until it has taken GET_STREAK messages from it in a row, then the one after
+ * (so a busy shard never keeps the others waiting long, and a lone consumer
+ * does not look through every empty shard before each message); in each
+ * process it starts at its own, so that getters spread over the shards. */
 static uint32_t next_of(ps_Ring *self)
 {
     uint32_t pid = ps_self_pid();
@@ -536,7 +540,12 @@ static int get_scan(ps_wait *w, int woke, int64_t *busy, ps_park *busy_park)
         Py_ssize_t moved = 0;
         int done = locked_move(op, died, &moved);
         if (done != 0) {
-            self->next = (i + 1) % self->shards;
+            self->streak = i == self->next ? self->streak + 1 : 1;
+            self->next = i;
+            if (self->streak >= GET_STREAK) {
+                self->next = (i + 1) % self->shards;
+                self->streak = 0;
+            }
             return done;
         }
     }
