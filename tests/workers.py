@@ -207,6 +207,20 @@ def put_if_in_shard(q: Any, origin: int, shard: int, shards: int, message: Any) 
     q.put(message, timeout=30)
 
 
+def ping(there: Any, back: Any, n: int) -> None:
+    """Put 0..n-1 into there, each time waiting (no timeout) for its successor on back."""
+    for i in range(n):
+        there.put(i)
+        if back.get() != i + 1:
+            os._exit(4)
+
+
+def pong(there: Any, back: Any, n: int) -> None:
+    """Wait (no timeout) for each of n messages on there and answer it plus one on back."""
+    for _ in range(n):
+        back.put(there.get() + 1)
+
+
 def joinable_worker(q: Any, total: Any) -> None:
     while (item := q.get(timeout=60)) is not None:
         total += item

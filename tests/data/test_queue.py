@@ -158,6 +158,27 @@ def test_shards_keep_each_producers_order(ctx: Any) -> None:
     assert q.qsize() == 0 and q.empty()
 
 
+def test_no_wake_up_is_lost_between_two_blocked_getters(ctx: Any) -> None:
+    """Two processes pass a message back and forth 20,000 times, each waiting without a
+    timeout: a lost wake-up would leave both asleep for good (the join's timeout catches
+    it).  Getters park on the put count after a last look at every shard."""
+    there, back = Queue(), Queue()
+    procs = [
+        ctx.Process(target=f, args=(there, back, 20_000)) for f in (workers.ping, workers.pong)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    stuck = [p.pid for p in procs if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+    assert not stuck and all(p.exitcode == 0 for p in procs)
+    assert there.qsize() == 0 and back.qsize() == 0
+
+
 def test_a_busy_shard_keeps_no_other_waiting_long() -> None:
     """A consumer takes a run of messages from the shard it found one in, then looks at
     the next: a message in another shard comes out long before a busy shard empties."""
