@@ -90,7 +90,7 @@ class _Arena:
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.first + index * self.slot + SLOT_HEADER
+        return self.base(index) + SLOT_HEADER
 
     def slot_of(self, index: int, epoch: int) -> Slot:
         """The Segment of the object in slot index, which frees the slot when collected."""
@@ -201,10 +201,12 @@ _ARENAS: dict[str, tuple[weakref.ref[Segment], Geometry]] = {}
 
 
 def _remember(seg: Segment, g: Geometry) -> None:
+    """Record the arena seg, mapped here, and its geometry g, until seg is collected."""
     name = seg.name
 
     def unmapped(ref: weakref.ref[Segment]) -> None:
-        if _ARENAS.get(name, (None,))[0] is ref:
+        mapped = _ARENAS.get(name)
+        if mapped is not None and mapped[0] is ref:
             del _ARENAS[name]
 
     _ARENAS[name] = (weakref.ref(seg, unmapped), g)
