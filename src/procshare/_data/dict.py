@@ -366,6 +366,8 @@ def _plan(
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Table.init(mapping, offset, nslots, heap, 0)
+        if source is None and not items:
+            return  # an empty table
         table = _core.Table(mapping, offset)
         if source is not None and not table.copy_from(source):
             raise RuntimeError("the live entries did not fit the next table")

@@ -371,8 +371,7 @@ def _plan(packed: tuple[int, bytes], space: int | None = None) -> Plan:
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Vector.init(mapping, offset, capacity, heap)
-        done, _ = _core.Vector(mapping, offset).extend_packed(records, 0)
-        if done != count:
+        if count and _core.Vector(mapping, offset).extend_packed(records, 0)[0] != count:
             raise RuntimeError("the elements did not fit the next table")
 
     return _core.VECTOR_HEADER + 16 * capacity + heap, init  # two slot arrays
