@@ -74,7 +74,9 @@ def run(n: int, repeats: int) -> tuple[list[tuple[str, str, float]], list[str]]:
                 runs.setdefault((label, op), []).append(seconds)
     if seqs[IMPLEMENTATIONS[0]][0].copy() != seqs[BASELINE][0]:
         notes.append("procshare List: the contents differ from the list's after the run")
-    return [(label, op, statistics.median(t)) for (label, op), t in runs.items()], notes
+    ops = dict.fromkeys(op for _, op in runs)  # each operation's rows side by side
+    return [(label, op, statistics.median(runs[label, op])) for op in ops
+            for label in IMPLEMENTATIONS], notes  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
