@@ -693,9 +693,11 @@ static int get_move(ring_op *base, Py_ssize_t *moved)
     get_op *op = (get_op *)base;
     if (op->out == NULL) { /* get(): no list to make, grow and drop */
         PyObject *data = try_get(base->ring, base->shard, &op->one);
-        if (data == NULL || data == Py_None) {
-            Py_XDECREF(data);
-            return data == NULL ? -1 : 0;
+        if (data == NULL)
+            return -1;
+        if (data == Py_None) {
+            Py_DECREF(data);
+            return 0;
         }
         op->single = data;
         (*moved)++;

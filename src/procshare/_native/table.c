@@ -741,8 +741,10 @@ PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
     int slow;
     _Atomic uint64_t *w =
         word_args((ps_Table *)table, "cas(key, expected, new, slow)", args, nargs, ints, 2, &slow);
-    if (w == NULL || !in_place(ints[1]))
-        return slow || w != NULL ? Py_NewRef(args[nargs - 1]) : NULL;
+    if (w == NULL)
+        return slow ? Py_NewRef(args[nargs - 1]) : NULL;
+    if (!in_place(ints[1]))
+        return Py_NewRef(args[3]); /* stored frozen, under the lock */
     /* Swapped straight from the expected value, without loading the word
      * first: a failed swap says what the word held. */
     ps_Table *self = (ps_Table *)table;
