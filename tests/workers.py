@@ -333,6 +333,21 @@ def hold_grown_list_until_told(d: Any, taken: Any) -> None:
     assert taken.wait(30)
 
 
+def grow_nested(d: Any) -> None:
+    """Append 300 items to d["list"] and add 300 keys to d["dict"], counting them in "a"."""
+    items, profile, me = d["list"], d["dict"], os.getpid()
+    for i in range(300):
+        items.append(i)
+        profile.incr("a")
+        profile[f"{me}-{i}"] = i
+
+
+def grow_and_unlink(items: Any, n: int) -> None:
+    """Grow the inherited List items to n items (out of its slot), then unlink it."""
+    items.extend(range(n))
+    items.unlink()
+
+
 def dict_keys_from_spawn(d: Any) -> None:
     """Store under keys whose pickles or str hashes differ between processes."""
     d[frozenset({"alpha", "beta", "gamma"})] = "fs"

@@ -224,3 +224,40 @@ def test_dropping_objects_that_never_left_their_slot_looks_for_no_tables(
     del grown
     gc.collect()
     assert looked and tables_of(token) == []
+
+
+def test_a_new_list_or_dict_handed_to_a_dict_is_shared_without_its_slot_made() -> None:
+    """``d[user] = List()`` names the new object without making its Slot, lock or token
+    (they are made when first needed); the slot still counts as handed out, so it is
+    never reused while the Dict holds the handle, and other processes use it."""
+    d = Dict()
+    fresh_list, fresh_dict = List([1]), Dict(a=1)
+    d["list"], d["dict"] = fresh_list, fresh_dict
+    assert fresh_list._place is not None and fresh_dict._place is not None
+    names = {d["list"].name, d["dict"].name}
+    del fresh_list, fresh_dict
+    gc.collect()
+    taken = [List() for _ in range(50)] + [Dict() for _ in range(50)]  # freed slots go first
+    assert names.isdisjoint(t.name for t in taken)
+    ctx = mp.get_context("fork")
+    run_all(ctx, workers.grow_nested, [(d,)] * 2)
+    assert d["list"][0] == 1 and sorted(d["list"][1:]) == sorted(2 * list(range(300)))
+    assert d["dict"]["a"] == 1 + 2 * 300 and len(d["dict"]) == 1 + 2 * 300
+
+
+def test_a_new_list_inherited_by_fork_keeps_its_tables_for_the_creator() -> None:
+    """A List made and left untouched before a fork: the child grows it out of its slot,
+    unlinks it and exits; the creator, counted among its users from the start, still
+    reads it, and its tables go when the creator lets go."""
+    items = List()
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=workers.grow_and_unlink, args=(items, 500))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert len(items) == 500 and items[499] == 499 and items._gen > 1
+    token = items._token
+    assert tables_of(token)
+    del items
+    gc.collect()
+    assert tables_of(token) == []

@@ -15,7 +15,9 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import weakref
+from typing import Any
 
 import pytest
 
@@ -333,3 +335,39 @@ def test_arena_objects_are_left_out_of_the_cycle_collector_but_subclasses_are_no
     objs[5]["b"] = 2
     assert objs[0].value == 2 and objs[1].value == 1.5
     assert objs[4] == [1, 3] and objs[5] == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize("kind", ["List", "Counter"])
+def test_threads_asking_a_new_object_for_its_name_at_once_make_one_slot(kind: str) -> None:
+    """Two threads asking a new object for its Segment at the same moment: one Slot
+    frees the slot, once, after the object is gone (a second would free it while the
+    object is alive, and the next object would share its memory)."""
+    from procshare._shm import arena
+
+    def ask(obj: Any, start: threading.Barrier, segs: list[Any]) -> None:
+        start.wait(10)
+        segs.append(obj._seg)
+
+    make = getattr(procshare, kind)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(100):
+            obj, start, segs = make(), threading.Barrier(2), []
+            threads = [threading.Thread(target=ask, args=(obj, start, segs)) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            assert len(segs) == 2 and segs[0] is segs[1]
+            del threads
+            pool = next(p for k, p in arena._pools.pools.items() if k[0] == obj._seg.kind)
+            del segs
+            gc.collect()
+            taken = (obj._seg.owner, obj._seg.index)
+            assert taken not in pool.free  # still alive: its slot is not free
+            del obj
+            gc.collect()
+            assert pool.free.count(taken) == 1
+    finally:
+        sys.setswitchinterval(switch)

@@ -46,9 +46,41 @@ static PyObject *Generation_watch(ps_Generation *self, PyObject *const *args, Py
     Py_RETURN_NONE;
 }
 
+static _Atomic uint64_t *watched(ps_Generation *self)
+{
+    if (self->gen_word == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "no generation word watched yet");
+    return self->gen_word;
+}
+
+/* _generation(): the root's generation now (one atomic load). */
+static PyObject *Generation_generation(ps_Generation *self, PyObject *Py_UNUSED(ignored))
+{
+    _Atomic uint64_t *word = watched(self);
+    return word == NULL ? NULL : PyLong_FromUnsignedLongLong(atomic_load(word));
+}
+
+/* _publish(gen): store gen in the root's generation word, after the table it names
+ * is complete (a release store: readers that load gen see the table whole). */
+static PyObject *Generation_publish(ps_Generation *self, PyObject *arg)
+{
+    unsigned long long gen = PyLong_AsUnsignedLongLong(arg);
+    if (gen == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    _Atomic uint64_t *word = watched(self);
+    if (word == NULL)
+        return NULL;
+    atomic_store(word, gen);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Generation_methods[] = {
     {"_watch", (PyCFunction)(void (*)(void))Generation_watch, METH_FASTCALL,
      "_watch(mapping, offset): the root's generation word, compared with _gen."},
+    {"_generation", (PyCFunction)Generation_generation, METH_NOARGS,
+     "_generation(): the root's generation now (one atomic load)."},
+    {"_publish", (PyCFunction)Generation_publish, METH_O,
+     "_publish(gen): store gen in the root's generation word (its table complete)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -66,6 +66,11 @@ def slot_size(data_size: int) -> int:
     return -(-(SLOT_HEADER + data_size) // LINE) * LINE
 
 
+def slot_name(arena: str, index: int, generation: int) -> str:
+    """The name of the object in slot index of arena, in that slot's generation."""
+    return f"{arena}@{index}.{generation}"
+
+
 def is_slot(name: str) -> bool:
     """Whether name is a slot's (an arena's object) rather than a segment's."""
     return _names.segment_of(name) != name
@@ -92,13 +97,31 @@ class _Arena:
         """Where the data of the object in slot index starts in the mapping."""
         return self.base(index) + SLOT_HEADER
 
-    def slot_of(self, index: int, epoch: int) -> Slot:
-        """The Segment of the object in slot index, which frees the slot when collected."""
-        generation = _WORDS.unpack_from(self.view, self.base(index))[0] >> 1
+    def generation(self, index: int) -> int:
+        return int(_WORDS.unpack_from(self.view, self.base(index))[0] >> 1)
+
+    def slot_segment(self, index: int) -> Slot:
+        """The Segment of the object in slot index, as any process would attach it."""
         pool = self.pool
-        slot = Slot(self.seg, pool.kind, pool.params, index, pool.data_size, generation)
+        return Slot(self.seg, pool.kind, pool.params, index, pool.data_size, self.generation(index))
+
+    def slot_of(self, index: int, epoch: int) -> Slot:
+        """The Segment of the object in slot index (made in fork epoch), which frees the
+        slot when collected."""
+        slot = self.slot_segment(index)
         slot.owner, slot.epoch = self, epoch
         return slot
+
+    def unlinked(self, index: int) -> bool:
+        """Whether the name of the object in slot index, or the arena's, was removed."""
+        flags = _WORDS.unpack_from(self.view, self.base(index))[1]
+        return bool((flags | self.seg.flags().load()) & FLAG_UNLINKED)
+
+    def escape(self, index: int) -> str:
+        """The name of the object in slot index, handed out: from now on other processes
+        may attach it, so the creator dropping it no longer frees the slot."""
+        _core.Cell(self.mapping, self.base(index) + 4, "I").fetch_or(FLAG_ESCAPED)
+        return slot_name(self.seg.name, index, self.generation(index))
 
     def private(self, index: int, epoch: int) -> bool:
         """Whether the object in slot index (made in fork epoch) is this process's alone:
@@ -172,6 +195,9 @@ class _Pools:
     def __init__(self) -> None:
         self.pools: dict[tuple[Any, ...], _Pool] = {}
         self.epoch = 0  # forks so far: an object created before the last fork has escaped
+        # Held while an object makes the Slot that frees its slot: one per object, even
+        # if two threads ask at once (the other Slot would free the slot when dropped).
+        self.making = threading.Lock()
         os.register_at_fork(before=self.forking, after_in_child=self.forked)
 
     def forking(self) -> None:
@@ -179,6 +205,7 @@ class _Pools:
 
     def forked(self) -> None:
         self.pools = {}
+        self.making = threading.Lock()
 
 
 _pools = _Pools()
@@ -336,7 +363,7 @@ class Slot(Segment):
     ) -> None:
         self.arena, self.index, self.generation = arena, index, gen
         self.base = arena.data_offset + index * arena.params["slot"]
-        super().__init__(f"{arena.name}@{index}.{gen}", kind, arena.mapping, params,
+        super().__init__(slot_name(arena.name, index, gen), kind, arena.mapping, params,
                          self.base + SLOT_HEADER, size, arena.mode, arena.inode)  # fmt: skip
         self.owner: _Arena | None = None  # in the creator: where the slot is freed to
         self.epoch = 0  # in the creator: forks made before the object was
@@ -402,12 +429,22 @@ class InArena:
     def _seg(self) -> Segment:
         where = self._where
         if type(where) is _Arena:
-            where = self._where = where.slot_of(self._slot, self._epoch)  # type: ignore[misc]
+            with _pools.making:
+                where = self._where
+                if type(where) is _Arena:
+                    where = self._where = where.slot_of(self._slot, self._epoch)  # type: ignore[misc]
         return where  # type: ignore[return-value]
 
     @_seg.setter
     def _seg(self, seg: Segment) -> None:
         self._where = seg  # type: ignore[misc]  # the concrete classes declare the slots
+
+    def _handle(self) -> tuple[Kind, str, int]:
+        """(kind, name, mode) to pickle, without making the Slot while there is none."""
+        where = self._where
+        if type(where) is not _Arena:
+            return super()._handle()  # type: ignore[misc, no-any-return]
+        return where.pool.kind, where.escape(self._slot), where.pool.mode
 
     def _placed(self, arena: _Arena, index: int) -> None:
         """This new object lives in the slot place() claimed."""

@@ -33,7 +33,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
@@ -61,26 +61,34 @@ _WORD = struct.Struct("<Q")
 SLOT_USERS = 8
 _TOKEN = _USERS + 4 * SLOT_USERS
 _INLINE = _TOKEN + 16  # the first table, in a root's slot: the rest of the slot is its
+#: Where a new root of this process sits while its handle has made no Slot: its arena,
+#: slot index and the fork epoch it was made in.
+_Place = tuple[_Arena, int, int]
+_COMPANIONS = frozenset(("_seg", "_lock", "_token"))  # what a new root's handle makes late
 
 
 class Generational(Shared, _core.Generation):
     """Base of Dict and List: the root, the current table, and how to replace it.
 
-    The current table (``_table``), its generation (``_gen``) and the writers' lock
-    (``_lock``) live in the C base, where the one-call paths read them.
+    The current table (``_table``), its generation (``_gen``), the root's generation
+    word and the writers' lock (``_lock``) live in the C base, where the one-call
+    paths read them.  A new root in this process's arena slot starts with its table
+    alone: its Slot, lock and token (``_seg``, ``_lock``, ``_token``) are made when
+    first asked for, since one handed straight to a Dict (``d[user] = List()``)
+    needs none of them.
     """
 
-    __slots__ = ("_fresh", "_gen_cell", "_hold", "_seg", "_table_seg", "_token")
+    __slots__ = ("_fresh", "_hold", "_place", "_seg", "_table_seg", "_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
     _root_slot: ClassVar[int]  # bytes of an anonymous one's arena slot, header included
-    _gen_cell: _core.Cell
     _lock: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _token: str  # names the tables: <root>~<token>.<generation>
     _fresh: bool  # built by __new__, whose __init__ call is still to come
     _hold: _Hold  # this process's place among the root's users, left with its last handle
+    _place: _Place | None  # a new root's slot while its companions are still to be made
 
     @classmethod
     def _open_root(
@@ -111,40 +119,76 @@ class Generational(Shared, _core.Generation):
 
     @classmethod
     def _in_slot(cls, arena: _Arena, index: int, init: Callable[[_core.Mapping, int], None]) -> Any:
-        """A new root in slot index of arena, its first table (written by init) inline."""
-        offset = arena.data(index)
+        """A new root in slot index of arena, its first table (written by init) inline.
+        No other process can see the slot yet: its words are written plainly."""
+        mapping, offset, epoch = arena.mapping, arena.data(index), _pools.epoch
         try:
-            init(arena.mapping, offset + _INLINE)
+            init(mapping, offset + _INLINE)
         except BaseException:
-            arena.release(index, _pools.epoch)
+            arena.release(index, epoch)
             raise
-        token = _names.token()
-        _WORD.pack_into(arena.view, offset + _TOKEN, int(token, 16))  # before the generation
-        _core.Cell(arena.mapping, offset + _GEN, "Q").store(1)
-        return cls._from_segment(arena.slot_of(index, _pools.epoch), token)
+        _WORD.pack_into(arena.view, offset + _TOKEN, _names.token_number())
+        _WORD.pack_into(arena.view, offset + _GEN, 1)
+        self = _core.Generation.__new__(cls)
+        self._place = place = (arena, index, epoch)
+        self._watch(mapping, offset + _GEN)
+        self._table = cls._table_type(mapping, offset + _INLINE, arena.pool.data_size - _INLINE)
+        self._gen, self._table_seg, self._fresh = 1, None, False
+        untrack_ours(self)
+        self._hold = _holds.fresh(place)
+        return self
 
     @classmethod
-    def _from_segment(cls, seg: Segment, token: str | None = None) -> Any:
-        """A handle of the root seg (token: its tables' token, if known already)."""
-        token = _token(seg) if token is None else token
-        if token is None:
-            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
+    def _from_segment(cls, seg: Segment) -> Any:
+        """A handle of the root seg."""
         self = _core.Generation.__new__(cls)
-        self._seg, self._token = seg, token
-        self._lock = RLock._at(seg, seg.data_offset)
-        self._gen_cell = _core.Cell(seg.mapping, seg.data_offset + _GEN, "Q")
+        self._place = None
+        self._companions(seg)
         self._watch(seg.mapping, seg.data_offset + _GEN)
         self._gen = 0
         self._fresh = False
         untrack_ours(self)
         self._hold = _holds.join(seg)
-        self._follow(self._gen_cell.load())
+        self._follow(self._generation())
         return self
+
+    def _companions(self, seg: Segment) -> None:
+        """Bind the root's Segment, its tables' token and the writers' lock."""
+        token = _token(seg)
+        if token is None:
+            raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
+        self._seg, self._token = seg, token
+        self._lock = RLock._at(seg, seg.data_offset)
+
+    if not TYPE_CHECKING:  # to the type checker these are plain attributes
+
+        def __getattr__(self, name: str) -> Any:
+            """A companion of a new root (_seg, _lock, _token), made when first asked for."""
+            if name not in _COMPANIONS:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            with _pools.making:  # another thread may be making them: one Slot per root
+                place = self._place
+                if place is not None:
+                    seg = place[0].slot_of(place[1], place[2])  # frees the slot from now on
+                    self._companions(seg)  # a slot's token is in its data: this cannot fail
+                    self._hold.root, self._place = seg, None
+            return object.__getattribute__(self, name)
+
+    def _handle(self) -> tuple[Kind, str, int]:
+        """(kind, name, mode) to pickle, without making the companions of a new root."""
+        place = self._place
+        if place is None:
+            return super()._handle()
+        arena, index, _ = place
+        return self._kind, arena.escape(index), arena.pool.mode
 
     def __del__(self) -> None:
         hold = getattr(self, "_hold", None)  # absent if construction failed early
         if hold is not None:
             hold.gone()
+        place = getattr(self, "_place", None)
+        if place is not None:  # no Slot was made to free it
+            place[0].release(place[1], place[2])
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
@@ -177,7 +221,7 @@ class Generational(Shared, _core.Generation):
 
     def _current(self) -> Any:
         """The current table, re-attached if another process replaced it."""
-        gen = self._gen_cell.load()
+        gen = self._generation()
         if gen != self._gen:
             self._follow(gen)
         return self._table
@@ -195,7 +239,7 @@ class Generational(Shared, _core.Generation):
                 name = _names.table(root.name, self._token, gen)
                 seg = Segment.attach(name, self._table_kind, mode=root.mode)
             except NotFoundError:
-                newer = self._gen_cell.load()
+                newer = self._generation()
                 if newer == gen:
                     raise CorruptSegmentError(
                         f"{root.name!r} lost its table (generation {gen})"
@@ -210,18 +254,18 @@ class Generational(Shared, _core.Generation):
 
     def _stable(self, read: Callable[[Any, Any], T], arg: Any = None) -> T:
         """read(table, arg) on one generation that stayed current throughout."""
-        gen_cell = self._gen_cell
+        generation = self._generation
         while True:
-            gen = gen_cell.load()
+            gen = generation()
             if gen != self._gen:
                 self._follow(gen)
             result = read(self._table, arg)
-            if gen_cell.load() == gen:
+            if generation() == gen:
                 return result
 
     def _writable(self) -> Any:
         """The current table, for a writer holding the lock; repaired if a writer died."""
-        gen = self._gen_cell.load()
+        gen = self._generation()
         if gen != self._gen:
             self._follow(gen)
         if self._lock.owner_died:
@@ -231,9 +275,9 @@ class Generational(Shared, _core.Generation):
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
         root, token = self._seg, self._token
-        old = self._gen_cell.load()
+        old = self._generation()
         seg = _create_table(root.name, token, old + 1, self._table_kind, size, init, root.mode)
-        self._gen_cell.store(old + 1)  # publish
+        self._publish(old + 1)
         # Drop the old table, and the one before it in case a writer died before dropping it.
         first = _first_table(root)
         if self._gen == old and self._table_seg is not None:
@@ -337,22 +381,25 @@ def _remove_tables(root: Segment) -> None:
         _remove_table(_names.table(root.name, token, g), root.name, token, root.mode)
 
 
-def _users(root: Segment) -> _core.CellArray:
-    count = SLOT_USERS if isinstance(root, Slot) else USERS
-    users: _core.CellArray = _core.CellArray(root.mapping, root.data_offset + _USERS, "I", count)
+def _users(mapping: _core.Mapping, data_offset: int, count: int) -> _core.CellArray:
+    """The users table of the root whose data starts at data_offset (count entries)."""
+    users: _core.CellArray = _core.CellArray(mapping, data_offset + _USERS, "I", count)
     return users
 
 
-def _overflow(root: Segment) -> _core.Cell:
-    cell: _core.Cell = _core.Cell(root.mapping, root.data_offset + _OVERFLOW, "I")
+def _overflow(mapping: _core.Mapping, data_offset: int) -> _core.Cell:
+    """How many users of that root are counted beyond its table."""
+    cell: _core.Cell = _core.Cell(mapping, data_offset + _OVERFLOW, "I")
     return cell
 
 
 def _in_use(root: Segment) -> bool:
     """Whether a live process holds a handle of root."""
-    if _overflow(root).load():
+    if _overflow(root.mapping, root.data_offset).load():
         return True
-    return any(pid and _core.pid_alive(pid) for pid in _users(root)[:])
+    count = SLOT_USERS if isinstance(root, Slot) else USERS
+    users = _users(root.mapping, root.data_offset, count)
+    return any(pid and _core.pid_alive(pid) for pid in users[:])
 
 
 def _drop_unused_tables(root: Segment) -> None:
@@ -365,11 +412,19 @@ class _Hold:
     """This process's place in one root's users table, and how many of its handles of
     that root are alive."""
 
-    __slots__ = ("handles", "holds", "key", "pid", "root", "slot", "users")
+    __slots__ = ("data_offset", "handles", "holds", "key", "mapping", "pid", "root", "slot",
+                 "users")  # fmt: skip
 
-    def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment) -> None:
-        self.holds, self.key, self.root = holds, key, root
-        self.users = _users(root)
+    def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment | _Place) -> None:
+        self.holds, self.key = holds, key
+        self.root = root  # the place of a new root until its handle makes its Slot
+        if isinstance(root, tuple):
+            self.mapping, self.data_offset = root[0].mapping, root[0].data(root[1])
+            count = SLOT_USERS
+        else:
+            self.mapping, self.data_offset = root.mapping, root.data_offset
+            count = SLOT_USERS if isinstance(root, Slot) else USERS
+        self.users = _users(self.mapping, self.data_offset, count)
         self.handles = 0
         self.join()
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
@@ -386,12 +441,15 @@ class _Hold:
         in the overflow word when every slot is taken."""
         self.pid = _process.pid
         users = self.users
+        if users.compare_exchange(0, 0, self.pid):  # a new root's, or the first user's
+            self.slot = 0
+            return
         for i, pid in enumerate(users[:]):
             if (not pid or not _core.pid_alive(pid)) and users.compare_exchange(i, pid, self.pid):
                 self.slot = i
                 return
         self.slot = -1
-        _overflow(self.root).add(1)
+        _overflow(self.mapping, self.data_offset).add(1)
 
     def leave(self) -> None:
         if self.pid != _process.pid:
@@ -400,13 +458,18 @@ class _Hold:
         if self.slot >= 0:
             self.users.compare_exchange(self.slot, _process.pid, 0)
         else:
-            _overflow(self.root).sub(1)
+            _overflow(self.mapping, self.data_offset).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
         # whichever comes second sees both and removes the tables.  An arena's object
         # that never left this process goes with its slot, and its tables with it; one
         # that never grew out of its slot has none (only this process could have built
         # one, and a build that fails removes what it made).
         root = self.root
+        if isinstance(root, tuple):  # a new root whose handle made no Slot: it never grew here
+            arena, index, epoch = root
+            if arena.private(index, epoch) or not arena.unlinked(index):
+                return
+            root = arena.slot_segment(index)
         if isinstance(root, Slot) and root.private():
             if _generation(root) >= _first_table(root):
                 _drop_unused_tables(root)
@@ -432,6 +495,13 @@ class _Holds:
         # still there when its last user leaves needs no look for tables, and unlinking
         # an arena then removes the tables of its grown roots in one pass.
         at_exit.add(self.release_all, first=True)
+
+    def fresh(self, place: _Place) -> _Hold:
+        """The hold of a new root in this process's arena, for its one handle."""
+        key = (place[0].seg.name, place[1])  # an arena's name has no "@": no root's
+        hold = self.held[key] = _Hold(self, key, place)
+        hold.handles = 1
+        return hold
 
     def join(self, root: Segment) -> _Hold:
         """The hold of root for one more handle (root is that handle's segment)."""

@@ -14,7 +14,7 @@ import enum
 import os
 import re
 import secrets
-import threading
+import struct
 from typing import Any
 
 #: Every segment procshare creates is /dev/shm/<PREFIX><name>.
@@ -95,31 +95,37 @@ def creator_pid(name: str) -> int | None:
 
 
 class _Tokens:
-    """Fresh, unpredictable tokens, drawn from the system's CSPRNG 512 at a time (one
-    system call per batch, not per object); a forked child draws its own."""
+    """Fresh, unpredictable 64-bit tokens, drawn from the system's CSPRNG 512 at a time
+    (one system call per batch, not per object); a forked child draws its own."""
+
+    _BATCH = struct.Struct("<512Q")
 
     def __init__(self) -> None:
         self.forget()
         os.register_at_fork(after_in_child=self.forget)
 
     def forget(self) -> None:
-        self.batch, self.at = b"", 0
-        self.guard = threading.Lock()
+        self.batch: list[int] = []
 
-    def next(self) -> str:
-        with self.guard:
-            if self.at == len(self.batch):
-                self.batch, self.at = secrets.token_bytes(4096), 0
-            self.at += 8
-            return self.batch[self.at - 8 : self.at].hex()
+    def next(self) -> int:
+        try:
+            return self.batch.pop()  # atomic: no two threads take the same one
+        except IndexError:
+            self.batch = list(self._BATCH.unpack(secrets.token_bytes(self._BATCH.size)))
+            return self.next()
 
 
 _tokens = _Tokens()
 
 
-def token() -> str:
-    """A fresh token naming one object's table generations."""
+def token_number() -> int:
+    """A fresh token naming one object's table generations, as a number."""
     return _tokens.next()
+
+
+def token() -> str:
+    """A fresh token naming one object's table generations, as its names write it."""
+    return format(_tokens.next(), "016x")
 
 
 def table(root: str, token: str, generation: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import names as _names
+from .names import Kind
 from .segment import Segment, accepted, accepting
 
 
@@ -55,7 +56,12 @@ class Shared(ProxyMethods):
         """The name other processes can attach this object by.  An anonymous object
         whose name was asked for counts as shared from then on, as a pickled one does:
         its creator dropping it no longer frees it (it goes at the creator's exit)."""
-        return self._seg.handle()
+        return self._handle()[1]
+
+    def _handle(self) -> tuple[Kind, str, int]:
+        """(kind, name, mode) to pickle; the object counts as shared from now on."""
+        seg = self._seg
+        return seg.kind, seg.handle(), seg.mode
 
     def unlink(self) -> None:
         """Remove the name now; processes that already have the object keep using it."""
@@ -86,11 +92,12 @@ class Shared(ProxyMethods):
         return hash(self._identity())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        seg, cls = self._seg, type(self)
+        kind, name, mode = self._handle()
+        cls = type(self)
         # The class as its kind's number where that names it: one global less to pickle
         # and to look up again (a subclass is pickled by reference).
-        of = int(seg.kind) if _names.class_of(seg.kind) is cls else cls
-        return (_rebuild, (of, seg.handle(), seg.mode, *self._handle_args()))
+        of = int(kind) if _names.class_of(kind) is cls else cls
+        return (_rebuild, (of, name, mode, *self._handle_args()))
 
 
 def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
