@@ -22,9 +22,10 @@ the creator exits normally, and ``procshare rm --dead`` removes those of a
 creator that was killed.  A child starts arenas of its own.
 
 An object in a slot is one Python object (InArena): it keeps its arena and
-slot index, and the Slot that describes it as a Segment (name, handle,
-unlink) is made only when first asked for; until then the object frees the
-slot itself when collected, after that the Slot does.
+slot index, and the Slot that describes it as a Segment (unlink, inspect) is
+made only when first asked for (its name and handle need none: escape());
+until then the object frees the slot itself when collected, after that the
+Slot does.  One lock makes each object's Slot once, whichever thread asks.
 """
 
 from __future__ import annotations
