@@ -342,6 +342,11 @@ def grow_nested(d: Any) -> None:
         profile[f"{me}-{i}"] = i
 
 
+def extend_user_list(d: Any, user: Any, n: int) -> None:
+    """Extend d[user] by range(n): past its table's room, a new generation."""
+    d[user].extend(range(n))
+
+
 def grow_and_unlink(items: Any, n: int) -> None:
     """Grow the inherited List items to n items (out of its slot), then unlink it."""
     items.extend(range(n))

@@ -261,3 +261,75 @@ def test_a_new_list_inherited_by_fork_keeps_its_tables_for_the_creator() -> None
     del items
     gc.collect()
     assert tables_of(token) == []
+
+
+def _mapped(token: str) -> list[str]:
+    """The tables of token this process maps now (from /proc/self/maps)."""
+    with open("/proc/self/maps") as f:
+        return sorted({line.split()[-1] for line in f if f"~{token}." in line})
+
+
+def test_reaching_a_grown_list_by_name_maps_its_table_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``d[user]`` on a List that grew out of its slot maps its table the first time
+    only; a newer generation (grown by another process) takes the old one's place,
+    and at most MAX tables are kept mapped."""
+    from procshare._shm import generations
+    from procshare._shm.segment import Segment
+
+    d = Dict()
+    for user in range(8):
+        items = List([user])
+        d[user] = items
+        items.extend(range(100))  # out of the slot: a table segment of its own
+    token = d[0]._token
+    del items
+    attached: list[str] = []
+    attach = Segment.attach
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Segment:
+        attached.append(name)
+        return attach(name, *args, **kwargs)
+
+    monkeypatch.setattr(Segment, "attach", counted)
+    for _ in range(50):
+        assert d[0][-1] == 99 and len(d[0]) == 101
+    assert [n for n in attached if "~" in n] == []  # kept since it was built here
+    assert len(_mapped(token)) == 1
+    ctx = mp.get_context("fork")
+    run_all(ctx, workers.extend_user_list, [(d, 0, 1000)])  # a newer generation
+    assert len(d[0]) == 1101 and d[0][-1] == 999
+    assert len([n for n in attached if "~" in n]) == 1
+    gc.collect()
+    assert len(_mapped(token)) == 1  # the old generation was let go
+    monkeypatch.setattr(generations._Tables, "MAX", 3)
+    tokens = [token]
+    for user in range(8, 16):
+        items = List([user])
+        d[user] = items
+        items.extend(range(100))
+        tokens.append(items._token)
+    del items
+    for user in range(1, 16):
+        assert d[user][-1] == 99 and d[user][0] == user
+    gc.collect()
+    assert sum(len(_mapped(t)) for t in tokens) <= 3
+
+
+def test_a_kept_table_does_not_keep_its_root_in_use() -> None:
+    """A table kept mapped for reaching is not a user: when the root's last holder lets
+    go after unlink, its tables' names go, and a new object never meets the old table."""
+    d = Dict()
+    d["u"] = items = List([0])
+    items.extend(range(100))
+    token, name = items._token, items.name
+    del items
+    assert d["u"][-1] == 99  # reached by name: its table is kept mapped here
+    assert tables_of(token)
+    d["u"].unlink()
+    del d["u"]
+    gc.collect()
+    assert tables_of(token) == []
+    with pytest.raises(procshare.NotFoundError):
+        List._attach(name)

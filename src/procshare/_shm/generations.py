@@ -235,6 +235,9 @@ class Generational(Shared, _core.Generation):
             )  # confined to the slot: a damaged header cannot reach the next object
             return
         while True:
+            seg = _tables.get(root.name, self._token, gen)
+            if seg is not None and seg.current(root.mode):
+                break  # kept mapped here, its name checked as an attach checks it
             try:
                 name = _names.table(root.name, self._token, gen)
                 seg = Segment.attach(name, self._table_kind, mode=root.mode)
@@ -248,9 +251,14 @@ class Generational(Shared, _core.Generation):
                 continue
             if not _owned_by(seg, root.name, self._token):
                 raise CorruptSegmentError(f"{seg.name!r} is not a table of {root.name!r}")
-            self._table_seg, self._gen = seg, gen
-            self._table = type(self)._table_type(seg.mapping, seg.data_offset)
-            return
+            break
+        self._bind(seg, gen)
+
+    def _bind(self, seg: Segment, gen: int) -> None:
+        """Use seg, the table of generation gen, from now on (and keep it mapped here)."""
+        _tables.keep(self._seg.name, self._token, gen, seg)
+        self._table_seg, self._gen = seg, gen
+        self._table = type(self)._table_type(seg.mapping, seg.data_offset)
 
     def _stable(self, read: Callable[[Any, Any], T], arg: Any = None) -> T:
         """read(table, arg) on one generation that stayed current throughout."""
@@ -287,13 +295,68 @@ class Generational(Shared, _core.Generation):
             _remove_table(_names.table(root.name, token, old), root.name, token, root.mode)
         if old > first:
             _remove_table(_names.table(root.name, token, old - 1), root.name, token, root.mode)
-        self._table_seg, self._gen = seg, old + 1
-        self._table = type(self)._table_type(seg.mapping, seg.data_offset)
+        self._bind(seg, old + 1)
         return self._table
 
 
 #: How to build a table: its size in bytes, and init(mapping, offset) to fill it.
 Plan = tuple[int, Callable[[_core.Mapping, int], None]]
+
+
+class _Tables:
+    """The table this process last used of each root, kept mapped (at most MAX of them,
+    MAX_BYTES in all, the least recently used let go first).
+
+    Reaching a grown List or Dict by name (``d[user]``) then maps nothing: without
+    it every reach mapped the table, faulted in the pages it read, and unmapped it
+    when the handle went.  A table's name (root, token, generation) never names
+    another table, so a kept one is the right one while its generation is current;
+    a newer generation takes its root's place.  A kept table is not a user of its
+    root: when the root goes, its tables' names go as before, and their memory when
+    this process lets go of them here too.
+    """
+
+    MAX = 1024
+    MAX_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, str], tuple[int, Segment]] = {}
+        self.bytes = 0
+        self.guard = threading.Lock()
+        os.register_at_fork(after_in_child=self.forked)
+
+    def forked(self) -> None:
+        self.guard = threading.Lock()
+
+    def get(self, root: str, token: str, gen: int) -> Segment | None:
+        """The kept table of generation gen of root, made the most recently used."""
+        key = (root, token)
+        with self.guard:
+            kept = self.kept.pop(key, None)
+            if kept is None:
+                return None
+            if kept[0] != gen:  # replaced since: let it go
+                self.bytes -= kept[1].data_size
+                return None
+            self.kept[key] = kept
+            return kept[1]
+
+    def keep(self, root: str, token: str, gen: int, seg: Segment) -> None:
+        """Keep seg, generation gen of root's tables, in place of an older one."""
+        key = (root, token)
+        with self.guard:
+            old = self.kept.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1].data_size
+            if seg.data_size > self.MAX_BYTES // 8:
+                return  # too large to hold on to
+            self.kept[key] = (gen, seg)
+            self.bytes += seg.data_size
+            while len(self.kept) > self.MAX or self.bytes > self.MAX_BYTES:
+                self.bytes -= self.kept.pop(next(iter(self.kept)))[1].data_size
+
+
+_tables = _Tables()
 
 
 def _token(root: Segment) -> str | None:

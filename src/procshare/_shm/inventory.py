@@ -15,8 +15,6 @@ from .arena import Slot, geometry
 from .generations import stale_table
 from .segment import DEFAULT_MODE, Segment, check_trust, owner_name, start_time
 
-SHM_DIR = "/dev/shm"
-
 #: How long a segment may stay incomplete before it counts as damaged: creating one
 #: takes microseconds, so a longer wait means its creator died while creating it.
 _CREATING = 0.5
@@ -54,7 +52,7 @@ def _refused(st: os.stat_result) -> bool:
 def entries() -> list[Entry]:
     """Every procshare segment in /dev/shm, with what its owner, mode and header say."""
     found = []
-    for file in sorted(os.listdir(SHM_DIR)):
+    for file in sorted(os.listdir(_names.SHM_DIR)):
         if file.startswith(_names.PREFIX) and (e := entry(file[len(_names.PREFIX) :])):
             found.append(e)
     return found
@@ -63,7 +61,7 @@ def entries() -> list[Entry]:
 def entry(name: str) -> Entry | None:
     """The segment name as entries() describes it, or None if there is none."""
     try:
-        st = os.stat(os.path.join(SHM_DIR, _names.PREFIX + _names.segment_of(name)))
+        st = os.stat(_names.file_path(_names.segment_of(name)))
     except FileNotFoundError:
         return None
     mode = stat.S_IMODE(st.st_mode)
@@ -106,7 +104,7 @@ def remove(name: str) -> None:
 @cache
 def _mapped() -> set[str]:
     """Names of the procshare segments that some process maps now (from /proc/*/maps)."""
-    marker = f"{SHM_DIR}/{_names.PREFIX}"
+    marker = f"{_names.SHM_DIR}/{_names.PREFIX}"
     names = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as maps:

@@ -161,3 +161,12 @@ def nameable(name: str) -> bool:
 def shm_path(name: str) -> str:
     """The POSIX shared-memory name of the segment holding name."""
     return "/" + PREFIX + name
+
+
+#: Where the system keeps POSIX shared memory as files.
+SHM_DIR = "/dev/shm"
+
+
+def file_path(name: str) -> str:
+    """The file of the segment name (a segment's own name, not a slot's)."""
+    return SHM_DIR + shm_path(name)

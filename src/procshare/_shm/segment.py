@@ -327,6 +327,19 @@ class Segment:
             _wait_for_creator(name, deadline)
         return cls._from_header(name, mapping, size, kind, stat.S_IMODE(st.st_mode), st.st_ino)
 
+    def current(self, mode: int) -> bool:
+        """Whether the name still names this mapped segment, trusted as attach() trusts
+        one with mode (else UntrustedSegmentError): a kept mapping is then as good as a
+        new one, without mapping the segment again."""
+        try:
+            st = os.stat(_names.file_path(self.name))
+        except OSError:
+            return False  # gone, or not ours to look at: attach says which
+        if st.st_ino != self.inode:
+            return False
+        check_trust(self.name, st, mode)
+        return True
+
     @classmethod
     def _from_header(
         cls,
