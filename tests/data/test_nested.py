@@ -333,3 +333,16 @@ def test_a_kept_table_does_not_keep_its_root_in_use() -> None:
     assert tables_of(token) == []
     with pytest.raises(procshare.NotFoundError):
         List._attach(name)
+
+
+def test_lists_dropped_after_growing_keep_no_table_mapped() -> None:
+    """A table kept mapped goes with its root: making and dropping grown Lists (in a
+    slot or a segment of their own) leaves none of their tables mapped nor named."""
+    tokens = []
+    for n in range(40):
+        items = List([n]) if n % 2 else List(range(100))
+        items.extend(range(200))
+        tokens.append(items._token)
+        del items
+    gc.collect()
+    assert [t for t in tokens if _mapped(t) or tables_of(t)] == []

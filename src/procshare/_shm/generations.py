@@ -312,8 +312,8 @@ class _Tables:
     when the handle went.  A table's name (root, token, generation) never names
     another table, so a kept one is the right one while its generation is current;
     a newer generation takes its root's place.  A kept table is not a user of its
-    root: when the root goes, its tables' names go as before, and their memory when
-    this process lets go of them here too.
+    root: when the root goes, its tables' names go as before, and their memory with
+    them when this process removes them, else when it lets go of them here.
     """
 
     MAX = 1024
@@ -332,28 +332,33 @@ class _Tables:
         """The kept table of generation gen of root, made the most recently used."""
         key = (root, token)
         with self.guard:
-            kept = self.kept.pop(key, None)
-            if kept is None:
+            kept = self.kept.get(key)
+            if kept is None or kept[0] != gen:
+                self._drop(key)  # replaced since: let it go
                 return None
-            if kept[0] != gen:  # replaced since: let it go
-                self.bytes -= kept[1].data_size
-                return None
-            self.kept[key] = kept
+            self.kept[key] = self.kept.pop(key)  # the most recently used: last
             return kept[1]
 
     def keep(self, root: str, token: str, gen: int, seg: Segment) -> None:
         """Keep seg, generation gen of root's tables, in place of an older one."""
-        key = (root, token)
         with self.guard:
-            old = self.kept.pop(key, None)
-            if old is not None:
-                self.bytes -= old[1].data_size
+            self._drop((root, token))
             if seg.data_size > self.MAX_BYTES // 8:
                 return  # too large to hold on to
-            self.kept[key] = (gen, seg)
+            self.kept[(root, token)] = (gen, seg)
             self.bytes += seg.data_size
             while len(self.kept) > self.MAX or self.bytes > self.MAX_BYTES:
-                self.bytes -= self.kept.pop(next(iter(self.kept)))[1].data_size
+                self._drop(next(iter(self.kept)))
+
+    def forget(self, root: str, token: str) -> None:
+        """Let go of root's kept table: its names are being removed."""
+        with self.guard:
+            self._drop((root, token))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        kept = self.kept.pop(key, None)
+        if kept is not None:
+            self.bytes -= kept[1].data_size
 
 
 _tables = _Tables()
@@ -439,6 +444,7 @@ def _remove_tables(root: Segment) -> None:
     token = _token(root)
     if token is None:
         return
+    _tables.forget(root.name, token)  # its memory goes with the names
     gen = _generation(root)
     for g in range(max(_first_table(root), gen - 1), gen + 2):
         _remove_table(_names.table(root.name, token, g), root.name, token, root.mode)
