@@ -347,6 +347,16 @@ def extend_user_list(d: Any, user: Any, n: int) -> None:
     d[user].extend(range(n))
 
 
+def touch_stored(outer: Any) -> None:
+    """Change each object stored in outer (test_nested's handled and pickled ones)."""
+    outer[0].append(5)
+    outer[1]["b"] = 2
+    outer[2].value += 1
+    outer[3].value += 1
+    with outer[4]:
+        outer[5].append(6)
+
+
 def grow_and_unlink(items: Any, n: int) -> None:
     """Grow the inherited List items to n items (out of its slot), then unlink it."""
     items.extend(range(n))

@@ -1,6 +1,6 @@
 """Type stub for the native core, procshare._core."""
 
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, NoReturn, SupportsIndex, TypeVar, final, overload
 
 from typing_extensions import disjoint_base
@@ -219,6 +219,12 @@ class DictOps(Generation):
 
 VECTOR_HEADER: int
 
+def set_handles(
+    shared: type,
+    stored: Callable[[Any], tuple[int, str, int] | None],
+    rebuild: Callable[[int, str, int], Any],
+    /,
+) -> None: ...
 def pack(values: Iterable[Any], encoded: bool, /) -> tuple[int, bytes]: ...
 def redis_encode(values: Iterable[Any], /) -> list[bytes]: ...
 def redis_decode(raws: Iterable[bytes], /) -> list[Any]: ...

@@ -346,3 +346,37 @@ def test_lists_dropped_after_growing_keep_no_table_mapped() -> None:
         del items
     gc.collect()
     assert [t for t in tokens if _mapped(t) or tables_of(t)] == []
+
+
+class _MyList(List):
+    """A user's subclass: its handle names its class, so it is pickled."""
+
+
+def test_procshare_objects_are_stored_as_handles_not_pickles() -> None:
+    """A List, Dict or Counter stored in a Dict, a List or a Queue is stored as its
+    handle (kind, mode, name: no pickle to build or to load) and comes back as the same
+    object, in this process and another; a Value (a lock around a RawValue), a lock
+    (whose handle carries its offset) or a subclass is pickled as before.  A damaged
+    record fails cleanly."""
+    from procshare._shm.codec import decode_value, encode_value
+
+    handled = [List([1]), Dict(a=1), procshare.Counter(2)]
+    pickled = [procshare.Value("q", 3), procshare.Lock(), _MyList([4])]
+    for obj in handled:
+        tag, data = encode_value(obj)
+        assert tag == 4 and data.endswith(obj.name.encode())
+    assert [encode_value(obj)[0] for obj in pickled] == [1, 1, 1]
+    objs = handled + pickled
+    outer, seq, q = Dict(enumerate(objs)), List(objs), procshare.Queue()
+    for obj in objs:
+        q.put(obj)
+    for got in ([outer[i] for i in range(len(objs))], list(seq), [q.get(timeout=10) for _ in objs]):
+        assert [type(g) for g in got] == [type(o) for o in objs] and got == objs
+    ctx = mp.get_context("fork")
+    run_all(ctx, workers.touch_stored, [(outer,)])
+    assert handled[0] == [1, 5] and handled[1] == {"a": 1, "b": 2}
+    assert handled[2].value == 3 and pickled[0].value == 4 and pickled[2] == [4, 6]
+    with pytest.raises(ValueError, match="damaged"):
+        decode_value(4, b"\x10")
+    with pytest.raises(procshare.NotFoundError):
+        decode_value(4, b"\x10\x80\x01" + handled[0].name.encode() + b"0")

@@ -24,9 +24,75 @@ static int load_pickle(void)
     return pickle_dumps != NULL && pickle_loads != NULL ? 0 : -1;
 }
 
+/* How procshare's own objects are stored without pickling (set_handles). */
+static PyObject *shared_type, *stored_fn, *rebuild_fn;
+
+PyObject *ps_set_handles_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyCallable_Check(args[1]) ||
+        !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "set_handles(shared: type, stored, rebuild)");
+        return NULL;
+    }
+    Py_XSETREF(shared_type, Py_NewRef(args[0]));
+    Py_XSETREF(stored_fn, Py_NewRef(args[1]));
+    Py_XSETREF(rebuild_fn, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
+/* The object whose handle record (TAG_HANDLE) is data. */
+static PyObject *rebuilt(const char *data, uint64_t len)
+{
+    if (len < 3 || rebuild_fn == NULL) {
+        PyErr_SetString(PyExc_ValueError, "a stored handle is damaged");
+        return NULL;
+    }
+    unsigned kind = (unsigned char)data[0];
+    unsigned mode = (unsigned char)data[1] | (unsigned)(unsigned char)data[2] << 8;
+    PyObject *name = PyUnicode_DecodeUTF8(data + 3, (Py_ssize_t)(len - 3), "strict");
+    if (name == NULL)
+        return NULL;
+    PyObject *obj = PyObject_CallFunction(rebuild_fn, "IOI", kind, name, mode);
+    Py_DECREF(name);
+    return obj;
+}
+
+/* The handle record of value, a procshare object, as a new bytes object; None
+ * when it must be pickled (stored(value) said so), NULL with an exception. */
+static PyObject *handle_record(PyObject *value)
+{
+    PyObject *h = PyObject_CallOneArg(stored_fn, value);
+    if (h == NULL || h == Py_None)
+        return h;
+    unsigned long kind = 0, mode = 0;
+    const char *name = NULL;
+    Py_ssize_t n = 0;
+    if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 3 ||
+        (kind = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(h, 0))) > 255 ||
+        (mode = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(h, 2))) > 0xffff ||
+        (name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(h, 1), &n)) == NULL) {
+        Py_DECREF(h);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "stored() gives (kind, name, mode) or None");
+        return NULL;
+    }
+    PyObject *record = PyBytes_FromStringAndSize(NULL, n + 3);
+    if (record != NULL) {
+        char *r = PyBytes_AS_STRING(record);
+        r[0] = (char)kind;
+        r[1] = (char)(mode & 0xff);
+        r[2] = (char)(mode >> 8);
+        memcpy(r + 3, name, (size_t)n);
+    }
+    Py_DECREF(h);
+    return record;
+}
+
 PyObject *ps_decode_value(uint32_t tag, const char *data, uint64_t len)
 {
     switch (tag) {
+    case TAG_HANDLE: return rebuilt(data, len);
     case TAG_BYTES: return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
     case TAG_STR: return PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogatepass");
     case TAG_INT: {
@@ -172,9 +238,18 @@ int ps_encode(PyObject *value, ps_encoded *out)
     out->owned = NULL;
     if (ps_encode_fast(value, &out->tag, &out->data, &out->len, out->int_buf))
         return 0;
-    if ((out->owned = pickled(value)) == NULL)
-        return -1;
-    out->tag = TAG_PICKLED;
+    out->tag = TAG_HANDLE;
+    if (shared_type != NULL && PyObject_TypeCheck(value, (PyTypeObject *)shared_type)) {
+        if ((out->owned = handle_record(value)) == NULL)
+            return -1;
+        if (out->owned == Py_None)
+            Py_CLEAR(out->owned);
+    }
+    if (out->owned == NULL) {
+        if ((out->owned = pickled(value)) == NULL)
+            return -1;
+        out->tag = TAG_PICKLED;
+    }
     out->data = PyBytes_AS_STRING(out->owned);
     out->len = PyBytes_GET_SIZE(out->owned);
     return 0;

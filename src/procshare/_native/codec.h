@@ -6,8 +6,9 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* Value tags (procshare._shm.keys): bytes, pickled, UTF-8 str, int. */
-enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3 };
+/* Value tags (procshare._shm.keys): bytes, pickled, UTF-8 str, int, and a
+ * procshare object's handle (kind byte, mode as 2 little-endian bytes, name). */
+enum { TAG_BYTES = 0, TAG_PICKLED = 1, TAG_STR = 2, TAG_INT = 3, TAG_HANDLE = 4 };
 
 /* The ints stored as TAG_INT (8 bytes, little-endian): 63-bit ones, so that a
  * Dict can keep one in a word beside a flag bit and update it in place; wider
@@ -53,6 +54,11 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
  * other hashable key by its pickle (such keys meet when they pickle alike).
  * TypeError for an unhashable key.  A new bytes object, or NULL. */
 PyObject *ps_canonical(PyObject *key);
+
+/* set_handles(shared, stored, rebuild): instances of shared are stored as
+ * TAG_HANDLE where stored(obj) gives (kind, name, mode) (None: pickled), and
+ * rebuild(kind, name, mode) gives them back. */
+PyObject *ps_set_handles_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* Module functions: decode_value(tag, data), encode_value(value), canonical(key). */
 PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -58,6 +58,9 @@ static PyMethodDef module_methods[] = {
     {"itemsize", (PyCFunction)itemsize_py, METH_O, "itemsize(typecode) -> bytes per element."},
     {"decode_value", (PyCFunction)(void (*)(void))ps_decode_value_py, METH_FASTCALL,
      "decode_value(tag, data) -> the value a Dict or List stored as (tag, data)."},
+    {"set_handles", (PyCFunction)(void (*)(void))ps_set_handles_py, METH_FASTCALL,
+     "set_handles(shared, stored, rebuild): store instances of shared as handles, not pickles: "
+     "stored(obj) -> (kind, name, mode) or None, rebuild(kind, name, mode) -> obj."},
     {"encode_value", (PyCFunction)ps_encode_value_py, METH_O,
      "encode_value(value) -> (tag, data): bytes, str and 64-bit ints as they are, else pickled."},
     {"encode_item", (PyCFunction)(void (*)(void))ps_encode_item_py, METH_FASTCALL,

@@ -1,7 +1,8 @@
 """How Queue, Dict and List store a value: as (tag, bytes).
 
-Exact bytes, str and 64-bit ints are stored as they are, anything else is
-pickled.  Encoding and decoding are implemented once, in C
+Exact bytes, str and 64-bit ints are stored as they are, procshare's own
+objects whose handle is their kind, name and mode as that handle (see
+shared._stored), anything else pickled.  Encoding and decoding are implemented once, in C
 (procshare._native/codec.c), and used both here and by the native one-call
 paths of Queue, Dict and List.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _core
 from . import names as _names
 from .names import Kind
 from .segment import Segment, accepted, accepting
@@ -100,6 +101,16 @@ class Shared(ProxyMethods):
         return (_rebuild, (of, name, mode, *self._handle_args()))
 
 
+def _stored(obj: Shared) -> tuple[int, str, int] | None:
+    """How a Dict, List or Queue stores obj without pickling it: (kind, name, mode),
+    what _rebuild takes, where those name its class and it needs nothing more; else
+    None (then it is pickled: a subclass, or a handle with arguments)."""
+    of, *rest = obj.__reduce__()[1]
+    if type(of) is not int or len(rest) != 2:
+        return None
+    return of, rest[0], rest[1]
+
+
 def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
     cls = _names.class_of(of) if type(of) is int else of
     if cls is None or not (isinstance(cls, type) and issubclass(cls, Shared)):
@@ -108,3 +119,6 @@ def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
         return cls._attach(name, *args)
     with accepting(mode):
         return cls._attach(name, *args)
+
+
+_core.set_handles(Shared, _stored, _rebuild)
