@@ -99,6 +99,7 @@ class _Arena:
         return self.base(index) + SLOT_HEADER
 
     def generation(self, index: int) -> int:
+        """How many objects slot index has held (the current one's generation)."""
         return int(_WORDS.unpack_from(self.view, self.base(index))[0] >> 1)
 
     def slot_segment(self, index: int) -> Slot:

@@ -105,6 +105,8 @@ def _stored(obj: Shared) -> tuple[int, str, int] | None:
     """How a Dict, List or Queue stores obj without pickling it: (kind, name, mode),
     what _rebuild takes, where those name its class and it needs nothing more; else
     None (then it is pickled: a subclass, or a handle with arguments)."""
+    if type(obj).__reduce__ is not Shared.__reduce__:
+        return None  # a subclass's own pickling
     of, *rest = obj.__reduce__()[1]
     if type(of) is not int or len(rest) != 2:
         return None
