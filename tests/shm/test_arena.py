@@ -234,12 +234,23 @@ def test_damaged_arenas_fail_cleanly(seed: int) -> None:
                     os.unlink(p)
 
 
-def test_objects_too_large_for_a_slot_keep_their_own_segment() -> None:
+def test_what_outgrows_a_slot_takes_a_segment() -> None:
+    """An Array too large for a slot keeps a segment of its own; a Dict or List whose
+    first contents outgrow its slot still roots there, its first table a segment (as
+    if it had grown), and is whole in another process."""
     a, d = procshare.Array("q", 64), procshare.Dict({i: i for i in range(10)})
     big = procshare.List(["x" * 400])
-    assert "@" not in a.name and "@" not in d.name and "@" not in big.name
-    b64 = base64.b64encode(pickle.dumps(a)).decode()
-    assert pickle.loads(base64.b64decode(b64)) == a
+    assert "@" not in a.name and "@" in d.name and "@" in big.name
+    assert d._gen == big._gen == 2 and d._table_seg is not None and big._table_seg is not None
+    b64 = base64.b64encode(pickle.dumps((a, d, big))).decode()
+    code = f"""
+        import base64, pickle
+        a, d, big = pickle.loads(base64.b64decode({b64!r}))
+        print(len(a), sorted(d.items()) == [(i, i) for i in range(10)], big[0] == "x" * 400)
+    """
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                       text=True, timeout=60, check=False)  # fmt: skip
+    assert r.stdout.split() == ["64", "True", "True"], r.stderr
 
 
 def test_inspect_and_rm_reach_an_object_in_an_arena() -> None:

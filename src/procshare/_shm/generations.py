@@ -17,9 +17,10 @@ After unlink() the handles that exist keep working: the tables are removed
 when the last process holding one lets go (its handles collected, or a
 normal exit) or is found dead.
 
-An anonymous Dict or List whose contents fit a few hundred bytes has no
-segment of its own: its root takes a slot of an arena (arena.py), with room
-for fewer users and its token, and its first table lives in the same slot.
+An anonymous Dict or List has no root segment of its own: its root takes a
+slot of an arena (arena.py), with room for fewer users and its token, and
+its first table lives in the same slot when the contents fit a few hundred
+bytes (else in a table segment, generation 2, as if it had grown there).
 A million of them, nested in a Dict, take one slot each and a few mappings
 in all; one that grows moves to table segments as any other.  Their tables
 go when the slot is freed, or when the arena's name is removed and no
@@ -100,10 +101,12 @@ class Generational(Shared, _core.Generation):
         is published only after its first table exists, so no process ever sees a root
         without a table."""
         space = cls._root_slot - SLOT_HEADER - _INLINE
-        if name is None and (inline := plan(space))[0] <= space:
+        if name is None:
             placed = place(cls._kind, {}, cls._root_slot - SLOT_HEADER, mode, cls._root_slot)
             if placed is not None:
-                return cls._in_slot(*placed, inline[1]), True
+                if (inline := plan(space))[0] <= space:
+                    return cls._in_slot(*placed, inline[1]), True
+                return cls._grown_in_slot(*placed, plan(None)), True
         first = plan(None)
         root = _names.anonymous() if name is None else name
         token = _names.token()
@@ -137,6 +140,19 @@ class Generational(Shared, _core.Generation):
         untrack_ours(self)
         self._hold = _holds.fresh(place)
         return self
+
+    @classmethod
+    def _grown_in_slot(cls, arena: _Arena, index: int, first: Plan) -> Any:
+        """A new root in slot index of arena whose contents outgrow the slot: its first
+        table is a segment, generation 2, as if it had grown there."""
+        seg = arena.slot_of(index, _pools.epoch)  # frees the slot if this fails
+        token = _names.token_number()
+        _WORD.pack_into(arena.view, seg.data_offset + _TOKEN, token)  # before the table
+        text = format(token, "016x")
+        table = _create_table(seg.name, text, 2, cls._table_kind, *first, seg.mode)
+        _tables.keep(seg.name, text, 2, table)
+        _WORD.pack_into(arena.view, seg.data_offset + _GEN, 2)
+        return cls._from_segment(seg)
 
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
