@@ -238,12 +238,13 @@ int ps_encode(PyObject *value, ps_encoded *out)
     out->owned = NULL;
     if (ps_encode_fast(value, &out->tag, &out->data, &out->len, out->int_buf))
         return 0;
-    out->tag = TAG_HANDLE;
     if (shared_type != NULL && PyObject_TypeCheck(value, (PyTypeObject *)shared_type)) {
         if ((out->owned = handle_record(value)) == NULL)
             return -1;
         if (out->owned == Py_None)
-            Py_CLEAR(out->owned);
+            Py_CLEAR(out->owned); /* pickled below */
+        else
+            out->tag = TAG_HANDLE;
     }
     if (out->owned == NULL) {
         if ((out->owned = pickled(value)) == NULL)

@@ -23,7 +23,7 @@ creator that was killed.  A child starts arenas of its own.
 
 An object in a slot is one Python object (InArena): it keeps its arena and
 slot index, and the Slot that describes it as a Segment (unlink, inspect) is
-made only when first asked for (its name and handle need none: escape());
+made only when first asked for (its name and handle need none: handle());
 until then the object frees the slot itself when collected, after that the
 Slot does.  One lock makes each object's Slot once, whichever thread asks.
 """
@@ -119,11 +119,12 @@ class _Arena:
         flags = _WORDS.unpack_from(self.view, self.base(index))[1]
         return bool((flags | self.seg.flags().load()) & FLAG_UNLINKED)
 
-    def escape(self, index: int) -> str:
-        """The name of the object in slot index, handed out: from now on other processes
-        may attach it, so the creator dropping it no longer frees the slot."""
+    def handle(self, index: int) -> tuple[Kind, str, int]:
+        """(kind, name, mode) of the object in slot index, handed out: from now on other
+        processes may attach it, so the creator dropping it no longer frees the slot."""
         _core.Cell(self.mapping, self.base(index) + 4, "I").fetch_or(FLAG_ESCAPED)
-        return slot_name(self.seg.name, index, self.generation(index))
+        pool = self.pool
+        return pool.kind, slot_name(self.seg.name, index, self.generation(index)), pool.mode
 
     def private(self, index: int, epoch: int) -> bool:
         """Whether the object in slot index (made in fork epoch) is this process's alone:
@@ -446,7 +447,7 @@ class InArena:
         where = self._where
         if type(where) is not _Arena:
             return super()._handle()  # type: ignore[misc, no-any-return]
-        return where.pool.kind, where.escape(self._slot), where.pool.mode
+        return where.handle(self._slot)
 
     def _placed(self, arena: _Arena, index: int) -> None:
         """This new object lives in the slot place() claimed."""

@@ -148,7 +148,7 @@ class Generational(Shared, _core.Generation):
         seg = arena.slot_of(index, _pools.epoch)  # frees the slot if this fails
         token = _names.token_number()
         _WORD.pack_into(arena.view, seg.data_offset + _TOKEN, token)  # before the table
-        text = format(token, "016x")
+        text = _names.token_text(token)
         table = _create_table(seg.name, text, 2, cls._table_kind, *first, seg.mode)
         _tables.keep(seg.name, text, 2, table)
         _WORD.pack_into(arena.view, seg.data_offset + _GEN, 2)
@@ -195,8 +195,7 @@ class Generational(Shared, _core.Generation):
         place = self._place
         if place is None:
             return super()._handle()
-        arena, index, _ = place
-        return self._kind, arena.escape(index), arena.pool.mode
+        return place[0].handle(place[1])
 
     def __del__(self) -> None:
         hold = getattr(self, "_hold", None)  # absent if construction failed early
@@ -345,15 +344,14 @@ class _Tables:
         self.guard = threading.Lock()
 
     def get(self, root: str, token: str, gen: int) -> Segment | None:
-        """The kept table of generation gen of root, made the most recently used."""
+        """The kept table of generation gen of root, if that is the one kept."""
         key = (root, token)
         with self.guard:
             kept = self.kept.get(key)
             if kept is None or kept[0] != gen:
                 self._drop(key)  # replaced since: let it go
                 return None
-            self.kept[key] = self.kept.pop(key)  # the most recently used: last
-            return kept[1]
+            return kept[1]  # binding it keeps it again, as the most recently used
 
     def keep(self, root: str, token: str, gen: int, seg: Segment) -> None:
         """Keep seg, generation gen of root's tables, in place of an older one."""
@@ -383,7 +381,7 @@ _tables = _Tables()
 def _token(root: Segment) -> str | None:
     """The token of root's tables: in a slot's data, else in the segment's header."""
     if isinstance(root, Slot):  # written before the slot was published, never changed
-        return format(_WORD.unpack_from(root.mapping, root.data_offset + _TOKEN)[0], "016x")
+        return _names.token_text(_WORD.unpack_from(root.mapping, root.data_offset + _TOKEN)[0])
     token = root.params.get("token")
     return token if isinstance(token, str) else None
 

@@ -125,7 +125,12 @@ def token_number() -> int:
 
 def token() -> str:
     """A fresh token naming one object's table generations, as its names write it."""
-    return format(_tokens.next(), "016x")
+    return token_text(_tokens.next())
+
+
+def token_text(number: int) -> str:
+    """A token as table names write it."""
+    return format(number, "016x")
 
 
 def table(root: str, token: str, generation: int) -> str:
