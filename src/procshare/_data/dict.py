@@ -14,6 +14,7 @@ counters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import (
     Callable,
     ItemsView,
@@ -78,7 +79,11 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         encoded = [encode_item(k, v) for k, v in initial.items()]
         size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
         self, _ = cls._open_root(
-            name, lambda space: _plan(len(encoded), size, items=encoded, space=space), mode
+            name,
+            _empty
+            if not encoded
+            else lambda space: _plan(len(encoded), size, items=encoded, space=space),
+            mode,
         )
         self._fresh = True
         return self
@@ -376,6 +381,12 @@ def _plan(
                 raise RuntimeError("the initial entries did not fit the first table")
 
     return _core.TABLE_HEADER + 8 * nslots + heap, init
+
+
+@functools.cache
+def _empty(space: int | None) -> Plan:
+    """The plan of an empty Dict's first table (the same for every one made)."""
+    return _plan(0, 0, space=space)
 
 
 def _entries(table: _core.Table, _: object) -> list[tuple[int, bytes, bytes, int, bytes]]:

@@ -12,6 +12,7 @@ half-shifted list.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any, ClassVar, SupportsIndex, overload
@@ -49,7 +50,8 @@ class List(Generational, MutableSequence[Any]):
         cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> Any:
         packed = _core.pack(iterable, False)  # errors here change nothing
-        self, _ = cls._open_root(name, lambda space: _plan(packed, space), mode)
+        plan = _empty if not packed[0] else lambda space: _plan(packed, space)
+        self, _ = cls._open_root(name, plan, mode)
         self._fresh = True
         return self
 
@@ -375,6 +377,12 @@ def _plan(packed: tuple[int, bytes], space: int | None = None) -> Plan:
             raise RuntimeError("the elements did not fit the next table")
 
     return _core.VECTOR_HEADER + 16 * capacity + heap, init  # two slot arrays
+
+
+@functools.cache
+def _empty(space: int | None) -> Plan:
+    """The plan of an empty List's first table (the same for every one made)."""
+    return _plan((0, b""), space)
 
 
 def _all(table: _core.Vector, _: object) -> list[Item]:

@@ -80,7 +80,7 @@ def is_slot(name: str) -> bool:
 class _Arena:
     """One arena segment as its creator uses it: where the slots are, a view to write them."""
 
-    __slots__ = ("first", "mapping", "next", "pool", "seg", "slot", "slots", "view")
+    __slots__ = ("first", "flags", "mapping", "next", "pool", "seg", "slot", "slots", "view")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
         self.pool = pool
@@ -90,13 +90,14 @@ class _Arena:
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
         self.view = memoryview(seg.mapping)
+        self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
 
     def base(self, index: int) -> int:
         return self.first + index * self.slot
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
-        return self.base(index) + SLOT_HEADER
+        return self.first + index * self.slot + SLOT_HEADER
 
     def generation(self, index: int) -> int:
         """How many objects slot index has held (the current one's generation)."""
@@ -116,15 +117,17 @@ class _Arena:
 
     def unlinked(self, index: int) -> bool:
         """Whether the name of the object in slot index, or the arena's, was removed."""
-        flags = _WORDS.unpack_from(self.view, self.base(index))[1]
-        return bool((flags | self.seg.flags().load()) & FLAG_UNLINKED)
+        flags = _WORDS.unpack_from(self.view, self.first + index * self.slot)[1]
+        return bool((flags | self.flags.load()) & FLAG_UNLINKED)
 
     def handle(self, index: int) -> tuple[Kind, str, int]:
         """(kind, name, mode) of the object in slot index, handed out: from now on other
         processes may attach it, so the creator dropping it no longer frees the slot."""
-        _core.Cell(self.mapping, self.base(index) + 4, "I").fetch_or(FLAG_ESCAPED)
+        base = self.first + index * self.slot
+        _core.Cell(self.mapping, base + 4, "I").fetch_or(FLAG_ESCAPED)
+        generation = _WORDS.unpack_from(self.view, base)[0] >> 1
         pool = self.pool
-        return pool.kind, slot_name(self.seg.name, index, self.generation(index)), pool.mode
+        return pool.kind, slot_name(self.seg.name, index, generation), pool.mode
 
     def private(self, index: int, epoch: int) -> bool:
         """Whether the object in slot index (made in fork epoch) is this process's alone:
@@ -132,7 +135,7 @@ class _Arena:
         return (
             self.pool.pid == _process.pid
             and epoch == _pools.epoch
-            and not _WORDS.unpack_from(self.view, self.base(index))[1] & FLAG_ESCAPED
+            and not _WORDS.unpack_from(self.view, self.first + index * self.slot)[1] & FLAG_ESCAPED
         )
 
     def release(self, index: int, epoch: int) -> None:
@@ -178,7 +181,7 @@ class _Pool:
         with self.guard:
             if self.free:
                 arena, index = self.free.pop()
-                base = arena.base(index)
+                base = arena.first + index * self.slot
                 generation = (_WORDS.unpack_from(arena.view, base)[0] >> 1) + 1
                 arena.view[base + SLOT_HEADER : base + self.slot] = self.zeros
             else:
@@ -187,7 +190,7 @@ class _Pool:
                     arena = self._grow()
                 index, generation = arena.next, 1
                 arena.next = index + 1
-                base = arena.base(index)
+                base = arena.first + index * self.slot
             _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
             return arena, index
 

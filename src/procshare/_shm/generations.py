@@ -57,6 +57,7 @@ _USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
 _WORD = struct.Struct("<Q")
+_USER = struct.Struct("<I")
 
 #: A root in an arena slot records this many users; its token and first table follow.
 SLOT_USERS = 8
@@ -138,7 +139,7 @@ class Generational(Shared, _core.Generation):
         self._table = cls._table_type(mapping, offset + _INLINE, arena.pool.data_size - _INLINE)
         self._gen, self._table_seg, self._fresh = 1, None, False
         untrack_ours(self)
-        self._hold = _holds.fresh(place)
+        self._hold = _holds.fresh(place, offset)
         return self
 
     @classmethod
@@ -495,21 +496,20 @@ class _Hold:
     """This process's place in one root's users table, and how many of its handles of
     that root are alive."""
 
-    __slots__ = ("data_offset", "handles", "holds", "key", "mapping", "pid", "root", "slot",
-                 "users")  # fmt: skip
+    __slots__ = ("count", "data_offset", "handles", "holds", "key", "mapping", "pid", "root",
+                 "slot")  # fmt: skip
 
-    def __init__(self, holds: _Holds, key: tuple[str, int], root: Segment | _Place) -> None:
+    def __init__(
+        self, holds: _Holds, key: tuple[str, int], root: Segment | _Place, data_offset: int
+    ) -> None:
         self.holds, self.key = holds, key
         self.root = root  # the place of a new root until its handle makes its Slot
-        if isinstance(root, tuple):
-            self.mapping, self.data_offset = root[0].mapping, root[0].data(root[1])
-            count = SLOT_USERS
-        else:
-            self.mapping, self.data_offset = root.mapping, root.data_offset
-            count = SLOT_USERS if isinstance(root, Slot) else USERS
-        self.users = _users(self.mapping, self.data_offset, count)
+        self.mapping = root.mapping if isinstance(root, Segment) else root[0].mapping
+        self.data_offset = data_offset
+        self.count = (
+            USERS if isinstance(root, Segment) and not isinstance(root, Slot) else SLOT_USERS
+        )
         self.handles = 0
-        self.join()
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
 
     def gone(self) -> None:
@@ -523,8 +523,8 @@ class _Hold:
         """Take a slot for this process (a free one, or a dead process's), or count it
         in the overflow word when every slot is taken."""
         self.pid = _process.pid
-        users = self.users
-        if users.compare_exchange(0, 0, self.pid):  # a new root's, or the first user's
+        users = _users(self.mapping, self.data_offset, self.count)
+        if users.compare_exchange(0, 0, self.pid):  # the first user's
             self.slot = 0
             return
         for i, pid in enumerate(users[:]):
@@ -538,8 +538,13 @@ class _Hold:
         if self.pid != _process.pid:
             return
         self.pid = 0
+        root = self.root
+        if isinstance(root, tuple) and root[0].private(root[1], root[2]):
+            return  # a new root this process alone knows: its slot is freed, and zeroed, next
         if self.slot >= 0:
-            self.users.compare_exchange(self.slot, _process.pid, 0)
+            _core.Cell(
+                self.mapping, self.data_offset + _USERS + 4 * self.slot, "I"
+            ).compare_exchange(_process.pid, 0)
         else:
             _overflow(self.mapping, self.data_offset).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
@@ -547,10 +552,9 @@ class _Hold:
         # that never left this process goes with its slot, and its tables with it; one
         # that never grew out of its slot has none (only this process could have built
         # one, and a build that fails removes what it made).
-        root = self.root
         if isinstance(root, tuple):  # a new root whose handle made no Slot: it never grew here
-            arena, index, epoch = root
-            if arena.private(index, epoch) or not arena.unlinked(index):
+            arena, index, _ = root
+            if not arena.unlinked(index):
                 return
             root = arena.slot_segment(index)
         if isinstance(root, Slot) and root.private():
@@ -579,11 +583,14 @@ class _Holds:
         # an arena then removes the tables of its grown roots in one pass.
         at_exit.add(self.release_all, first=True)
 
-    def fresh(self, place: _Place) -> _Hold:
-        """The hold of a new root in this process's arena, for its one handle."""
-        key = (place[0].seg.name, place[1])  # an arena's name has no "@": no root's
-        hold = self.held[key] = _Hold(self, key, place)
-        hold.handles = 1
+    def fresh(self, place: _Place, data_offset: int) -> _Hold:
+        """The hold of a new root in this process's arena (its data at data_offset), for
+        its one handle: the first user, written plainly (no other process sees the slot)."""
+        arena = place[0]
+        _USER.pack_into(arena.view, data_offset + _USERS, _process.pid)
+        key = (arena.seg.name, place[1])  # an arena's name has no "@": no root's
+        hold = self.held[key] = _Hold(self, key, place, data_offset)
+        hold.pid, hold.slot, hold.handles = _process.pid, 0, 1
         return hold
 
     def join(self, root: Segment) -> _Hold:
@@ -591,7 +598,8 @@ class _Holds:
         key = (root.name, root.inode)
         hold = self.held.get(key)
         if hold is None or hold.pid != _process.pid:
-            hold = self.held[key] = _Hold(self, key, root)
+            hold = self.held[key] = _Hold(self, key, root, root.data_offset)
+            hold.join()
         hold.handles += 1
         return hold
 

@@ -118,9 +118,8 @@ class _Tokens:
 _tokens = _Tokens()
 
 
-def token_number() -> int:
-    """A fresh token naming one object's table generations, as a number."""
-    return _tokens.next()
+#: A fresh token naming one object's table generations, as a number.
+token_number = _tokens.next
 
 
 def token() -> str:

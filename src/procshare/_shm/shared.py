@@ -105,12 +105,13 @@ def _stored(obj: Shared) -> tuple[int, str, int] | None:
     """How a Dict, List or Queue stores obj without pickling it: (kind, name, mode),
     what _rebuild takes, where those name its class and it needs nothing more; else
     None (then it is pickled: a subclass, or a handle with arguments)."""
-    if type(obj).__reduce__ is not Shared.__reduce__:
-        return None  # a subclass's own pickling
-    of, *rest = obj.__reduce__()[1]
-    if type(of) is not int or len(rest) != 2:
-        return None
-    return of, rest[0], rest[1]
+    cls = type(obj)
+    if cls.__reduce__ is not Shared.__reduce__ or obj._handle_args():
+        return None  # a subclass's own pickling, or arguments beside the name
+    kind, name, mode = obj._handle()
+    if _names.class_of(kind) is not cls:
+        return None  # a subclass, pickled by reference
+    return int(kind), name, mode
 
 
 def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
