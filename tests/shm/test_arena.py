@@ -49,7 +49,7 @@ def test_many_small_objects_share_few_segments_and_mappings() -> None:
             return [f for f in os.listdir("/dev/shm") if f.startswith(mine)]
         before = maps()
         counters = [procshare.Counter(i) for i in range(60_000)]
-        shm = sum(os.path.getsize("/dev/shm/" + f) for f in files())
+        shm = sum(os.stat("/dev/shm/" + f).st_blocks * 512 for f in files())
         others = [procshare.Lock() for _ in range(10_000)]
         others += [procshare.Event() for _ in range(10_000)]
         others += [procshare.Value("d", 0.5) for _ in range(5_000)]
@@ -63,7 +63,36 @@ def test_many_small_objects_share_few_segments_and_mappings() -> None:
     assert r.returncode == 0, r.stderr
     mappings, segments, shm = map(int, r.stdout.split())
     assert mappings < 60 and segments < 40  # 90,000 objects; a segment each would be 90,000
-    assert shm / 60_000 <= 72  # a Counter's 64-byte line, and the arenas' headers
+    assert shm / 60_000 <= 66  # a Counter's 64-byte line, the arenas' headers, a chunk
+
+
+def test_an_arena_takes_memory_as_its_slots_are_handed_out_and_readers_take_none() -> None:
+    r = python("""
+        import os, re, subprocess, sys, procshare
+        mine = f"procshare._{os.getpid()}_"
+        def arenas():  # each arena: (its size, the bytes /dev/shm holds for it)
+            found = (os.stat("/dev/shm/" + f) for f in os.listdir("/dev/shm") if f.startswith(mine))
+            return sorted((st.st_size, st.st_blocks * 512) for st in found)
+        kept = []
+        while len(arenas()) < 4:  # 64 KiB, 128 KiB, 256 KiB, then 512 KiB
+            kept.append(procshare.Counter())
+        size, held = arenas()[-1]
+        assert size > 512 * 1024 and held <= 72 * 1024, (size, held)  # its first 64 KiB
+        name = kept[-1].name.split("@")[0]
+        show = [sys.executable, "-m", "procshare", "inspect", name]
+        shown = subprocess.run(show, capture_output=True, text=True, timeout=60)
+        assert re.search(r"^ *objects +1$", shown.stdout, re.M), shown
+        assert arenas()[-1] == (size, held)  # reading it took no memory for unused slots
+        while len(arenas()) < 5:
+            kept.append(procshare.Counter())
+        assert arenas()[-2] == (size, size)  # filled: all of it
+        for c in kept:
+            c += 1
+        assert sum(c.value for c in kept) == len(kept)
+        print("ok")
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok")
 
 
 def test_a_slot_is_reused_only_when_no_other_process_can_hold_it() -> None:

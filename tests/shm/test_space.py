@@ -87,6 +87,36 @@ def test_a_full_shm_raises_at_creation_and_growth_and_leaves_nothing() -> None:
     assert r.stdout.startswith("ok")
 
 
+def test_small_objects_stop_at_a_full_shm_with_space_error_and_every_one_made_works() -> None:
+    """An arena backs its pages as its slots are handed out: when /dev/shm is full, the
+    next object raises SpaceError, every one made before can be written (no SIGBUS),
+    and one freed makes room again."""
+    r = in_small_shm(
+        size="1536k",
+        code="""
+        import errno, gc, procshare
+
+        counters = []
+        for attempt in range(2):  # the failure changed nothing: the next one fails alike
+            try:
+                while True:
+                    counters.append(procshare.Counter())
+            except procshare.SpaceError as e:
+                assert e.errno == errno.ENOSPC and "arena" in str(e) and "full" in str(e), e
+        for c in counters:
+            c += 1
+        assert sum(c.value for c in counters) == len(counters) > 10_000
+        del counters[-10:], c
+        gc.collect()
+        again = [procshare.Counter() for _ in range(10)]  # in the slots freed
+        assert all(c.value == 0 for c in again)
+        print("ok", len(counters))
+    """,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("ok")
+
+
 def test_rewrites_keep_working_when_shm_cannot_spare_their_extra_room() -> None:
     r = in_small_shm("""
         import procshare

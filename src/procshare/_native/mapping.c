@@ -225,7 +225,39 @@ static PyObject *Mapping_wake(ps_Mapping *self, PyObject *const *args, Py_ssize_
     return PyLong_FromLong(ps_futex_wake((_Atomic uint32_t *)p, n));
 }
 
+/* back(offset, length): back the pages of [offset, offset + length) with memory
+ * now, so that a full /dev/shm raises OSError here instead of SIGBUS at first use. */
+static PyObject *Mapping_back(ps_Mapping *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "back(offset, length)");
+        return NULL;
+    }
+    Py_ssize_t off = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t len = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (len == -1 && PyErr_Occurred())
+        return NULL;
+    if (len <= 0) {
+        PyErr_SetString(PyExc_ValueError, "length must be positive");
+        return NULL;
+    }
+    char *p = ps_mapping_ptr((PyObject *)self, off, len, 1);
+    if (p == NULL)
+        return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+        r = ps_back_pages(p, (size_t)len);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Mapping_methods[] = {
+    {"back", (PyCFunction)(void (*)(void))Mapping_back, METH_FASTCALL,
+     "back(offset, length): back those pages with memory now (OSError if it cannot)."},
     {"wait", (PyCFunction)(void (*)(void))Mapping_wait, METH_FASTCALL,
      "wait(offset, expected, timeout=None, spin=None) -> bool: park on a 32-bit word."},
     {"wake", (PyCFunction)(void (*)(void))Mapping_wake, METH_FASTCALL,

@@ -83,6 +83,7 @@ int ps_back_pages(void *addr, size_t len)
 #else
     (void)addr;
     (void)len;
+    errno = ENOSYS;
     return -1;
 #endif
 }

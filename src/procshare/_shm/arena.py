@@ -7,7 +7,12 @@ an arena instead: a segment of kind ARENA holding slots of one size for
 objects of one kind, parameters and mode, created and reused by one process.
 A slot is a whole number of 64-byte cache lines (objects used by different
 processes never share a line): an 8-byte header, then the object's data at
-the offset the object would have in a segment of its own.
+the offset the object would have in a segment of its own.  The slots follow
+one line of the arena's own, whose first word counts the slots with memory
+behind them: an arena's pages are backed as its slots are first handed out,
+64 KiB at a time (a full /dev/shm raises SpaceError then, never SIGBUS
+later), and whoever reads the arena reads no further, since reading a page
+of /dev/shm takes memory for it as writing does.
 
 Slot header: u32 ``generation << 1 | live``, u32 flags (segment.FLAG_*).
 A handle names the arena, the slot and its generation
@@ -30,6 +35,7 @@ Slot does.  One lock makes each object's Slot once, whichever thread asks.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import threading
@@ -38,7 +44,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .. import _core, _process
-from .._errors import CorruptSegmentError, KindError, NotFoundError
+from .._errors import CorruptSegmentError, KindError, NotFoundError, SpaceError
 from . import names as _names
 from .names import Kind
 from .segment import (
@@ -58,6 +64,7 @@ SLOT_HEADER = 8
 MAX_SLOT = 256  # larger objects keep a segment of their own
 _FIRST_ARENA = 64 * 1024  # bytes; each further arena of a pool doubles, up to _LAST_ARENA
 _LAST_ARENA = 16 * 1024 * 1024
+_CHUNK = 64 * 1024  # an arena's pages are backed with memory this many bytes at a time
 _LIVE = 1
 _WORDS = struct.Struct("<II")
 
@@ -72,6 +79,17 @@ def slot_name(arena: str, index: int, generation: int) -> str:
     return f"{arena}@{index}.{generation}"
 
 
+def slot_base(arena: Segment, slot: int, index: int) -> int:
+    """Where slot index (of slot bytes each) of the arena segment starts in its mapping."""
+    return arena.data_offset + LINE + index * slot
+
+
+def _ready(arena: Segment) -> _core.Cell:
+    """The arena's count of slots with memory behind them (only those may be read)."""
+    cell: _core.Cell = _core.Cell(arena.mapping, arena.data_offset, "Q")
+    return cell
+
+
 def is_slot(name: str) -> bool:
     """Whether name is a slot's (an arena's object) rather than a segment's."""
     return _names.segment_of(name) != name
@@ -80,15 +98,17 @@ def is_slot(name: str) -> bool:
 class _Arena:
     """One arena segment as its creator uses it: where the slots are, a view to write them."""
 
-    __slots__ = ("first", "flags", "mapping", "next", "pool", "seg", "slot", "slots", "view")
+    __slots__ = ("first", "flags", "mapping", "next", "pool", "ready", "seg", "slot", "slots",
+                 "view")  # fmt: skip
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
         self.pool = pool
         self.seg, self.mapping = seg, seg.mapping
-        self.first = seg.data_offset  # where slot 0 starts
+        self.first = slot_base(seg, slot, 0)
         self.slot = slot
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
+        self.ready = _ready(seg).load()  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
         self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
 
@@ -114,6 +134,22 @@ class _Arena:
         slot = self.slot_segment(index)
         slot.owner, slot.epoch = self, epoch
         return slot
+
+    def back(self) -> None:
+        """Back the pages of the next slots with memory, then let readers see them
+        (SpaceError, and nothing changed, when /dev/shm cannot spare them)."""
+        start = self.first + self.ready * self.slot
+        end = min(start + _CHUNK, self.first + self.slots * self.slot)
+        try:
+            self.mapping.back(start, end - start)
+        except OSError as e:  # EFAULT: populating would have raised SIGBUS
+            why = "it is full" if e.errno in (errno.EFAULT, errno.ENOMEM) else e.strerror
+            raise SpaceError(
+                f"cannot make a new object in arena {self.seg.name!r}: /dev/shm could not "
+                f"back its next {end - start} bytes ({why})"
+            ) from None
+        self.ready = (end - self.first) // self.slot
+        _ready(self.seg).store(self.ready)
 
     def unlinked(self, index: int) -> bool:
         """Whether the name of the object in slot index, or the arena's, was removed."""
@@ -164,12 +200,22 @@ class _Pool:
 
     def _grow(self) -> _Arena:
         size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)
-        slots = (-(-(HEADER_SIZE + size) // PAGE) * PAGE - HEADER_SIZE) // self.slot
+        slots = (-(-(HEADER_SIZE + size) // PAGE) * PAGE - HEADER_SIZE - LINE) // self.slot
         params = {"kind": int(self.kind), "params": self.params, "size": self.data_size,
                   "slot": self.slot, "slots": slots}  # fmt: skip
-        seg = Segment.create(_names.anonymous(), Kind.ARENA, params, slots * self.slot,
-                             lambda m, o: None, self.mode)  # fmt: skip
+        data = LINE + slots * self.slot
+        backed = min(data, _CHUNK) if _pools.backs_later else data
+        ready = (backed - LINE) // self.slot  # the slots wholly in the pages backed now
+        seg = Segment.create(_names.anonymous(), Kind.ARENA, params, data,
+                             lambda m, o: _core.Cell(m, o, "Q").store(ready), self.mode,
+                             backed)  # fmt: skip
         _lifetimes.adopt(seg)
+        if _pools.backs_later is None:  # whether this kernel backs pages on demand
+            try:
+                seg.mapping.back(seg.data_offset, LINE)
+                _pools.backs_later = True
+            except OSError:
+                _pools.backs_later = False
         arena = _Arena(self, seg, self.slot, slots)
         self.arenas.append(arena)
         _remember(seg, geometry(seg))
@@ -189,6 +235,8 @@ class _Pool:
                 if arena.next == arena.slots:
                     arena = self._grow()
                 index, generation = arena.next, 1
+                if index == arena.ready:
+                    arena.back()
                 arena.next = index + 1
                 base = arena.first + index * self.slot
             _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
@@ -201,6 +249,8 @@ class _Pools:
     def __init__(self) -> None:
         self.pools: dict[tuple[Any, ...], _Pool] = {}
         self.epoch = 0  # forks so far: an object created before the last fork has escaped
+        # Whether madvise can back an arena's pages as it fills (else all at creation).
+        self.backs_later: bool | None = None
         # Held while an object makes the Slot that frees its slot: one per object, even
         # if two threads ask at once (the other Slot would free the slot when dropped).
         self.making = threading.Lock()
@@ -255,7 +305,7 @@ def geometry(seg: Segment) -> Geometry:
             isinstance(found.params, dict)
             and found.size > 0
             and found.slot == slot_size(found.size)
-            and 0 < found.slots * found.slot <= seg.data_size
+            and 0 < LINE + found.slots * found.slot <= seg.data_size
         )
     except (KeyError, TypeError, ValueError):
         valid = False
@@ -307,9 +357,9 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
         _remember(seg, g)
     else:
         g = mapped[1]
-    if index >= g.slots:
+    if index >= min(g.slots, _ready(seg).load()):
         raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
-    if not _alive(seg.mapping, seg.data_offset + index * g.slot, generation):
+    if not _alive(seg.mapping, slot_base(seg, g.slot, index), generation):
         raise NotFoundError(f"no procshare object named {name!r} any more")
     if kind is not None and g.kind != kind:
         raise KindError(f"{name!r} holds a {g.kind.name.lower()}, not a {kind.name.lower()}")
@@ -334,18 +384,19 @@ def after_unlink(seg: Segment) -> None:
 
 
 def _column(seg: Segment, g: Geometry, at: int) -> bytes:
-    """Byte at of every slot's header, slot by slot: 0 the live bit's, 4 the flags'."""
-    first = seg.data_offset + at
+    """Byte at of every readable slot's header, slot by slot: 0 the live bit's, 4 the
+    flags'."""
+    first = slot_base(seg, g.slot, 0) + at
     view = memoryview(seg.mapping)
     try:
-        return bytes(view[first : first + g.slots * g.slot : g.slot])
+        return bytes(view[first : first + min(g.slots, _ready(seg).load()) * g.slot : g.slot])
     finally:
         view.release()
 
 
 def live(seg: Segment, g: Geometry) -> list[tuple[int, int]]:
     """(index, generation) of each object in the arena seg now."""
-    first = seg.data_offset
+    first = slot_base(seg, g.slot, 0)
     return [(i, _WORDS.unpack_from(seg.mapping, first + i * g.slot)[0] >> 1)
             for i, w in enumerate(_column(seg, g, 0)) if w & _LIVE]  # fmt: skip
 
@@ -368,7 +419,7 @@ class Slot(Segment):
         self, arena: Segment, kind: Kind, params: dict[str, Any], index: int, size: int, gen: int
     ) -> None:
         self.arena, self.index, self.generation = arena, index, gen
-        self.base = arena.data_offset + index * arena.params["slot"]
+        self.base = slot_base(arena, arena.params["slot"], index)
         super().__init__(slot_name(arena.name, index, gen), kind, arena.mapping, params,
                          self.base + SLOT_HEADER, size, arena.mode, arena.inode)  # fmt: skip
         self.owner: _Arena | None = None  # in the creator: where the slot is freed to

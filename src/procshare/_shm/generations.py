@@ -40,7 +40,17 @@ from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
 from .._sync.lock import LOCK_SPACE, RLock
 from . import names as _names
-from .arena import SLOT_HEADER, Geometry, Slot, _Arena, _pools, live, place, untrack_ours
+from .arena import (
+    SLOT_HEADER,
+    Geometry,
+    Slot,
+    _Arena,
+    _pools,
+    live,
+    place,
+    slot_base,
+    untrack_ours,
+)
 from .names import Kind
 from .segment import Segment, at_exit, check_trust
 from .shared import Shared
@@ -226,7 +236,7 @@ class Generational(Shared, _core.Generation):
         """The name of an arena of roots was removed: the tables of those that grew out
         of their slot go once no process uses them."""
         for index, generation in live(arena, g):
-            gen = arena.data_offset + index * g.slot + SLOT_HEADER + _GEN
+            gen = slot_base(arena, g.slot, index) + SLOT_HEADER + _GEN
             if _core.Cell(arena.mapping, gen, "Q").load() > 1:
                 cls._after_unlink(Slot(arena, g.kind, g.params, index, g.size, generation))
 

@@ -48,7 +48,7 @@ from . import names as _names
 from .names import Kind
 
 MAGIC = b"PROCSHR\x00"
-LAYOUT_VERSION = 7  # 7: anonymous Dicts and Lists in arena slots
+LAYOUT_VERSION = 8  # 8: an arena's count of backed slots before its slots
 HEADER_SIZE = 256
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -4,13 +4,15 @@ shared memory and in mappings, beside multiprocessing's Value, RawValue and Lock
 Each case runs in a fresh forked process, which makes its objects, keeps them all,
 checks that they work (every counter incremented once and summed, exactly; every
 hundredth nested List or Dict written and read back), and reports the shared
-mappings it gained (/proc/self/maps: their number and size).  Nested Lists and
+mappings it gained (/proc/self/maps: their number, and the memory /dev/shm holds
+for them).  Nested Lists and
 Dicts are kept in one Dict, as a List per user would be: their handles are dropped.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,14 +25,24 @@ BASELINE = "multiprocessing.Value('q')"
 
 
 def _shared_maps() -> tuple[int, int]:
-    """(number, total bytes) of this process's shared mappings."""
-    count = size = 0
+    """(number, bytes of memory) of this process's shared mappings.  A mapped file that
+    is still named counts the memory /dev/shm holds for it (a file's pages take memory
+    only once backed); any other mapping counts its whole size."""
+    count = 0
+    spans: dict[str, int] = {}
     with open("/proc/self/maps") as f:
         for line in f:
-            span, perms = line.split(None, 2)[:2]
-            if perms.endswith("s"):
-                lo, hi = (int(x, 16) for x in span.split("-"))
-                count, size = count + 1, size + hi - lo
+            fields = line.split(None, 5)
+            if fields[1].endswith("s"):
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                path = fields[5].strip() if len(fields) == 6 else f"{lo:x}"
+                count, spans[path] = count + 1, spans.get(path, 0) + hi - lo
+    size = 0
+    for path, mapped in spans.items():
+        try:
+            size += min(mapped, os.stat(path).st_blocks * 512)
+        except OSError:  # deleted, or no file: all of it
+            size += mapped
     return count, size
 
 
