@@ -201,7 +201,7 @@ class Generation:
     """What a Dict or List handle keeps in C: current table, generation, lock."""
 
     _table: Any
-    _lock: Any
+    _writers: Any
     _gen: int
     def _watch(self, mapping: Mapping, offset: int, /) -> None: ...
     def _generation(self) -> int: ...

@@ -14,7 +14,7 @@
 typedef struct {
     PyObject_HEAD
     PyObject *table;   /* _table: a Table (Dict) or Vector (List) */
-    PyObject *lock;    /* _lock: the writers' RLock, a Mutex */
+    PyObject *lock;    /* _writers: the writers' RLock, a Mutex */
     PyObject *mapping; /* keeps gen_word's mapping alive */
     _Atomic uint64_t *gen_word;
     unsigned long long gen; /* _gen */
@@ -86,7 +86,7 @@ static PyMethodDef Generation_methods[] = {
 
 static PyMemberDef Generation_members[] = {
     {"_table", T_OBJECT_EX, offsetof(ps_Generation, table), 0, "the current table"},
-    {"_lock", T_OBJECT_EX, offsetof(ps_Generation, lock), 0, "the writers' lock"},
+    {"_writers", T_OBJECT_EX, offsetof(ps_Generation, lock), 0, "the writers' lock"},
     {"_gen", T_ULONGLONG, offsetof(ps_Generation, gen), 0, "the generation of _table"},
     {NULL, 0, 0, 0, NULL},
 };

@@ -34,7 +34,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
@@ -76,28 +76,28 @@ _INLINE = _TOKEN + 16  # the first table, in a root's slot: the rest of the slot
 #: Where a new root of this process sits while its handle has made no Slot: its arena,
 #: slot index and the fork epoch it was made in.
 _Place = tuple[_Arena, int, int]
-_COMPANIONS = frozenset(("_seg", "_lock", "_token"))  # what a new root's handle makes late
 
 
 class Generational(Shared, _core.Generation):
     """Base of Dict and List: the root, the current table, and how to replace it.
 
     The current table (``_table``), its generation (``_gen``), the root's generation
-    word and the writers' lock (``_lock``) live in the C base, where the one-call
+    word and the writers' lock (``_writers``) live in the C base, where the one-call
     paths read them.  A new root in this process's arena slot starts with its table
     alone: its Slot, lock and token (``_seg``, ``_lock``, ``_token``) are made when
     first asked for, since one handed straight to a Dict (``d[user] = List()``)
     needs none of them.
     """
 
-    __slots__ = ("_fresh", "_hold", "_place", "_seg", "_table_seg", "_token")
+    __slots__ = ("_fresh", "_hold", "_place", "_root", "_table_seg", "_tables")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
     _root_slot: ClassVar[int]  # bytes of an anonymous one's arena slot, header included
-    _lock: RLock
+    _writers: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
-    _token: str  # names the tables: <root>~<token>.<generation>
+    _root: Segment | None  # None while a new root's companions are still to be made
+    _tables: str  # the token naming the tables: <root>~<token>.<generation>
     _fresh: bool  # built by __new__, whose __init__ call is still to come
     _hold: _Hold  # this process's place among the root's users, left with its last handle
     _place: _Place | None  # a new root's slot while its companions are still to be made
@@ -144,7 +144,7 @@ class Generational(Shared, _core.Generation):
         _WORD.pack_into(arena.view, offset + _TOKEN, _names.token_number())
         _WORD.pack_into(arena.view, offset + _GEN, 1)
         self = _core.Generation.__new__(cls)
-        self._place = place = (arena, index, epoch)
+        self._place, self._root = (place := (arena, index, epoch)), None
         self._watch(mapping, offset + _GEN)
         self._table = cls._table_type(mapping, offset + _INLINE, arena.pool.data_size - _INLINE)
         self._gen, self._table_seg, self._fresh = 1, None, False
@@ -184,22 +184,39 @@ class Generational(Shared, _core.Generation):
         token = _token(seg)
         if token is None:
             raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
-        self._seg, self._token = seg, token
-        self._lock = RLock._at(seg, seg.data_offset)
+        self._tables, self._writers = token, RLock._at(seg, seg.data_offset)
+        self._root = seg  # last: once it is set, so are the others
 
-    if not TYPE_CHECKING:  # to the type checker these are plain attributes
+    def _made(self) -> Segment:
+        """The root's Segment, a new root's companions made first if they are not yet
+        (once, whichever thread asks first: one Slot per root)."""
+        with _pools.making:
+            place = self._place
+            if place is not None:
+                seg = place[0].slot_of(place[1], place[2])  # frees the slot from now on
+                self._companions(seg)  # a slot's token is in its data: this cannot fail
+                self._hold.root, self._place = seg, None
+        return self._root  # type: ignore[return-value]  # set by _companions
 
-        def __getattr__(self, name: str) -> Any:
-            """A companion of a new root (_seg, _lock, _token), made when first asked for."""
-            if name not in _COMPANIONS:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            with _pools.making:  # another thread may be making them: one Slot per root
-                place = self._place
-                if place is not None:
-                    seg = place[0].slot_of(place[1], place[2])  # frees the slot from now on
-                    self._companions(seg)  # a slot's token is in its data: this cannot fail
-                    self._hold.root, self._place = seg, None
-            return object.__getattribute__(self, name)
+    @property
+    def _seg(self) -> Segment:  # type: ignore[override]  # made, never assigned
+        """The root's Segment (an arena slot's Slot, or a root segment)."""
+        root = self._root
+        return root if root is not None else self._made()
+
+    @property
+    def _token(self) -> str:
+        """The token naming the root's tables."""
+        if self._root is None:
+            self._made()
+        return self._tables
+
+    @property
+    def _lock(self) -> RLock:
+        """The writers' lock (the C base holds it, for the one-call paths)."""
+        if self._root is None:
+            self._made()
+        return self._writers
 
     def _handle(self) -> tuple[Kind, str, int]:
         """(kind, name, mode) to pickle, without making the companions of a new root."""
@@ -253,7 +270,7 @@ class Generational(Shared, _core.Generation):
         return self._table
 
     def _follow(self, gen: int) -> None:
-        root = self._seg
+        root, token = self._seg, self._tables  # _seg first: it makes a new root's token
         if gen == 1 and isinstance(root, Slot):
             self._table_seg, self._gen = None, gen
             self._table = type(self)._table_type(
@@ -261,11 +278,11 @@ class Generational(Shared, _core.Generation):
             )  # confined to the slot: a damaged header cannot reach the next object
             return
         while True:
-            seg = _tables.get(root.name, self._token, gen)
+            seg = _tables.get(root.name, token, gen)
             if seg is not None and seg.current(root.mode):
                 break  # kept mapped here, its name checked as an attach checks it
             try:
-                name = _names.table(root.name, self._token, gen)
+                name = _names.table(root.name, token, gen)
                 seg = Segment.attach(name, self._table_kind, mode=root.mode)
             except NotFoundError:
                 newer = self._generation()
@@ -275,14 +292,14 @@ class Generational(Shared, _core.Generation):
                     ) from None
                 gen = newer  # replaced again meanwhile: follow the newer one
                 continue
-            if not _owned_by(seg, root.name, self._token):
+            if not _owned_by(seg, root.name, token):
                 raise CorruptSegmentError(f"{seg.name!r} is not a table of {root.name!r}")
             break
         self._bind(seg, gen)
 
     def _bind(self, seg: Segment, gen: int) -> None:
         """Use seg, the table of generation gen, from now on (and keep it mapped here)."""
-        _tables.keep(self._seg.name, self._token, gen, seg)
+        _tables.keep(self._seg.name, self._tables, gen, seg)  # _seg first, as in _follow
         self._table_seg, self._gen = seg, gen
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
 
@@ -308,7 +325,7 @@ class Generational(Shared, _core.Generation):
 
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
-        root, token = self._seg, self._token
+        root, token = self._seg, self._tables  # _seg first, as in _follow
         old = self._generation()
         seg = _create_table(root.name, token, old + 1, self._table_kind, size, init, root.mode)
         self._publish(old + 1)
@@ -507,7 +524,7 @@ class _Hold:
     that root are alive."""
 
     __slots__ = ("count", "data_offset", "handles", "holds", "key", "mapping", "pid", "root",
-                 "slot")  # fmt: skip
+                 "slot", "users")  # fmt: skip
 
     def __init__(
         self, holds: _Holds, key: tuple[str, int], root: Segment | _Place, data_offset: int
@@ -520,6 +537,7 @@ class _Hold:
             USERS if isinstance(root, Segment) and not isinstance(root, Slot) else SLOT_USERS
         )
         self.handles = 0
+        self.users: _core.CellArray | None = None  # a view of the table, made when needed
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
 
     def gone(self) -> None:
@@ -533,7 +551,7 @@ class _Hold:
         """Take a slot for this process (a free one, or a dead process's), or count it
         in the overflow word when every slot is taken."""
         self.pid = _process.pid
-        users = _users(self.mapping, self.data_offset, self.count)
+        users = self.users = _users(self.mapping, self.data_offset, self.count)
         if users.compare_exchange(0, 0, self.pid):  # the first user's
             self.slot = 0
             return
@@ -552,9 +570,8 @@ class _Hold:
         if isinstance(root, tuple) and root[0].private(root[1], root[2]):
             return  # a new root this process alone knows: its slot is freed, and zeroed, next
         if self.slot >= 0:
-            _core.Cell(
-                self.mapping, self.data_offset + _USERS + 4 * self.slot, "I"
-            ).compare_exchange(_process.pid, 0)
+            users = self.users or _users(self.mapping, self.data_offset, self.count)
+            users.compare_exchange(self.slot, _process.pid, 0)
         else:
             _overflow(self.mapping, self.data_offset).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
