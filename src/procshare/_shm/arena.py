@@ -174,13 +174,15 @@ class _Arena:
             and not _WORDS.unpack_from(self.view, self.first + index * self.slot)[1] & FLAG_ESCAPED
         )
 
-    def release(self, index: int, epoch: int) -> None:
+    def release(self, index: int, epoch: int) -> bool:
         """The creator let go of the object in slot index (made in fork epoch): free the slot
-        unless another process may hold the object."""
-        if self.private(index, epoch):
-            base = self.base(index)
-            _WORDS.pack_into(self.view, base, _WORDS.unpack_from(self.view, base)[0] & ~_LIVE, 0)
-            self.pool.free.append((self, index))
+        unless another process may hold the object.  Whether it was freed."""
+        if not self.private(index, epoch):
+            return False
+        base = self.base(index)
+        _WORDS.pack_into(self.view, base, _WORDS.unpack_from(self.view, base)[0] & ~_LIVE, 0)
+        self.pool.free.append((self, index))
+        return True
 
 
 class _Pool:

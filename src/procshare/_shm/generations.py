@@ -226,12 +226,11 @@ class Generational(Shared, _core.Generation):
         return place[0].handle(place[1])
 
     def __del__(self) -> None:
-        hold = getattr(self, "_hold", None)  # absent if construction failed early
+        hold = getattr(self, "_hold", None)
         if hold is not None:
-            hold.gone()
-        place = getattr(self, "_place", None)
-        if place is not None:  # no Slot was made to free it
-            place[0].release(place[1], place[2])
+            hold.gone()  # a new root's hold frees its slot too, while no Slot does
+        elif (place := getattr(self, "_place", None)) is not None:
+            place[0].release(place[1], place[2])  # construction failed before the hold
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
@@ -567,8 +566,8 @@ class _Hold:
             return
         self.pid = 0
         root = self.root
-        if isinstance(root, tuple) and root[0].private(root[1], root[2]):
-            return  # a new root this process alone knows: its slot is freed, and zeroed, next
+        if isinstance(root, tuple) and root[0].release(root[1], root[2]):
+            return  # a new root this process alone knew: its slot is free (zeroed when reused)
         if self.slot >= 0:
             users = self.users or _users(self.mapping, self.data_offset, self.count)
             users.compare_exchange(self.slot, _process.pid, 0)
