@@ -67,6 +67,7 @@ _LAST_ARENA = 16 * 1024 * 1024
 _CHUNK = 64 * 1024  # an arena's pages are backed with memory this many bytes at a time
 _LIVE = 1
 _WORDS = struct.Struct("<II")
+_READY = struct.Struct("<Q")
 
 
 def slot_size(data_size: int) -> int:
@@ -85,9 +86,16 @@ def slot_base(arena: Segment, slot: int, index: int) -> int:
 
 
 def _ready(arena: Segment) -> _core.Cell:
-    """The arena's count of slots with memory behind them (only those may be read)."""
+    """The arena's count of slots with memory behind them, which its creator raises."""
     cell: _core.Cell = _core.Cell(arena.mapping, arena.data_offset, "Q")
     return cell
+
+
+def readable(arena: Segment, g: Geometry) -> int:
+    """How many of the arena's slots may be read: those with memory behind them (reading
+    a page of /dev/shm would take memory for it, or raise SIGBUS if there is none)."""
+    ready: int = _READY.unpack_from(arena.mapping, arena.data_offset)[0]
+    return min(g.slots, ready)
 
 
 def is_slot(name: str) -> bool:
@@ -108,7 +116,7 @@ class _Arena:
         self.slot = slot
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
-        self.ready = _ready(seg).load()  # slots below ready have memory behind them
+        self.ready = _READY.unpack_from(seg.mapping, seg.data_offset)[0]  # below: backed
         self.view = memoryview(seg.mapping)
         self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
 
@@ -359,7 +367,7 @@ def attach(name: str, kind: Kind | None, mode: int) -> Slot:
         _remember(seg, g)
     else:
         g = mapped[1]
-    if index >= min(g.slots, _ready(seg).load()):
+    if index >= readable(seg, g):
         raise NotFoundError(f"no procshare object named {name!r} (no such slot)")
     if not _alive(seg.mapping, slot_base(seg, g.slot, index), generation):
         raise NotFoundError(f"no procshare object named {name!r} any more")
@@ -391,7 +399,7 @@ def _column(seg: Segment, g: Geometry, at: int) -> bytes:
     first = slot_base(seg, g.slot, 0) + at
     view = memoryview(seg.mapping)
     try:
-        return bytes(view[first : first + min(g.slots, _ready(seg).load()) * g.slot : g.slot])
+        return bytes(view[first : first + readable(seg, g) * g.slot : g.slot])
     finally:
         view.release()
 
