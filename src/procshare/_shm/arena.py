@@ -85,10 +85,10 @@ def slot_base(arena: Segment, slot: int, index: int) -> int:
     return arena.data_offset + LINE + index * slot
 
 
-def _ready(arena: Segment) -> _core.Cell:
-    """The arena's count of slots with memory behind them, which its creator raises."""
-    cell: _core.Cell = _core.Cell(arena.mapping, arena.data_offset, "Q")
-    return cell
+def _publish_ready(mapping: _core.Mapping, data_offset: int, ready: int) -> None:
+    """Let readers read the first ready slots of the arena whose data starts at
+    data_offset: their pages have memory behind them now."""
+    _core.Cell(mapping, data_offset, "Q").store(ready)
 
 
 def readable(arena: Segment, g: Geometry) -> int:
@@ -109,14 +109,14 @@ class _Arena:
     __slots__ = ("first", "flags", "mapping", "next", "pool", "ready", "seg", "slot", "slots",
                  "view")  # fmt: skip
 
-    def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int) -> None:
+    def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
         self.pool = pool
         self.seg, self.mapping = seg, seg.mapping
         self.first = slot_base(seg, slot, 0)
         self.slot = slot
         self.slots = slots
         self.next = 0  # slots below next have been handed out at least once
-        self.ready = _READY.unpack_from(seg.mapping, seg.data_offset)[0]  # below: backed
+        self.ready = ready  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
         self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
 
@@ -157,7 +157,7 @@ class _Arena:
                 f"back its next {end - start} bytes ({why})"
             ) from None
         self.ready = (end - self.first) // self.slot
-        _ready(self.seg).store(self.ready)
+        _publish_ready(self.mapping, self.seg.data_offset, self.ready)
 
     def unlinked(self, index: int) -> bool:
         """Whether the name of the object in slot index, or the arena's, was removed."""
@@ -217,7 +217,7 @@ class _Pool:
         backed = min(data, _CHUNK) if _pools.backs_later else data
         ready = (backed - LINE) // self.slot  # the slots wholly in the pages backed now
         seg = Segment.create(_names.anonymous(), Kind.ARENA, params, data,
-                             lambda m, o: _core.Cell(m, o, "Q").store(ready), self.mode,
+                             lambda m, o: _publish_ready(m, o, ready), self.mode,
                              backed)  # fmt: skip
         _lifetimes.adopt(seg)
         if _pools.backs_later is None:  # whether this kernel backs pages on demand
@@ -226,7 +226,7 @@ class _Pool:
                 _pools.backs_later = True
             except OSError:
                 _pools.backs_later = False
-        arena = _Arena(self, seg, self.slot, slots)
+        arena = _Arena(self, seg, self.slot, slots, ready)
         self.arenas.append(arena)
         _remember(seg, geometry(seg))
         return arena

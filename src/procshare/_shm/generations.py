@@ -89,7 +89,7 @@ class Generational(Shared, _core.Generation):
     needs none of them.
     """
 
-    __slots__ = ("_fresh", "_hold", "_place", "_root", "_table_seg", "_tables")
+    __slots__ = ("_fresh", "_hold", "_place", "_root", "_table_seg", "_table_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
@@ -97,7 +97,7 @@ class Generational(Shared, _core.Generation):
     _writers: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _root: Segment | None  # None while a new root's companions are still to be made
-    _tables: str  # the token naming the tables: <root>~<token>.<generation>
+    _table_token: str  # the token naming the tables: <root>~<token>.<generation>
     _fresh: bool  # built by __new__, whose __init__ call is still to come
     _hold: _Hold  # this process's place among the root's users, left with its last handle
     _place: _Place | None  # a new root's slot while its companions are still to be made
@@ -184,7 +184,7 @@ class Generational(Shared, _core.Generation):
         token = _token(seg)
         if token is None:
             raise CorruptSegmentError(f"segment {seg.name!r} has a damaged header (no token)")
-        self._tables, self._writers = token, RLock._at(seg, seg.data_offset)
+        self._table_token, self._writers = token, RLock._at(seg, seg.data_offset)
         self._root = seg  # last: once it is set, so are the others
 
     def _made(self) -> Segment:
@@ -209,7 +209,7 @@ class Generational(Shared, _core.Generation):
         """The token naming the root's tables."""
         if self._root is None:
             self._made()
-        return self._tables
+        return self._table_token
 
     @property
     def _lock(self) -> RLock:
@@ -269,7 +269,7 @@ class Generational(Shared, _core.Generation):
         return self._table
 
     def _follow(self, gen: int) -> None:
-        root, token = self._seg, self._tables  # _seg first: it makes a new root's token
+        root, token = self._seg, self._table_token  # _seg first: it makes a new root's token
         if gen == 1 and isinstance(root, Slot):
             self._table_seg, self._gen = None, gen
             self._table = type(self)._table_type(
@@ -298,7 +298,7 @@ class Generational(Shared, _core.Generation):
 
     def _bind(self, seg: Segment, gen: int) -> None:
         """Use seg, the table of generation gen, from now on (and keep it mapped here)."""
-        _tables.keep(self._seg.name, self._tables, gen, seg)  # _seg first, as in _follow
+        _tables.keep(self._seg.name, self._table_token, gen, seg)  # _seg first, as in _follow
         self._table_seg, self._gen = seg, gen
         self._table = type(self)._table_type(seg.mapping, seg.data_offset)
 
@@ -324,7 +324,7 @@ class Generational(Shared, _core.Generation):
 
     def _replace(self, size: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """Build the next generation (size bytes, filled by init), publish it, drop the old."""
-        root, token = self._seg, self._tables  # _seg first, as in _follow
+        root, token = self._seg, self._table_token  # _seg first, as in _follow
         old = self._generation()
         seg = _create_table(root.name, token, old + 1, self._table_kind, size, init, root.mode)
         self._publish(old + 1)
