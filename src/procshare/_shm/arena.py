@@ -106,8 +106,8 @@ def is_slot(name: str) -> bool:
 class _Arena:
     """One arena segment as its creator uses it: where the slots are, a view to write them."""
 
-    __slots__ = ("first", "flags", "mapping", "next", "pool", "ready", "seg", "slot", "slots",
-                 "view")  # fmt: skip
+    __slots__ = ("first", "flags", "headers", "mapping", "next", "pool", "ready", "seg", "slot",
+                 "slots", "stride", "view")  # fmt: skip
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
         self.pool = pool
@@ -119,6 +119,10 @@ class _Arena:
         self.ready = ready  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
         self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
+        # The slots as 32-bit words, for atomic reads and updates of their headers: slot
+        # index's generation word is at index * stride, its flags word the next one.
+        self.headers = _core.CellArray(seg.mapping, self.first, "I", slots * slot // 4)
+        self.stride = slot // 4
 
     def base(self, index: int) -> int:
         return self.first + index * self.slot
@@ -129,7 +133,7 @@ class _Arena:
 
     def generation(self, index: int) -> int:
         """How many objects slot index has held (the current one's generation)."""
-        return int(_WORDS.unpack_from(self.view, self.base(index))[0] >> 1)
+        return int(self.headers.load(index * self.stride) >> 1)
 
     def slot_segment(self, index: int) -> Slot:
         """The Segment of the object in slot index, as any process would attach it."""
@@ -161,17 +165,16 @@ class _Arena:
 
     def unlinked(self, index: int) -> bool:
         """Whether the name of the object in slot index, or the arena's, was removed."""
-        flags = _WORDS.unpack_from(self.view, self.first + index * self.slot)[1]
+        flags = self.headers.load(index * self.stride + 1)
         return bool((flags | self.flags.load()) & FLAG_UNLINKED)
 
     def handle(self, index: int) -> tuple[Kind, str, int]:
         """(kind, name, mode) of the object in slot index, handed out: from now on other
         processes may attach it, so the creator dropping it no longer frees the slot."""
-        base = self.first + index * self.slot
-        _core.Cell(self.mapping, base + 4, "I").fetch_or(FLAG_ESCAPED)
-        generation = _WORDS.unpack_from(self.view, base)[0] >> 1
+        word = index * self.stride
+        self.headers.fetch_or(word + 1, FLAG_ESCAPED)
         pool = self.pool
-        return pool.kind, slot_name(self.seg.name, index, generation), pool.mode
+        return pool.kind, slot_name(self.seg.name, index, self.headers.load(word) >> 1), pool.mode
 
     def private(self, index: int, epoch: int) -> bool:
         """Whether the object in slot index (made in fork epoch) is this process's alone:
@@ -179,7 +182,7 @@ class _Arena:
         return (
             self.pool.pid == _process.pid
             and epoch == _pools.epoch
-            and not _WORDS.unpack_from(self.view, self.first + index * self.slot)[1] & FLAG_ESCAPED
+            and not self.headers.load(index * self.stride + 1) & FLAG_ESCAPED
         )
 
     def release(self, index: int, epoch: int) -> bool:

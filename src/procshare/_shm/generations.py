@@ -526,15 +526,15 @@ class _Hold:
                  "slot", "users")  # fmt: skip
 
     def __init__(
-        self, holds: _Holds, key: tuple[str, int], root: Segment | _Place, data_offset: int
+        self,
+        holds: _Holds,
+        key: tuple[str, int],
+        root: Segment | _Place,
+        where: tuple[_core.Mapping, int, int],
     ) -> None:
         self.holds, self.key = holds, key
         self.root = root  # the place of a new root until its handle makes its Slot
-        self.mapping = root.mapping if isinstance(root, Segment) else root[0].mapping
-        self.data_offset = data_offset
-        self.count = (
-            USERS if isinstance(root, Segment) and not isinstance(root, Slot) else SLOT_USERS
-        )
+        self.mapping, self.data_offset, self.count = where  # the root's data, its users
         self.handles = 0
         self.users: _core.CellArray | None = None  # a view of the table, made when needed
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
@@ -615,7 +615,7 @@ class _Holds:
         arena = place[0]
         _USER.pack_into(arena.view, data_offset + _USERS, _process.pid)
         key = (arena.seg.name, place[1])  # an arena's name has no "@": no root's
-        hold = self.held[key] = _Hold(self, key, place, data_offset)
+        hold = self.held[key] = _Hold(self, key, place, (arena.mapping, data_offset, SLOT_USERS))
         hold.pid, hold.slot, hold.handles = _process.pid, 0, 1
         return hold
 
@@ -624,7 +624,8 @@ class _Holds:
         key = (root.name, root.inode)
         hold = self.held.get(key)
         if hold is None or hold.pid != _process.pid:
-            hold = self.held[key] = _Hold(self, key, root, root.data_offset)
+            count = SLOT_USERS if isinstance(root, Slot) else USERS
+            hold = self.held[key] = _Hold(self, key, root, (root.mapping, root.data_offset, count))
             hold.join()
         hold.handles += 1
         return hold

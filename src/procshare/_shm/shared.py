@@ -106,12 +106,26 @@ def _stored(obj: Shared) -> tuple[int, str, int] | None:
     what _rebuild takes, where those name its class and it needs nothing more; else
     None (then it is pickled: a subclass, or a handle with arguments)."""
     cls = type(obj)
-    if cls.__reduce__ is not Shared.__reduce__ or obj._handle_args():
-        return None  # a subclass's own pickling, or arguments beside the name
+    number = _RECORDED.get(cls)
+    if number is None:
+        number = _RECORDED[cls] = _recorded(cls)
+    if not number or obj._handle_args():
+        return None  # pickled, or arguments beside the name
     kind, name, mode = obj._handle()
-    if _names.class_of(kind) is not cls:
-        return None  # a subclass, pickled by reference
-    return int(kind), name, mode
+    return (number, name, mode) if kind == number else None
+
+
+#: Each class whose handles are stored as records: its kind's number (0: pickled).
+_RECORDED: dict[type, int] = {}
+
+
+def _recorded(cls: type[Shared]) -> int:
+    """The number of cls's kind if that names cls and cls pickles as Shared does (not a
+    subclass, nor a class with its own pickling), else 0."""
+    kind = getattr(cls, "_kind", None)
+    if cls.__reduce__ is not Shared.__reduce__ or kind is None or _names.class_of(kind) is not cls:
+        return 0
+    return int(kind)
 
 
 def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
