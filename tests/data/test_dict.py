@@ -384,6 +384,13 @@ def test_keys_meet_exactly_when_equal(a: Any, b: Any) -> None:
     assert (canonical(a) == canonical(b)) == (a == b)
 
 
+@given(st.one_of(st.integers(), st.sampled_from([2**63 - 1, -(2**63), 2**63, -(2**63) - 1])))
+def test_an_int_key_is_its_decimal_digits(n: int) -> None:
+    """Ints of 64 bits take the fast path, larger ones the general one: both write the
+    digits as str() does, so an int key reads back as itself in every process."""
+    assert canonical(n) == b"i" + str(n).encode()
+
+
 @given(st.integers(-(2**53), 2**53))  # floats hold these exactly
 def test_equal_numbers_of_every_type_meet(n: int) -> None:
     assert canonical(n) == canonical(float(n)) == canonical(complex(n)) == canonical((n, 0)[0])

@@ -134,6 +134,25 @@ PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t
                            (uint64_t)PyBytes_GET_SIZE(args[1]));
 }
 
+/* v's decimal digits, as "%lld" writes them, into out (room for 20): their count.
+ * A key's canonical bytes hold them, so every int key is formatted here, on the
+ * hot path of every int-keyed Dict operation (snprintf cost as much as the rest). */
+static int decimal(char *out, long long v)
+{
+    char reversed[20];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = 0, len = 0;
+    do {
+        reversed[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = reversed[--n];
+    return len;
+}
+
 Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy)
 {
     const char *body;
@@ -158,7 +177,7 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
             PyErr_Clear();
             return -1;
         }
-        n = snprintf(digits, sizeof digits, "%lld", v);
+        n = decimal(digits, v);
         body = digits;
         prefix = 'i';
     } else
@@ -447,7 +466,7 @@ static PyObject *redis_stored(PyObject *value)
         for (int i = 7; i >= 0; i--)
             u = (u << 8) | (unsigned char)e.int_buf[i];
         char digits[24];
-        int n = snprintf(digits, sizeof digits, "%lld", (long long)u);
+        int n = decimal(digits, (long long)u);
         out = PyBytes_FromStringAndSize(digits, n);
     } else {
         out = PyBytes_FromStringAndSize(NULL, e.len + 1);
