@@ -330,6 +330,41 @@ def test_behaves_as_list_where_code_can_tell() -> None:
     assert items[:2] == [9, 8]  # the sort changed nothing
 
 
+class _Index:
+    def __init__(self, i: int) -> None:
+        self.i = int(i)
+
+    def __index__(self) -> int:
+        return self.i
+
+
+def test_one_call_reads_and_appends_agree_with_list_at_every_edge() -> None:
+    """len, l[i] and append are one C call on the current table and go to Python on
+    anything else (a slice, an index that is not an int, another generation): both
+    give what list gives, from the slot through generations of table segments."""
+    items, model = List(), []
+    for v in range(40):  # grows out of its slot, then from table to table
+        items.append(v if v % 3 else str(v))
+        model.append(v if v % 3 else str(v))
+        assert len(items) == len(model)
+        n = len(model)
+        for i in (-n - 1, -n, -1, 0, n // 2, n - 1, n, 2**70, -(2**70), True):
+            for index in (i, _Index(i)):
+                try:
+                    expected = model[index]  # type: ignore[index]
+                except IndexError:
+                    with pytest.raises(IndexError):
+                        items[index]  # type: ignore[index]
+                else:
+                    assert items[index] == expected  # type: ignore[index]
+        assert items[1:n:2] == model[1:n:2]
+    with pytest.raises(TypeError):
+        items[1.0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        items.append()  # type: ignore[call-arg]
+    assert items == model
+
+
 def test_no_user_code_runs_under_the_lock() -> None:
     items = List([3, 1, 2])
     held = []

@@ -27,7 +27,7 @@ _MISSING: Any = object()
 _END = 2**62  # "to the end" for a scan
 
 
-class List(Generational, MutableSequence[Any]):
+class List(_core.ListOps, Generational, MutableSequence[Any]):
     """``List(iterable=(), /, *, name=None)``: a list shared by processes.
 
     The full list API, comparisons with lists and Lists, ``+``, ``*``,
@@ -104,14 +104,12 @@ class List(Generational, MutableSequence[Any]):
 
     # -- reading --------------------------------------------------------------------
 
-    def __len__(self) -> int:
+    # len(l), l[i] and append are ListOps's (C): these take what it leaves.
+
+    def _len(self) -> int:
         return len(self._current())
 
-    @overload
-    def __getitem__(self, i: SupportsIndex) -> Any: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Any]: ...
-    def __getitem__(self, i: SupportsIndex | slice) -> Any:
+    def _getitem(self, i: SupportsIndex | slice) -> Any:
         if isinstance(i, slice):
             return self._values()[i]
         value = self._stable(_value, i)
@@ -155,7 +153,7 @@ class List(Generational, MutableSequence[Any]):
 
     # -- writing: in place ------------------------------------------------------------
 
-    def append(self, value: Any) -> None:
+    def _append(self, value: Any) -> None:
         tag, data = encode_value(value)
         with self._lock:
             table = self._writable()

@@ -7,6 +7,7 @@
 #include "mapping.h"
 #include "mutex.h"
 #include "table.h"
+#include "vector.h"
 
 /* The state every Dict and List handle keeps in C: its current table, the
  * generation that table belongs to, the root's generation word to compare
@@ -118,11 +119,12 @@ static PyObject *call(PyObject *self, PyObject *name, PyObject *a, PyObject *b, 
     return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-/* The current Table, or NULL when the generation moved on (or before the
- * Python layer bound one): then the Python methods follow it. */
-static PyObject *current_table(ps_Generation *self)
+/* The current table (of type: a Dict's Table, a List's Vector), or NULL when
+ * the generation moved on (or before the Python layer bound one): then the
+ * Python methods follow it. */
+static PyObject *current_table(ps_Generation *self, PyTypeObject *type)
 {
-    if (self->gen_word == NULL || self->table == NULL || !Py_IS_TYPE(self->table, &ps_TableType) ||
+    if (self->gen_word == NULL || self->table == NULL || !Py_IS_TYPE(self->table, type) ||
         atomic_load(self->gen_word) != self->gen)
         return NULL;
     return self->table;
@@ -132,7 +134,7 @@ static PyObject *current_table(ps_Generation *self)
  * current and the key an exact str, bytes or int; else Dict._lookup. */
 static PyObject *lookup(ps_Generation *self, PyObject *key, PyObject *missing)
 {
-    PyObject *table = current_table(self);
+    PyObject *table = current_table(self, &ps_TableType);
     if (table != NULL) {
         uint64_t gen = self->gen;
         PyObject *args[3] = {key, missing, SLOW};
@@ -181,12 +183,12 @@ static int DictOps_contains(ps_Generation *self, PyObject *key)
 
 typedef PyObject *(*table_op)(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
 
-/* op(current table, args) holding the writers' lock: after following the
- * generation (and recounting, if a writer died) in the Python layer, which
- * runs no user code.  op's result, SLOW when there is no lock or table to
- * work on, or NULL with an exception. */
-static PyObject *under_lock(ps_Generation *self, table_op op, PyObject *const *args,
-                            Py_ssize_t nargs)
+/* op(current table, of type, args) holding the writers' lock: after following
+ * the generation (and recounting, if a writer died) in the Python layer, which
+ * runs no user code.  op's result, SLOW when there is no lock or table to work
+ * on, or NULL with an exception. */
+static PyObject *under_lock(ps_Generation *self, PyTypeObject *type, table_op op,
+                            PyObject *const *args, Py_ssize_t nargs)
 {
     if (self->lock == NULL || !PyObject_TypeCheck(self->lock, &ps_MutexType))
         return Py_NewRef(SLOW);
@@ -199,13 +201,13 @@ static PyObject *under_lock(ps_Generation *self, table_op op, PyObject *const *a
     Py_DECREF(took);
     PyObject *done = NULL;
     int ready = 1;
-    if (current_table(self) == NULL || ps_mutex_died(lock)) {
+    if (current_table(self, type) == NULL || ps_mutex_died(lock)) {
         PyObject *t = call((PyObject *)self, N_WRITABLE, NULL, NULL, NULL);
         ready = t != NULL;
         Py_XDECREF(t);
     }
     if (ready)
-        done = current_table(self) == NULL ? Py_NewRef(SLOW) : op(self->table, args, nargs);
+        done = current_table(self, type) == NULL ? Py_NewRef(SLOW) : op(self->table, args, nargs);
     if (ps_mutex_exit(lock) < 0)
         Py_CLEAR(done);
     Py_DECREF(lock);
@@ -219,14 +221,14 @@ static PyObject *under_lock(ps_Generation *self, table_op op, PyObject *const *a
 static int store(ps_Generation *self, PyObject *key, PyObject *value)
 {
     PyObject *args[3] = {key, value, SLOW};
-    PyObject *done = under_lock(self, ps_table_store, args, 3);
+    PyObject *done = under_lock(self, &ps_TableType, ps_table_store, args, 3);
     if (done == SLOW) {
         Py_DECREF(done);
         PyObject *pair[2] = {key, value};
         PyObject *item = ps_encode_item_py(NULL, pair, 2); /* (canon, key, tag, value) */
         if (item == NULL)
             return -1;
-        done = under_lock(self, ps_table_put, PySequence_Fast_ITEMS(item), 4);
+        done = under_lock(self, &ps_TableType, ps_table_put, PySequence_Fast_ITEMS(item), 4);
         Py_DECREF(item);
     }
     if (done == NULL)
@@ -341,6 +343,90 @@ PyTypeObject ps_DictOpsType = {
     .tp_base = &ps_GenerationType,
 };
 
+/* ---- ListOps: a List's hot methods in one C call ------------------------ */
+
+static PyObject *N_GETITEM, *N_LEN, *N_APPEND;
+
+/* l[i]: one lock-free C read when i is an int and the generation current;
+ * else (a slice, another generation) List._getitem. */
+static PyObject *ListOps_subscript(ps_Generation *self, PyObject *i)
+{
+    PyObject *table = current_table(self, &ps_VectorType);
+    if (table != NULL && PyLong_CheckExact(i)) {
+        uint64_t gen = self->gen;
+        PyObject *args[2] = {i, MISSING};
+        PyObject *value = ps_vector_value(table, args, 2);
+        if (value == NULL)
+            return NULL;
+        if (atomic_load(self->gen_word) == gen) {
+            if (value != MISSING)
+                return value;
+            Py_DECREF(value);
+            PyErr_SetString(PyExc_IndexError, "list index out of range");
+            return NULL;
+        }
+        Py_DECREF(value);
+    }
+    return call((PyObject *)self, N_GETITEM, i, NULL, NULL);
+}
+
+/* len(l): the current table's length, else List._len. */
+static Py_ssize_t ListOps_length(ps_Generation *self)
+{
+    PyObject *table = current_table(self, &ps_VectorType);
+    if (table != NULL)
+        return ps_vector_len(table);
+    PyObject *n = call((PyObject *)self, N_LEN, NULL, NULL, NULL);
+    if (n == NULL)
+        return -1;
+    Py_ssize_t len = PyNumber_AsSsize_t(n, PyExc_OverflowError);
+    Py_DECREF(n);
+    return len;
+}
+
+/* append(value): encoded first (pickling runs user code, so never under the
+ * lock), then appended under the lock; List._append when the table is full,
+ * or there is no lock or current table yet. */
+static PyObject *ListOps_append(ps_Generation *self, PyObject *value)
+{
+    PyObject *encoded = ps_encode_value_py(NULL, value); /* (tag, data) */
+    if (encoded == NULL)
+        return NULL;
+    PyObject *done =
+        under_lock(self, &ps_VectorType, ps_vector_append, PySequence_Fast_ITEMS(encoded), 2);
+    Py_DECREF(encoded);
+    if (done == NULL)
+        return NULL;
+    int appended = done == Py_True;
+    Py_DECREF(done);
+    if (appended)
+        Py_RETURN_NONE;
+    return call((PyObject *)self, N_APPEND, value, NULL, NULL);
+}
+
+static PyMethodDef ListOps_methods[] = {
+    {"append", (PyCFunction)ListOps_append, METH_O,
+     "append(value): add value at the end, in one call under the writers' lock."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods ListOps_as_mapping = {
+    .mp_length = (lenfunc)ListOps_length,
+    .mp_subscript = (binaryfunc)ListOps_subscript,
+};
+
+PyTypeObject ps_ListOpsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.ListOps",
+    .tp_basicsize = sizeof(ps_Generation),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A List's hot methods, each one C call in the common case: l[i], len(l), "
+              "append; the Python layer's _getitem, _len and _append take the rest.",
+    .tp_methods = ListOps_methods,
+    .tp_as_mapping = &ListOps_as_mapping,
+    .tp_base = &ps_GenerationType,
+};
+
 int ps_generation_init(void)
 {
     MISSING = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
@@ -353,9 +439,12 @@ int ps_generation_init(void)
     N_DELITEM = PyUnicode_InternFromString("_delitem");
     N_INCR = PyUnicode_InternFromString("_incr");
     N_CAS = PyUnicode_InternFromString("_compare_and_set");
+    N_GETITEM = PyUnicode_InternFromString("_getitem");
+    N_LEN = PyUnicode_InternFromString("_len");
+    N_APPEND = PyUnicode_InternFromString("_append");
     return MISSING == NULL || SLOW == NULL || ONE == NULL || ZERO == NULL || N_LOOKUP == NULL ||
                    N_WRITABLE == NULL || N_SETITEM == NULL || N_DELITEM == NULL || N_INCR == NULL ||
-                   N_CAS == NULL
+                   N_CAS == NULL || N_GETITEM == NULL || N_LEN == NULL || N_APPEND == NULL
                ? -1
                : 0;
 }

@@ -3,7 +3,7 @@
  * DictOps, the Dict's hot methods as one C call each: lock-free reads and
  * in-place int updates on the current table, a store under the lock, and the
  * Python layer for everything else (another generation, other encodings, a
- * full table). */
+ * full table); ListOps, the List's (l[i], len, append) alike. */
 #ifndef PROCSHARE_GENERATION_H
 #define PROCSHARE_GENERATION_H
 
@@ -12,6 +12,7 @@
 
 extern PyTypeObject ps_GenerationType;
 extern PyTypeObject ps_DictOpsType;
+extern PyTypeObject ps_ListOpsType;
 
 /* Create the sentinels DictOps uses: 0, or -1 with an exception. */
 int ps_generation_init(void);

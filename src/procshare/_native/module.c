@@ -103,18 +103,18 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     PyTypeObject *types[] = {
-        &ps_MappingType, &ps_CellType,      &ps_CellArrayType,  &ps_MutexType,   &ps_SemaphoreType,
-        &ps_RingType,    &ps_TableType,     &ps_VectorType,     &ps_WaitingType, &ps_GenerationType,
-        &ps_DictOpsType, &ps_LoadedIntType, &ps_LoadedFloatType};
+        &ps_MappingType, &ps_CellType,    &ps_CellArrayType, &ps_MutexType,      &ps_SemaphoreType,
+        &ps_RingType,    &ps_TableType,   &ps_VectorType,    &ps_WaitingType,    &ps_GenerationType,
+        &ps_DictOpsType, &ps_ListOpsType, &ps_LoadedIntType, &ps_LoadedFloatType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell",      "CellArray",  "Mutex",   "Semaphore",
-                           "Ring",    "Table",     "Vector",     "Waiting", "Generation",
-                           "DictOps", "LoadedInt", "LoadedFloat"};
+    const char *names[] = {"Mapping", "Cell",    "CellArray", "Mutex",      "Semaphore",
+                           "Ring",    "Table",   "Vector",    "Waiting",    "Generation",
+                           "DictOps", "ListOps", "LoadedInt", "LoadedFloat"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {

@@ -192,8 +192,9 @@ static uint64_t offset_of(ps_Vector *self, Py_ssize_t i)
 
 /* value(i, missing) -> the decoded element i (negative counts from the end),
  * or missing outside the list.  Lock-free: one call for the common read. */
-static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Vector *self = (ps_Vector *)vector;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "value(i, missing)");
         return NULL;
@@ -422,8 +423,9 @@ static PyObject *Vector_heap(ps_Vector *self, PyObject *unused)
 }
 
 /* append(tag, data) -> bool: False when full (the caller grows and retries). */
-static PyObject *Vector_append(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_vector_append(PyObject *vector, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Vector *self = (ps_Vector *)vector;
     uint32_t tag;
     if (nargs != 2 || parse_item(args[0], args[1], &tag) < 0) {
         if (!PyErr_Occurred())
@@ -765,8 +767,9 @@ static PyObject *Vector_recount(ps_Vector *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static Py_ssize_t Vector_len(ps_Vector *self)
+Py_ssize_t ps_vector_len(PyObject *vector)
 {
+    ps_Vector *self = (ps_Vector *)vector;
     uint64_t len = atomic_load(&self->v->state) & LEN_MASK;
     return (Py_ssize_t)(len < self->capacity ? len : self->capacity);
 }
@@ -774,9 +777,9 @@ static Py_ssize_t Vector_len(ps_Vector *self)
 static PyMethodDef Vector_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Vector_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, capacity, heap_size): lay out an empty vector."},
-    {"value", (PyCFunction)(void (*)(void))Vector_value, METH_FASTCALL,
+    {"value", (PyCFunction)(void (*)(void))ps_vector_value, METH_FASTCALL,
      "value(i, missing) -> element i decoded (i < 0 counts from the end) | missing."},
-    {"append", (PyCFunction)(void (*)(void))Vector_append, METH_FASTCALL,
+    {"append", (PyCFunction)(void (*)(void))ps_vector_append, METH_FASTCALL,
      "append(tag, data) -> bool (False: full)."},
     {"extend_packed", (PyCFunction)(void (*)(void))Vector_extend_packed, METH_FASTCALL,
      "extend_packed(packed, start) -> (appended, next): records appended while they fit."},
@@ -803,7 +806,7 @@ static PyMethodDef Vector_methods[] = {
 };
 
 static PySequenceMethods Vector_as_sequence = {
-    .sq_length = (lenfunc)Vector_len,
+    .sq_length = ps_vector_len,
 };
 
 PyTypeObject ps_VectorType = {

@@ -16,6 +16,12 @@
 
 extern PyTypeObject ps_VectorType;
 
+/* The one-call paths of a List, as the Vector methods value and append and
+ * len() with vector a Vector: called by ListOps. */
+PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_vector_append(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
+Py_ssize_t ps_vector_len(PyObject *vector);
+
 /* Module function pack(values, encoded) -> (count, packed): see vector.c. */
 PyObject *ps_pack_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
