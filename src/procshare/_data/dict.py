@@ -174,7 +174,7 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
             if self._writable().delete(canon) is None:
                 raise KeyError(key)
 
-    def __len__(self) -> int:
+    def _len(self) -> int:  # len(d) is DictOps's (C): this takes another generation
         return len(self._current())
 
     def __iter__(self) -> Iterator[Any]:

@@ -334,10 +334,13 @@ class _Iterator(Iterator[Any]):
 
     def __next__(self) -> Any:
         lst = self._list
-        value = _MISSING if lst is None or self._i < 0 else lst._stable(_value, self._i)
-        if value is _MISSING:
-            self._list = None
+        if lst is None or self._i < 0:
             raise StopIteration
+        try:
+            value = _item(lst, self._i)  # List's own l[i], whatever a subclass overrides
+        except IndexError:
+            self._list = None
+            raise StopIteration from None
         self._i += self._step
         return value
 
@@ -345,6 +348,9 @@ class _Iterator(Iterator[Any]):
         if self._list is None:
             return 0
         return max(0, len(self._list) - self._i if self._step > 0 else self._i + 1)
+
+
+_item = _core.ListOps.__getitem__  # one C call on the current table
 
 
 def _value(table: _core.Vector, i: SupportsIndex) -> Any:

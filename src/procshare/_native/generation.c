@@ -108,7 +108,7 @@ PyTypeObject ps_GenerationType = {
 /* ---- DictOps: a Dict's hot methods in one C call ------------------------ */
 
 static PyObject *MISSING, *SLOW; /* private sentinels */
-static PyObject *N_LOOKUP, *N_WRITABLE, *N_SETITEM, *N_DELITEM, *N_INCR, *N_CAS;
+static PyObject *N_LOOKUP, *N_WRITABLE, *N_SETITEM, *N_DELITEM, *N_INCR, *N_CAS, *N_LEN;
 
 /* self.name(a, b, c), with the trailing NULL arguments left out: the Python
  * layer's general paths. */
@@ -146,6 +146,23 @@ static PyObject *lookup(ps_Generation *self, PyObject *key, PyObject *missing)
         Py_DECREF(value);
     }
     return call((PyObject *)self, N_LOOKUP, key, missing, NULL);
+}
+
+/* len() of a Dict or List: the current table's count (Table and Vector count
+ * alike), else the Python layer's _len, which follows the generation. */
+static Py_ssize_t length(ps_Generation *self)
+{
+    PyObject *table = current_table(self, &ps_TableType);
+    if (table == NULL)
+        table = current_table(self, &ps_VectorType);
+    if (table != NULL)
+        return Py_TYPE(table)->tp_as_sequence->sq_length(table);
+    PyObject *n = call((PyObject *)self, N_LEN, NULL, NULL, NULL);
+    if (n == NULL)
+        return -1;
+    Py_ssize_t len = PyNumber_AsSsize_t(n, PyExc_OverflowError);
+    Py_DECREF(n);
+    return len;
 }
 
 static PyObject *DictOps_subscript(ps_Generation *self, PyObject *key)
@@ -321,6 +338,7 @@ static PyMethodDef DictOps_methods[] = {
 };
 
 static PyMappingMethods DictOps_as_mapping = {
+    .mp_length = (lenfunc)length,
     .mp_subscript = (binaryfunc)DictOps_subscript,
     .mp_ass_subscript = (objobjargproc)DictOps_ass_subscript,
 };
@@ -345,7 +363,7 @@ PyTypeObject ps_DictOpsType = {
 
 /* ---- ListOps: a List's hot methods in one C call ------------------------ */
 
-static PyObject *N_GETITEM, *N_LEN, *N_APPEND;
+static PyObject *N_GETITEM, *N_APPEND;
 
 /* l[i]: one lock-free C read when i is an int and the generation current;
  * else (a slice, another generation) List._getitem. */
@@ -368,20 +386,6 @@ static PyObject *ListOps_subscript(ps_Generation *self, PyObject *i)
         Py_DECREF(value);
     }
     return call((PyObject *)self, N_GETITEM, i, NULL, NULL);
-}
-
-/* len(l): the current table's length, else List._len. */
-static Py_ssize_t ListOps_length(ps_Generation *self)
-{
-    PyObject *table = current_table(self, &ps_VectorType);
-    if (table != NULL)
-        return ps_vector_len(table);
-    PyObject *n = call((PyObject *)self, N_LEN, NULL, NULL, NULL);
-    if (n == NULL)
-        return -1;
-    Py_ssize_t len = PyNumber_AsSsize_t(n, PyExc_OverflowError);
-    Py_DECREF(n);
-    return len;
 }
 
 /* append(value): encoded first (pickling runs user code, so never under the
@@ -411,7 +415,7 @@ static PyMethodDef ListOps_methods[] = {
 };
 
 static PyMappingMethods ListOps_as_mapping = {
-    .mp_length = (lenfunc)ListOps_length,
+    .mp_length = (lenfunc)length,
     .mp_subscript = (binaryfunc)ListOps_subscript,
 };
 
