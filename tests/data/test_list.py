@@ -339,7 +339,7 @@ class _Index:
 
 
 def test_one_call_reads_and_appends_agree_with_list_at_every_edge() -> None:
-    """len, l[i] and append are one C call on the current table and go to Python on
+    """len, l[i], l[i] = v and append are one C call on the current table and go to Python on
     anything else (a slice, an index that is not an int, another generation): both
     give what list gives, from the slot through generations of table segments."""
     items, model = List(), []
@@ -357,9 +357,19 @@ def test_one_call_reads_and_appends_agree_with_list_at_every_edge() -> None:
                         items[index]  # type: ignore[index]
                 else:
                     assert items[index] == expected  # type: ignore[index]
+                try:
+                    model[index] = -v  # type: ignore[index]
+                except IndexError:
+                    with pytest.raises(IndexError):
+                        items[index] = -v  # type: ignore[index]
+                else:
+                    items[index] = -v  # type: ignore[index]
+                assert items == model
         assert items[1:n:2] == model[1:n:2]
     with pytest.raises(TypeError):
         items[1.0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        items[1.0] = 2  # type: ignore[index]
     with pytest.raises(TypeError):
         items.append()  # type: ignore[call-arg]
     assert items == model

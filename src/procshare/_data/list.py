@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Iterator, MutableSequence
-from typing import Any, ClassVar, SupportsIndex, overload
+from typing import Any, ClassVar, SupportsIndex
 
 from .. import _core
 from .._shm.codec import decode_value, encode_value
@@ -181,11 +181,7 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
         assert found is not None
         return decode_value(*found)
 
-    @overload
-    def __setitem__(self, i: SupportsIndex, value: Any) -> None: ...
-    @overload
-    def __setitem__(self, i: slice, value: Iterable[Any]) -> None: ...
-    def __setitem__(self, i: SupportsIndex | slice, value: Any) -> None:
+    def _setitem(self, i: SupportsIndex | slice, value: Any) -> None:  # l[i] = v: ListOps's
         if isinstance(i, slice):
             new = [encode_value(v) for v in value]
             with self._lock:
@@ -203,7 +199,7 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
 
     # -- writing: rearranging (a new generation) -----------------------------------
 
-    def __delitem__(self, i: SupportsIndex | slice) -> None:
+    def _delitem(self, i: SupportsIndex | slice) -> None:  # del l[i]: ListOps's
         if not isinstance(i, slice):
             index = _as_index(i)
             with self._lock:

@@ -388,6 +388,56 @@ static PyObject *ListOps_subscript(ps_Generation *self, PyObject *i)
     return call((PyObject *)self, N_GETITEM, i, NULL, NULL);
 }
 
+/* Vector.set with a negative index counted from the end, as list does: args
+ * are (index, tag, data), the index an exact int. */
+static PyObject *set_at(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i += ps_vector_len(table);
+    PyObject *at = PyLong_FromSsize_t(i);
+    if (at == NULL)
+        return NULL;
+    PyObject *placed[3] = {at, args[1], args[2]};
+    PyObject *done = ps_vector_set(table, placed, nargs);
+    Py_DECREF(at);
+    return done;
+}
+
+/* l[i] = value: encoded first (never under the lock), then stored under it,
+ * when i is an int; List._setitem for a slice, a full heap or no lock yet, and
+ * List._delitem for del l[i]. */
+static int ListOps_ass_subscript(ps_Generation *self, PyObject *i, PyObject *value)
+{
+    PyObject *r;
+    if (value == NULL) {
+        r = call((PyObject *)self, N_DELITEM, i, NULL, NULL);
+    } else {
+        PyObject *done = Py_NewRef(SLOW);
+        if (PyLong_CheckExact(i)) {
+            PyObject *encoded = ps_encode_value_py(NULL, value); /* (tag, data) */
+            if (encoded == NULL) {
+                Py_DECREF(done);
+                return -1;
+            }
+            PyObject *args[3] = {i, PyTuple_GET_ITEM(encoded, 0), PyTuple_GET_ITEM(encoded, 1)};
+            Py_SETREF(done, under_lock(self, &ps_VectorType, set_at, args, 3));
+            Py_DECREF(encoded);
+            if (done == NULL)
+                return -1;
+        }
+        int stored = done == Py_True;
+        Py_DECREF(done);
+        if (stored)
+            return 0;
+        r = call((PyObject *)self, N_SETITEM, i, value, NULL);
+    }
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 /* append(value): encoded first (pickling runs user code, so never under the
  * lock), then appended under the lock; List._append when the table is full,
  * or there is no lock or current table yet. */
@@ -417,6 +467,7 @@ static PyMethodDef ListOps_methods[] = {
 static PyMappingMethods ListOps_as_mapping = {
     .mp_length = (lenfunc)length,
     .mp_subscript = (binaryfunc)ListOps_subscript,
+    .mp_ass_subscript = (objobjargproc)ListOps_ass_subscript,
 };
 
 PyTypeObject ps_ListOpsType = {
@@ -424,8 +475,9 @@ PyTypeObject ps_ListOpsType = {
     .tp_name = "procshare._core.ListOps",
     .tp_basicsize = sizeof(ps_Generation),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "A List's hot methods, each one C call in the common case: l[i], len(l), "
-              "append; the Python layer's _getitem, _len and _append take the rest.",
+    .tp_doc = "A List's hot methods, each one C call in the common case: l[i], "
+              "l[i] = v, len(l), append; the Python layer's _getitem, _setitem, _delitem, "
+              "_len and _append take the rest.",
     .tp_methods = ListOps_methods,
     .tp_as_mapping = &ListOps_as_mapping,
     .tp_base = &ps_GenerationType,

@@ -466,8 +466,9 @@ static int parse_placed(ps_Vector *self, const char *sig, PyObject *const *args,
 
 /* set(i, tag, data) -> bool: replace element i (0 <= i < length); False when
  * the heap is full.  IndexError outside the list. */
-static PyObject *Vector_set(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_vector_set(PyObject *vector, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Vector *self = (ps_Vector *)vector;
     uint32_t tag;
     Py_ssize_t i;
     ps_vview view;
@@ -786,7 +787,7 @@ static PyMethodDef Vector_methods[] = {
     {"copy_from", (PyCFunction)Vector_copy_from, METH_O,
      "copy_from(other) -> length: append other's elements (the caller sized this table)."},
     {"heap", (PyCFunction)Vector_heap, METH_NOARGS, "heap() -> (used, garbage, size) in bytes."},
-    {"set", (PyCFunction)(void (*)(void))Vector_set, METH_FASTCALL,
+    {"set", (PyCFunction)(void (*)(void))ps_vector_set, METH_FASTCALL,
      "set(i, tag, data) -> bool (False: heap full)."},
     {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
     {"items", (PyCFunction)Vector_items, METH_NOARGS, "items() -> [(tag, bytes)], lock-free."},
