@@ -339,9 +339,10 @@ class _Index:
 
 
 def test_one_call_reads_and_appends_agree_with_list_at_every_edge() -> None:
-    """len, l[i], l[i] = v and append are one C call on the current table and go to Python on
-    anything else (a slice, an index that is not an int, another generation): both
-    give what list gives, from the slot through generations of table segments."""
+    """len, l[i], l[i] = v, append and pop() are one C call on the current table, and go
+    to Python on anything else (a slice, an index that is not an int, another generation,
+    an empty list): both give what list gives, from the slot through generations of
+    table segments."""
     items, model = List(), []
     for v in range(40):  # grows out of its slot, then from table to table
         items.append(v if v % 3 else str(v))
@@ -373,6 +374,13 @@ def test_one_call_reads_and_appends_agree_with_list_at_every_edge() -> None:
     with pytest.raises(TypeError):
         items.append()  # type: ignore[call-arg]
     assert items == model
+    assert items.pop(0) == model.pop(0) and items.pop(-2) == model.pop(-2)
+    while model:
+        assert items.pop() == model.pop() and len(items) == len(model)
+    with pytest.raises(IndexError):
+        items.pop()
+    with pytest.raises(TypeError):
+        items.pop(1, 2)  # type: ignore[call-arg]
 
 
 def test_no_user_code_runs_under_the_lock() -> None:

@@ -172,7 +172,7 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
         self.extend(values)
         return self
 
-    def pop(self, index: SupportsIndex = -1) -> Any:
+    def _pop(self, index: SupportsIndex = -1) -> Any:  # pop(): ListOps's
         i = _as_index(index)
         with self._lock:
             table = self._writable()

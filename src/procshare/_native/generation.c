@@ -363,7 +363,7 @@ PyTypeObject ps_DictOpsType = {
 
 /* ---- ListOps: a List's hot methods in one C call ------------------------ */
 
-static PyObject *N_GETITEM, *N_APPEND;
+static PyObject *N_GETITEM, *N_APPEND, *N_POP;
 
 /* l[i]: one lock-free C read when i is an int and the generation current;
  * else (a slice, another generation) List._getitem. */
@@ -458,7 +458,41 @@ static PyObject *ListOps_append(ps_Generation *self, PyObject *value)
     return call((PyObject *)self, N_APPEND, value, NULL, NULL);
 }
 
+static PyObject *pop_last(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    return ps_vector_pop_last(table, NULL);
+}
+
+/* pop(): the last element taken under the lock and decoded after it (decoding
+ * may unpickle: user code); List._pop for an index, an empty list (its error),
+ * or no lock or current table yet. */
+static PyObject *ListOps_pop(ps_Generation *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs == 0) {
+        PyObject *found = under_lock(self, &ps_VectorType, pop_last, NULL, 0);
+        if (found == NULL)
+            return NULL;
+        if (PyTuple_Check(found)) { /* (tag, data) */
+            PyObject *data = PyTuple_GET_ITEM(found, 1);
+            PyObject *value =
+                ps_decode_value((uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(found, 0)),
+                                PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+            Py_DECREF(found);
+            return value;
+        }
+        Py_DECREF(found); /* None (empty) or SLOW */
+    } else if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "pop(index=-1)");
+        return NULL;
+    }
+    return call((PyObject *)self, N_POP, nargs ? args[0] : NULL, NULL, NULL);
+}
+
 static PyMethodDef ListOps_methods[] = {
+    {"pop", (PyCFunction)(void (*)(void))ListOps_pop, METH_FASTCALL,
+     "pop(index=-1): remove and return an element (the last: one call under the lock)."},
     {"append", (PyCFunction)ListOps_append, METH_O,
      "append(value): add value at the end, in one call under the writers' lock."},
     {NULL, NULL, 0, NULL},
@@ -476,8 +510,8 @@ PyTypeObject ps_ListOpsType = {
     .tp_basicsize = sizeof(ps_Generation),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "A List's hot methods, each one C call in the common case: l[i], "
-              "l[i] = v, len(l), append; the Python layer's _getitem, _setitem, _delitem, "
-              "_len and _append take the rest.",
+              "l[i] = v, len(l), append, pop(); the Python layer's _getitem, _setitem, "
+              "_delitem, _len, _append and _pop take the rest.",
     .tp_methods = ListOps_methods,
     .tp_as_mapping = &ListOps_as_mapping,
     .tp_base = &ps_GenerationType,
@@ -498,9 +532,11 @@ int ps_generation_init(void)
     N_GETITEM = PyUnicode_InternFromString("_getitem");
     N_LEN = PyUnicode_InternFromString("_len");
     N_APPEND = PyUnicode_InternFromString("_append");
+    N_POP = PyUnicode_InternFromString("_pop");
     return MISSING == NULL || SLOW == NULL || ONE == NULL || ZERO == NULL || N_LOOKUP == NULL ||
                    N_WRITABLE == NULL || N_SETITEM == NULL || N_DELITEM == NULL || N_INCR == NULL ||
-                   N_CAS == NULL || N_GETITEM == NULL || N_LEN == NULL || N_APPEND == NULL
+                   N_CAS == NULL || N_GETITEM == NULL || N_LEN == NULL || N_APPEND == NULL ||
+                   N_POP == NULL
                ? -1
                : 0;
 }

@@ -494,8 +494,9 @@ PyObject *ps_vector_set(PyObject *vector, PyObject *const *args, Py_ssize_t narg
 }
 
 /* pop_last() -> (tag, bytes) of the removed last element, or None if empty. */
-static PyObject *Vector_pop_last(ps_Vector *self, PyObject *unused)
+PyObject *ps_vector_pop_last(PyObject *vector, PyObject *unused)
 {
+    ps_Vector *self = (ps_Vector *)vector;
     (void)unused;
     ps_vview view;
     if (view_of(self, &view) < 0)
@@ -789,7 +790,7 @@ static PyMethodDef Vector_methods[] = {
     {"heap", (PyCFunction)Vector_heap, METH_NOARGS, "heap() -> (used, garbage, size) in bytes."},
     {"set", (PyCFunction)(void (*)(void))ps_vector_set, METH_FASTCALL,
      "set(i, tag, data) -> bool (False: heap full)."},
-    {"pop_last", (PyCFunction)Vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
+    {"pop_last", (PyCFunction)ps_vector_pop_last, METH_NOARGS, "pop_last() -> (tag, bytes) | None"},
     {"items", (PyCFunction)Vector_items, METH_NOARGS, "items() -> [(tag, bytes)], lock-free."},
     {"values", (PyCFunction)Vector_values, METH_NOARGS, "values() -> decoded elements, lock-free."},
     {"equals", (PyCFunction)Vector_equals, METH_O,

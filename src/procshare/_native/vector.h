@@ -16,11 +16,12 @@
 
 extern PyTypeObject ps_VectorType;
 
-/* The one-call paths of a List, as the Vector methods value, append and set
- * and len() with vector a Vector: called by ListOps. */
+/* The one-call paths of a List, as the Vector methods value, append, set and
+ * pop_last and len() with vector a Vector: called by ListOps. */
 PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_vector_append(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_vector_set(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_vector_pop_last(PyObject *vector, PyObject *unused);
 Py_ssize_t ps_vector_len(PyObject *vector);
 
 /* Module function pack(values, encoded) -> (count, packed): see vector.c. */
