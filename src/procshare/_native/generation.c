@@ -406,54 +406,51 @@ static PyObject *set_at(PyObject *table, PyObject *const *args, Py_ssize_t nargs
     return done;
 }
 
-/* l[i] = value: encoded first (never under the lock), then stored under it,
- * when i is an int; List._setitem for a slice, a full heap or no lock yet, and
- * List._delitem for del l[i]. */
+/* op(current Vector, [at,] tag, data) under the writers' lock, value encoded
+ * first (pickling runs user code, so never under the lock): 1 done, 0 not (a
+ * full table, or no lock or current table yet: the Python layer's turn), -1
+ * with an exception. */
+static int put_encoded(ps_Generation *self, table_op op, PyObject *at, PyObject *value)
+{
+    PyObject *encoded = ps_encode_value_py(NULL, value); /* (tag, data) */
+    if (encoded == NULL)
+        return -1;
+    PyObject *args[3] = {at, PyTuple_GET_ITEM(encoded, 0), PyTuple_GET_ITEM(encoded, 1)};
+    PyObject *done = at == NULL ? under_lock(self, &ps_VectorType, op, args + 1, 2)
+                                : under_lock(self, &ps_VectorType, op, args, 3);
+    Py_DECREF(encoded);
+    if (done == NULL)
+        return -1;
+    int put = done == Py_True;
+    Py_DECREF(done);
+    return put;
+}
+
+/* l[i] = value in one call when i is an int; List._setitem for a slice, a
+ * full heap or no lock yet, and List._delitem for del l[i]. */
 static int ListOps_ass_subscript(ps_Generation *self, PyObject *i, PyObject *value)
 {
     PyObject *r;
     if (value == NULL) {
         r = call((PyObject *)self, N_DELITEM, i, NULL, NULL);
     } else {
-        PyObject *done = Py_NewRef(SLOW);
-        if (PyLong_CheckExact(i)) {
-            PyObject *encoded = ps_encode_value_py(NULL, value); /* (tag, data) */
-            if (encoded == NULL) {
-                Py_DECREF(done);
-                return -1;
-            }
-            PyObject *args[3] = {i, PyTuple_GET_ITEM(encoded, 0), PyTuple_GET_ITEM(encoded, 1)};
-            Py_SETREF(done, under_lock(self, &ps_VectorType, set_at, args, 3));
-            Py_DECREF(encoded);
-            if (done == NULL)
-                return -1;
-        }
-        int stored = done == Py_True;
-        Py_DECREF(done);
-        if (stored)
-            return 0;
+        int put = PyLong_CheckExact(i) ? put_encoded(self, set_at, i, value) : 0;
+        if (put != 0)
+            return put < 0 ? -1 : 0;
         r = call((PyObject *)self, N_SETITEM, i, value, NULL);
     }
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
 
-/* append(value): encoded first (pickling runs user code, so never under the
- * lock), then appended under the lock; List._append when the table is full,
- * or there is no lock or current table yet. */
+/* append(value) in one call; List._append when the table is full, or there
+ * is no lock or current table yet. */
 static PyObject *ListOps_append(ps_Generation *self, PyObject *value)
 {
-    PyObject *encoded = ps_encode_value_py(NULL, value); /* (tag, data) */
-    if (encoded == NULL)
+    int put = put_encoded(self, ps_vector_append, NULL, value);
+    if (put < 0)
         return NULL;
-    PyObject *done =
-        under_lock(self, &ps_VectorType, ps_vector_append, PySequence_Fast_ITEMS(encoded), 2);
-    Py_DECREF(encoded);
-    if (done == NULL)
-        return NULL;
-    int appended = done == Py_True;
-    Py_DECREF(done);
-    if (appended)
+    if (put)
         Py_RETURN_NONE;
     return call((PyObject *)self, N_APPEND, value, NULL, NULL);
 }
