@@ -1,6 +1,6 @@
 """Type stub for the native core, procshare._core."""
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, NoReturn, SupportsIndex, TypeVar, final, overload
 
 from typing_extensions import disjoint_base
@@ -234,6 +234,8 @@ class ListOps(Generation):
     def __delitem__(self, i: SupportsIndex | slice, /) -> None: ...
     def append(self, value: Any, /) -> None: ...
     def pop(self, index: SupportsIndex = -1, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __reversed__(self) -> Iterator[Any]: ...
 
 VECTOR_HEADER: int
 

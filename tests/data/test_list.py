@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import operator
 import pickle
 import threading
 from typing import Any
@@ -308,6 +309,17 @@ def test_iteration_reads_by_index_as_list_does() -> None:
     items.append(5)
     assert list(it) == []  # exhausted stays exhausted
     assert list(reversed(items)) == [5, 4, 3, 2, 1]
+    it, back = iter(items), reversed(items)
+    next(it), next(back)
+    assert operator.length_hint(it) == operator.length_hint(back) == 4
+    del items[:3]  # shrinks under both, as under list's: [4, 5] left
+    assert list(it) == [5] and list(back) == [] and operator.length_hint(it) == 0
+    assert list(List()) == [] and list(reversed(List())) == []
+    grown = List(range(30))  # a table of its own, read across generations
+    it = iter(grown)
+    assert [next(it) for _ in range(10)] == list(range(10))
+    grown.extend(range(30, 2000))
+    assert list(it) == list(range(10, 2000))
 
 
 def test_behaves_as_list_where_code_can_tell() -> None:

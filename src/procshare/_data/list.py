@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, Iterator, MutableSequence
+from collections.abc import Iterable, MutableSequence
 from typing import Any, ClassVar, SupportsIndex
 
 from .. import _core
@@ -116,13 +116,6 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
         if value is _MISSING:
             raise IndexError("list index out of range")
         return value
-
-    def __iter__(self) -> Iterator[Any]:
-        """Reads by index, as list's iterator does: items appended meanwhile are seen."""
-        return _Iterator(self, 0, 1)
-
-    def __reversed__(self) -> Iterator[Any]:
-        return _Iterator(self, len(self) - 1, -1)
 
     def _find(self, value: Any, start: int, stop: int, count: bool) -> int:
         """Scan in C: elements with a simple encoding are compared as stored bytes,
@@ -316,37 +309,6 @@ def _as_index(i: object) -> int:
         raise TypeError(
             f"list indices must be integers or slices, not {type(i).__name__}"
         ) from None
-
-
-class _Iterator(Iterator[Any]):
-    """Reads a List by index (step 1 or -1), as list's iterators do; once exhausted,
-    stays exhausted."""
-
-    __slots__ = ("_i", "_list", "_step")
-
-    def __init__(self, lst: List, start: int, step: int) -> None:
-        self._list: List | None = lst
-        self._i, self._step = start, step
-
-    def __next__(self) -> Any:
-        lst = self._list
-        if lst is None or self._i < 0:
-            raise StopIteration
-        try:
-            value = _item(lst, self._i)  # List's own l[i], whatever a subclass overrides
-        except IndexError:
-            self._list = None
-            raise StopIteration from None
-        self._i += self._step
-        return value
-
-    def __length_hint__(self) -> int:
-        if self._list is None:
-            return 0
-        return max(0, len(self._list) - self._i if self._step > 0 else self._i + 1)
-
-
-_item = _core.ListOps.__getitem__  # one C call on the current table
 
 
 def _value(table: _core.Vector, i: SupportsIndex) -> Any:

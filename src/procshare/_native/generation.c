@@ -487,7 +487,106 @@ static PyObject *ListOps_pop(ps_Generation *self, PyObject *const *args, Py_ssiz
     return call((PyObject *)self, N_POP, nargs ? args[0] : NULL, NULL, NULL);
 }
 
+/* A List's iterator: reads by index (step 1 or -1) through ListOps's own l[i],
+ * as list's iterators do, so elements appended meanwhile are seen; once
+ * exhausted, it stays exhausted. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *list; /* NULL once exhausted */
+    Py_ssize_t i, step;
+} ps_ListIter;
+
+static void ListIter_dealloc(ps_ListIter *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_XDECREF(self->list);
+    PyObject_GC_Del(self);
+}
+
+static int ListIter_traverse(ps_ListIter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->list);
+    return 0;
+}
+
+static PyObject *ListIter_next(ps_ListIter *self)
+{
+    if (self->list == NULL)
+        return NULL;
+    PyObject *value = NULL, *index = self->i < 0 ? NULL : PyLong_FromSsize_t(self->i);
+    if (index != NULL) {
+        value = ListOps_subscript((ps_Generation *)self->list, index);
+        Py_DECREF(index);
+    }
+    if (value != NULL) {
+        self->i += self->step;
+        return value;
+    }
+    if (self->i >= 0 && !PyErr_ExceptionMatches(PyExc_IndexError))
+        return NULL;
+    PyErr_Clear();
+    Py_CLEAR(self->list);
+    return NULL;
+}
+
+static PyObject *ListIter_length_hint(ps_ListIter *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->list == NULL)
+        return PyLong_FromLong(0);
+    Py_ssize_t n = PyObject_Length(self->list);
+    if (n < 0)
+        return NULL;
+    Py_ssize_t left = self->step > 0 ? n - self->i : self->i + 1;
+    return PyLong_FromSsize_t(left > 0 ? left : 0);
+}
+
+static PyMethodDef ListIter_methods[] = {
+    {"__length_hint__", (PyCFunction)ListIter_length_hint, METH_NOARGS,
+     "How many elements are left, were the list to stay as it is."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject ps_ListIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "procshare._core.ListIterator",
+    .tp_basicsize = sizeof(ps_ListIter),
+    .tp_dealloc = (destructor)ListIter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)ListIter_traverse,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)ListIter_next,
+    .tp_methods = ListIter_methods,
+    .tp_doc = "A List's iterator: reads by index, as list's iterators do.",
+};
+
+static PyObject *list_iter(PyObject *list, Py_ssize_t start, Py_ssize_t step)
+{
+    ps_ListIter *it = PyObject_GC_New(ps_ListIter, &ps_ListIterType);
+    if (it == NULL)
+        return NULL;
+    it->list = Py_NewRef(list);
+    it->i = start;
+    it->step = step;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PyObject *ListOps_iter(PyObject *self)
+{
+    return list_iter(self, 0, 1);
+}
+
+static PyObject *ListOps_reversed(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    Py_ssize_t n = PyObject_Length(self);
+    return n < 0 ? NULL : list_iter(self, n - 1, -1);
+}
+
 static PyMethodDef ListOps_methods[] = {
+    {"__reversed__", (PyCFunction)ListOps_reversed, METH_NOARGS,
+     "An iterator from the last element to the first, reading by index."},
     {"pop", (PyCFunction)(void (*)(void))ListOps_pop, METH_FASTCALL,
      "pop(index=-1): remove and return an element (the last: one call under the lock)."},
     {"append", (PyCFunction)ListOps_append, METH_O,
@@ -511,6 +610,7 @@ PyTypeObject ps_ListOpsType = {
               "_delitem, _len, _append and _pop take the rest.",
     .tp_methods = ListOps_methods,
     .tp_as_mapping = &ListOps_as_mapping,
+    .tp_iter = ListOps_iter,
     .tp_base = &ps_GenerationType,
 };
 

@@ -13,6 +13,7 @@
 extern PyTypeObject ps_GenerationType;
 extern PyTypeObject ps_DictOpsType;
 extern PyTypeObject ps_ListOpsType;
+extern PyTypeObject ps_ListIterType;
 
 /* Create the sentinels DictOps uses: 0, or -1 with an exception. */
 int ps_generation_init(void);

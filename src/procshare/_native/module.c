@@ -109,6 +109,8 @@ PyMODINIT_FUNC PyInit__core(void)
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
+    if (PyType_Ready(&ps_ListIterType) < 0) /* made by ListOps, not by name */
+        return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
