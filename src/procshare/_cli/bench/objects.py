@@ -11,6 +11,7 @@ Dicts are kept in one Dict, as a List per user would be: their handles are dropp
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import statistics
@@ -101,6 +102,7 @@ def _make(index: int, n: int, out: Any) -> None:
     """In a fresh process: make n objects of case index and report (seconds, mappings,
     shared bytes, whether they passed their check)."""
     _label, make, check = _cases()[index]
+    gc.collect()  # what the parent left to collect would unmap during the count
     maps0, bytes0 = _shared_maps()
     t0 = time.perf_counter()
     kept = [make() for _ in range(n)]
