@@ -404,6 +404,33 @@ def test_values_round_trip(value: Any) -> None:
     assert type(decode_value(*encode_value(value))) is type(value)
 
 
+def test_one_call_removal_gives_what_dict_gives() -> None:
+    """del d[k] and pop are one C call on the current table, and go to Python on another
+    generation (or before a new Dict has its lock): both raise and return as dict does."""
+    d, model = Dict(), {}
+    for n in range(60):  # from the slot through generations of table segments
+        for key in (n, str(n), (n, "t"), b"b%d" % n, float(n) + 0.5):
+            d[key] = model[key] = [n]
+        key = (n, "t")
+        assert d.pop(key) == model.pop(key)
+        assert d.pop(key, "dflt") == model.pop(key, "dflt") == "dflt"
+        for gone in (key, ("never", n)):
+            with pytest.raises(KeyError) as raised:
+                d.pop(gone)
+            assert raised.value.args == (gone,)
+        del d[str(n)], model[str(n)]
+        with pytest.raises(KeyError) as raised:
+            del d[key]
+        assert raised.value.args == (key,)
+        assert len(d) == len(model) and dict(d.items()) == model
+    with pytest.raises(TypeError):
+        d.pop([1])  # unhashable, as dict says
+    with pytest.raises(TypeError):
+        d.pop()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        del d[[1]]  # type: ignore[index]
+
+
 def test_creation_with_contents_is_atomic(name: str) -> None:
     # Whoever attaches while another process creates sees all the initial contents or
     # waits: never an empty or half-filled Dict.

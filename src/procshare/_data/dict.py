@@ -194,7 +194,7 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     def items(self) -> ItemsView[Any, Any]:
         return _Items(self)
 
-    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+    def _pop(self, key: Any, default: Any = _MISSING) -> Any:  # pop: DictOps's
         """Remove key and return its value, in one step."""
         canon = canonical(key)
         with self._lock:

@@ -108,7 +108,7 @@ PyTypeObject ps_GenerationType = {
 /* ---- DictOps: a Dict's hot methods in one C call ------------------------ */
 
 static PyObject *MISSING, *SLOW; /* private sentinels */
-static PyObject *N_LOOKUP, *N_WRITABLE, *N_SETITEM, *N_DELITEM, *N_INCR, *N_CAS, *N_LEN;
+static PyObject *N_LOOKUP, *N_WRITABLE, *N_SETITEM, *N_DELITEM, *N_INCR, *N_CAS, *N_LEN, *N_POP;
 
 /* self.name(a, b, c), with the trailing NULL arguments left out: the Python
  * layer's general paths. */
@@ -165,16 +165,33 @@ static Py_ssize_t length(ps_Generation *self)
     return len;
 }
 
+/* The value of a removed element, found = its (tag, data) from the table,
+ * decoded after the lock (decoding may unpickle: user code); found released. */
+static PyObject *decoded(PyObject *found)
+{
+    PyObject *data = PyTuple_GET_ITEM(found, 1);
+    PyObject *value = ps_decode_value((uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(found, 0)),
+                                      PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
+    Py_DECREF(found);
+    return value;
+}
+
+/* KeyError(key), as dict raises it (a tuple key shown as the tuple). */
+static void key_error(PyObject *key)
+{
+    PyObject *err = PyTuple_Pack(1, key);
+    if (err != NULL) {
+        PyErr_SetObject(PyExc_KeyError, err);
+        Py_DECREF(err);
+    }
+}
+
 static PyObject *DictOps_subscript(ps_Generation *self, PyObject *key)
 {
     PyObject *value = lookup(self, key, MISSING);
     if (value == MISSING) {
         Py_DECREF(value);
-        PyObject *err = PyTuple_Pack(1, key); /* KeyError((1,)) shows the tuple, as dict does */
-        if (err != NULL) {
-            PyErr_SetObject(PyExc_KeyError, err);
-            Py_DECREF(err);
-        }
+        key_error(key);
         return NULL;
     }
     return value;
@@ -255,10 +272,39 @@ static int store(ps_Generation *self, PyObject *key, PyObject *value)
     return stored;
 }
 
+static PyObject *delete_op(PyObject *table, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)nargs;
+    return ps_table_delete(table, args[0]);
+}
+
+/* Remove key under the lock: its (tag, data), None when absent, SLOW when the
+ * Python layer must (another generation, no lock yet), or NULL with an error. */
+static PyObject *remove_key(ps_Generation *self, PyObject *key)
+{
+    PyObject *canon = ps_canonical(key);
+    if (canon == NULL)
+        return NULL;
+    PyObject *found = under_lock(self, &ps_TableType, delete_op, &canon, 1);
+    Py_DECREF(canon);
+    return found;
+}
+
 static int DictOps_ass_subscript(ps_Generation *self, PyObject *key, PyObject *value)
 {
     PyObject *r;
     if (value == NULL) {
+        PyObject *found = remove_key(self, key);
+        if (found == NULL)
+            return -1;
+        if (found != SLOW) {
+            int absent = found == Py_None;
+            Py_DECREF(found);
+            if (absent)
+                key_error(key);
+            return absent ? -1 : 0;
+        }
+        Py_DECREF(found);
         r = call((PyObject *)self, N_DELITEM, key, NULL, NULL);
     } else {
         int stored = store(self, key, value);
@@ -324,7 +370,34 @@ static PyObject *DictOps_compare_and_set(ps_Generation *self, PyObject *const *a
     return r;
 }
 
+/* pop(key[, default]): removed under the lock, decoded after it (decoding may
+ * unpickle: user code); Dict._pop when the Python layer must. */
+static PyObject *DictOps_pop(ps_Generation *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    PyObject *found = remove_key(self, args[0]);
+    if (found == NULL)
+        return NULL;
+    if (found == SLOW) {
+        Py_DECREF(found);
+        return call((PyObject *)self, N_POP, args[0], nargs == 2 ? args[1] : NULL, NULL);
+    }
+    if (found == Py_None) {
+        Py_DECREF(found);
+        if (nargs == 2)
+            return Py_NewRef(args[1]);
+        key_error(args[0]);
+        return NULL;
+    }
+    return decoded(found);
+}
+
 static PyMethodDef DictOps_methods[] = {
+    {"pop", (PyCFunction)(void (*)(void))DictOps_pop, METH_FASTCALL,
+     "pop(key[, default]): remove key and return its value, in one step (one call)."},
     {"get", (PyCFunction)(void (*)(void))DictOps_get, METH_FASTCALL,
      "get(key, default=None): the value of key, or default. Lock-free."},
     {"incr", (PyCFunction)(void (*)(void))DictOps_incr, METH_FASTCALL | METH_KEYWORDS,
@@ -353,8 +426,9 @@ PyTypeObject ps_DictOpsType = {
     .tp_basicsize = sizeof(ps_Generation),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "A Dict's hot methods, each one C call in the common case: d[k], get, in, "
-              "d[k] = v, incr, compare_and_set; the Python layer's _lookup, _setitem, "
-              "_delitem, _incr and _compare_and_set take the rest.",
+              "d[k] = v, del d[k], pop, len, incr, compare_and_set; the Python layer's "
+              "_lookup, _setitem, _delitem, _pop, _len, _incr and _compare_and_set take "
+              "the rest.",
     .tp_methods = DictOps_methods,
     .tp_as_mapping = &DictOps_as_mapping,
     .tp_as_sequence = &DictOps_as_sequence,
@@ -363,7 +437,7 @@ PyTypeObject ps_DictOpsType = {
 
 /* ---- ListOps: a List's hot methods in one C call ------------------------ */
 
-static PyObject *N_GETITEM, *N_APPEND, *N_POP;
+static PyObject *N_GETITEM, *N_APPEND;
 
 /* l[i]: one lock-free C read when i is an int and the generation current;
  * else (a slice, another generation) List._getitem. */
@@ -471,14 +545,8 @@ static PyObject *ListOps_pop(ps_Generation *self, PyObject *const *args, Py_ssiz
         PyObject *found = under_lock(self, &ps_VectorType, pop_last, NULL, 0);
         if (found == NULL)
             return NULL;
-        if (PyTuple_Check(found)) { /* (tag, data) */
-            PyObject *data = PyTuple_GET_ITEM(found, 1);
-            PyObject *value =
-                ps_decode_value((uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(found, 0)),
-                                PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data));
-            Py_DECREF(found);
-            return value;
-        }
+        if (PyTuple_Check(found))
+            return decoded(found);
         Py_DECREF(found); /* None (empty) or SLOW */
     } else if (nargs > 1) {
         PyErr_SetString(PyExc_TypeError, "pop(index=-1)");

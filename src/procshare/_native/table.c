@@ -850,8 +850,9 @@ static PyObject *Table_copy_from(ps_Table *self, PyObject *arg)
 }
 
 /* delete(canon) -> (tag, value bytes) of the removed entry, or None. */
-static PyObject *Table_delete(ps_Table *self, PyObject *canon)
+PyObject *ps_table_delete(PyObject *table, PyObject *canon)
 {
+    ps_Table *self = (ps_Table *)table;
     ps_entry *e = NULL;
     int64_t i = find(self, canon, "delete", &e);
     if (i == -2)
@@ -949,7 +950,7 @@ static PyMethodDef Table_methods[] = {
      "freeze_all(): freeze every int entry before the table is retired uncopied."},
     {"copy_from", (PyCFunction)Table_copy_from, METH_O,
      "copy_from(source) -> bool: insert source's live entries in order; False if full."},
-    {"delete", (PyCFunction)Table_delete, METH_O,
+    {"delete", (PyCFunction)ps_table_delete, METH_O,
      "delete(canon) -> (tag, value) | None (caller holds the lock)."},
     {"entries", (PyCFunction)Table_entries, METH_NOARGS,
      "entries() -> [(order, canon, key, tag, value)] of live entries."},

@@ -19,11 +19,13 @@
 extern PyTypeObject ps_TableType;
 
 /* The one-call paths of a Dict, as the Table methods of the same names
- * (lookup, store, put, incr, cas) with table a Table: called by DictOps. */
+ * (lookup, store, put, incr, cas, delete) with table a Table: called by
+ * DictOps. */
 PyObject *ps_table_lookup(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_table_store(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_table_put(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_table_incr(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_table_cas(PyObject *table, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ps_table_delete(PyObject *table, PyObject *canon);
 
 #endif
