@@ -104,7 +104,8 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
 
     # -- reading --------------------------------------------------------------------
 
-    # len(l), l[i] and append are ListOps's (C): these take what it leaves.
+    # len(l), l[i], l[i] = v, del l[i], append, pop() and iteration are ListOps's (C):
+    # these methods take what it leaves to Python.
 
     def _len(self) -> int:
         return len(self._current())

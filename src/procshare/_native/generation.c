@@ -152,9 +152,10 @@ static PyObject *lookup(ps_Generation *self, PyObject *key, PyObject *missing)
  * alike), else the Python layer's _len, which follows the generation. */
 static Py_ssize_t length(ps_Generation *self)
 {
-    PyObject *table = current_table(self, &ps_TableType);
-    if (table == NULL)
-        table = current_table(self, &ps_VectorType);
+    PyTypeObject *type = self->table != NULL && Py_IS_TYPE(self->table, &ps_VectorType)
+                             ? &ps_VectorType
+                             : &ps_TableType;
+    PyObject *table = current_table(self, type);
     if (table != NULL)
         return Py_TYPE(table)->tp_as_sequence->sq_length(table);
     PyObject *n = call((PyObject *)self, N_LEN, NULL, NULL, NULL);
@@ -439,24 +440,38 @@ PyTypeObject ps_DictOpsType = {
 
 static PyObject *N_GETITEM, *N_APPEND;
 
-/* l[i]: one lock-free C read when i is an int and the generation current;
- * else (a slice, another generation) List._getitem. */
-static PyObject *ListOps_subscript(ps_Generation *self, PyObject *i)
+/* Element i (i < 0 counts from the end) in one lock-free read of the current
+ * table: the value, MISSING outside the list, SLOW when the generation moved
+ * on (List._getitem follows it), or NULL with an exception. */
+static PyObject *item_at(ps_Generation *self, Py_ssize_t i)
 {
     PyObject *table = current_table(self, &ps_VectorType);
-    if (table != NULL && PyLong_CheckExact(i)) {
-        uint64_t gen = self->gen;
-        PyObject *args[2] = {i, MISSING};
-        PyObject *value = ps_vector_value(table, args, 2);
-        if (value == NULL)
+    if (table == NULL)
+        return Py_NewRef(SLOW);
+    uint64_t gen = self->gen;
+    PyObject *value = ps_vector_at(table, i, MISSING);
+    if (value == NULL || atomic_load(self->gen_word) == gen)
+        return value;
+    Py_DECREF(value);
+    return Py_NewRef(SLOW);
+}
+
+/* l[i]: item_at when i is an int; List._getitem for a slice, another index
+ * type or another generation. */
+static PyObject *ListOps_subscript(ps_Generation *self, PyObject *i)
+{
+    if (PyLong_CheckExact(i)) {
+        Py_ssize_t n = PyNumber_AsSsize_t(i, PyExc_IndexError);
+        if (n == -1 && PyErr_Occurred())
             return NULL;
-        if (atomic_load(self->gen_word) == gen) {
-            if (value != MISSING)
-                return value;
+        PyObject *value = item_at(self, n);
+        if (value == MISSING) {
             Py_DECREF(value);
             PyErr_SetString(PyExc_IndexError, "list index out of range");
             return NULL;
         }
+        if (value != SLOW)
+            return value;
         Py_DECREF(value);
     }
     return call((PyObject *)self, N_GETITEM, i, NULL, NULL);
@@ -469,9 +484,9 @@ static PyObject *set_at(PyObject *table, PyObject *const *args, Py_ssize_t nargs
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    if (i < 0)
-        i += ps_vector_len(table);
-    PyObject *at = PyLong_FromSsize_t(i);
+    if (i >= 0)
+        return ps_vector_set(table, args, nargs);
+    PyObject *at = PyLong_FromSsize_t(i + ps_vector_len(table));
     if (at == NULL)
         return NULL;
     PyObject *placed[3] = {at, args[1], args[2]};
@@ -581,19 +596,26 @@ static PyObject *ListIter_next(ps_ListIter *self)
 {
     if (self->list == NULL)
         return NULL;
-    PyObject *value = NULL, *index = self->i < 0 ? NULL : PyLong_FromSsize_t(self->i);
-    if (index != NULL) {
-        value = ListOps_subscript((ps_Generation *)self->list, index);
-        Py_DECREF(index);
+    PyObject *value =
+        self->i < 0 ? Py_NewRef(MISSING) : item_at((ps_Generation *)self->list, self->i);
+    if (value == SLOW) { /* another generation: List._getitem follows it */
+        Py_DECREF(value);
+        PyObject *index = PyLong_FromSsize_t(self->i);
+        value = index == NULL ? NULL : call(self->list, N_GETITEM, index, NULL, NULL);
+        Py_XDECREF(index);
+        if (value == NULL && PyErr_ExceptionMatches(PyExc_IndexError)) {
+            PyErr_Clear();
+            value = Py_NewRef(MISSING);
+        }
     }
-    if (value != NULL) {
+    if (value == NULL)
+        return NULL;
+    if (value != MISSING) {
         self->i += self->step;
         return value;
     }
-    if (self->i >= 0 && !PyErr_ExceptionMatches(PyExc_IndexError))
-        return NULL;
-    PyErr_Clear();
-    Py_CLEAR(self->list);
+    Py_DECREF(value);
+    Py_CLEAR(self->list); /* exhausted, and stays so */
     return NULL;
 }
 

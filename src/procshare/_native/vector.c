@@ -192,9 +192,18 @@ static uint64_t offset_of(ps_Vector *self, Py_ssize_t i)
 
 /* value(i, missing) -> the decoded element i (negative counts from the end),
  * or missing outside the list.  Lock-free: one call for the common read. */
-PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t nargs)
+PyObject *ps_vector_at(PyObject *vector, Py_ssize_t i, PyObject *missing)
 {
     ps_Vector *self = (ps_Vector *)vector;
+    uint64_t off = offset_of(self, i);
+    if (off <= 1)
+        return off ? NULL : Py_NewRef(missing);
+    ps_velem *e = velem_at(self, off);
+    return e == NULL ? NULL : ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
+}
+
+static PyObject *Vector_value(ps_Vector *self, PyObject *const *args, Py_ssize_t nargs)
+{
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "value(i, missing)");
         return NULL;
@@ -202,11 +211,7 @@ PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t na
     Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    uint64_t off = offset_of(self, i);
-    if (off <= 1)
-        return off ? NULL : Py_NewRef(args[1]);
-    ps_velem *e = velem_at(self, off);
-    return e == NULL ? NULL : ps_decode_value(e->tag, (char *)e + sizeof(ps_velem), e->len);
+    return ps_vector_at((PyObject *)self, i, args[1]);
 }
 
 /* Append the element's bytes to the heap; its offset, 0 when the heap is full,
@@ -779,7 +784,7 @@ Py_ssize_t ps_vector_len(PyObject *vector)
 static PyMethodDef Vector_methods[] = {
     {"init", (PyCFunction)(void (*)(void))Vector_init, METH_FASTCALL | METH_CLASS,
      "init(mapping, offset, capacity, heap_size): lay out an empty vector."},
-    {"value", (PyCFunction)(void (*)(void))ps_vector_value, METH_FASTCALL,
+    {"value", (PyCFunction)(void (*)(void))Vector_value, METH_FASTCALL,
      "value(i, missing) -> element i decoded (i < 0 counts from the end) | missing."},
     {"append", (PyCFunction)(void (*)(void))ps_vector_append, METH_FASTCALL,
      "append(tag, data) -> bool (False: full)."},

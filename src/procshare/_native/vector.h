@@ -16,9 +16,11 @@
 
 extern PyTypeObject ps_VectorType;
 
-/* The one-call paths of a List, as the Vector methods value, append, set and
- * pop_last and len() with vector a Vector: called by ListOps. */
-PyObject *ps_vector_value(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
+/* The one-call paths of a List, with vector a Vector, called by ListOps:
+ * element i decoded (i < 0 counts from the end) or missing outside the list,
+ * as the method value does, and the methods append, set and pop_last and
+ * len(). */
+PyObject *ps_vector_at(PyObject *vector, Py_ssize_t i, PyObject *missing);
 PyObject *ps_vector_append(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_vector_set(PyObject *vector, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_vector_pop_last(PyObject *vector, PyObject *unused);
