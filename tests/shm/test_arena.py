@@ -24,6 +24,7 @@ import pytest
 import damage
 import procshare
 from procshare import KindError, NotFoundError
+from procshare._shm.generations import _holds
 from procshare._shm.names import Kind
 from procshare._shm.segment import Segment
 
@@ -364,11 +365,12 @@ def test_arena_objects_are_left_out_of_the_cycle_collector_but_subclasses_are_no
     mine, listed = _MyCounter(3), _MyList([2])
     mine.me, listed.me = mine, listed  # cycles: collected once unreachable
     assert gc.is_tracked(mine) and gc.is_tracked(listed)
-    hold = listed._hold
+    place = listed._place  # a new List: this process holds it as its first user
+    assert place is not None and place in _holds.held
     refs = weakref.ref(mine), weakref.ref(listed)
     del mine, listed
     gc.collect()
-    assert refs[0]() is None and refs[1]() is None and not hold.handles
+    assert refs[0]() is None and refs[1]() is None and place not in _holds.held
     with objs[2]:  # untracked objects work as before
         objs[0] += 2
     objs[4].append(3)
@@ -411,3 +413,58 @@ def test_threads_asking_a_new_object_for_its_name_at_once_make_one_slot(kind: st
             assert pool.free.count(taken) == 1
     finally:
         sys.setswitchinterval(switch)
+
+
+def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
+    """The core's view of an arena's slot headers refuses what lies outside the arena or
+    a slot's data, the generation after 2**31 - 1 (a handle's 31 bits) is 1, and an
+    arena whose free list leads back to it is collected."""
+    import struct
+
+    from procshare import _core
+
+    fd = os.memfd_create("slots")
+    try:
+        os.ftruncate(fd, 4096)
+        mapping = _core.Mapping(fd, 4096)
+    finally:
+        os.close(fd)
+    free: list[Any] = []
+    with pytest.raises(ValueError):
+        _core.Slots(mapping, 64, 64, 64, 0, free)  # beyond the mapping
+    with pytest.raises(ValueError):
+        _core.Slots(mapping, 64, 12, 8, 0, free)  # not whole words
+    slots = _core.Slots(mapping, 64, 64, 8, 0, free)
+    assert slots.claim(3) == 1 and slots.generation(3) == 1
+    for index in (8, -1, 2**70):
+        with pytest.raises((IndexError, OverflowError)):
+            slots.claim(index)
+    for offset, value in ((53, 0), (2, 0), (-4, 0), (0, 2**32)):
+        with pytest.raises((ValueError, OverflowError)):
+            slots.exchange(3, offset, 0, value)
+    assert slots.exchange(3, 52, 0, 7) and not slots.exchange(3, 52, 0, 8)
+    assert slots.release(3, _core.fork_epoch()) and free == [(slots, 3)]
+    assert not slots.release(3, _core.fork_epoch() + 1)  # made before a fork: not ours
+    assert _core.take(free) == (slots, 3) and free == [] and slots.generation(3) == 2
+    assert bytes(memoryview(mapping)[64 + 3 * 64 + 8 : 64 + 4 * 64]) == bytes(56)  # zeroed
+    assert slots.escape(3) == 2 and not slots.private(3, _core.fork_epoch())
+    assert not slots.release(3, _core.fork_epoch())  # escaped: never freed by its maker
+    struct.pack_into("<I", mapping, 64 + 5 * 64, (2**31 - 1) << 1)  # its last generation
+    assert slots.claim(5) == 1
+    assert _core.take([]) is None
+    with pytest.raises(TypeError):
+        _core.take([("not slots", 1)])
+    assert not slots.unlinked(3)
+    struct.pack_into("<I", mapping, 0, _core.FLAG_UNLINKED)  # the arena's own flags
+    assert slots.unlinked(3)
+
+    class Held(_core.Slots):
+        __slots__ = ("__weakref__",)
+
+    cycle: list[Any] = []
+    held = Held(mapping, 64, 64, 8, 0, cycle)
+    cycle.append((held, 0))  # its free list leads back to it, as an arena's does
+    ref = weakref.ref(held)
+    del held, cycle
+    gc.collect()
+    assert ref() is None

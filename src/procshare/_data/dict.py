@@ -25,7 +25,7 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from .. import _core
 from .._errors import SpaceError
@@ -74,21 +74,13 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         name: str | None = None,
         mode: int = 0o600,
         **kwargs: Any,
-    ) -> Any:
+    ) -> Self:
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
-        encoded = [encode_item(k, v) for k, v in initial.items()]
-        size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
-        self, _ = cls._open_root(
-            name,
-            _empty
-            if not encoded
-            else lambda space: _plan(len(encoded), size, items=encoded, space=space),
-            mode,
-        )
+        self, _ = cls._open_root(name, _holding(initial) if initial else _empty, mode)
         self._fresh = True
         return self
 
-    def __init__(
+    def _reinit(
         self,
         mapping_or_iterable: object = (),
         /,
@@ -97,9 +89,8 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         mode: int = 0o600,
         **kwargs: Any,
     ) -> None:
-        """Called again on an existing Dict, updates it as dict.__init__ does."""
-        if self._constructing():
-            return
+        """``__init__`` called again on an existing Dict updates it, as dict.__init__
+        does."""
         self.update(mapping_or_iterable, **kwargs)
 
     @classmethod
@@ -381,6 +372,14 @@ def _plan(
                 raise RuntimeError("the initial entries did not fit the first table")
 
     return _core.TABLE_HEADER + 8 * nslots + heap, init
+
+
+def _holding(initial: dict[Any, Any]) -> Callable[[int | None], Plan]:
+    """plan(space) of a first table holding initial's entries (encoded now: errors here
+    change nothing)."""
+    encoded = [encode_item(k, v) for k, v in initial.items()]
+    size = sum(len(c) + len(b) + len(d) for c, b, _, d in encoded)
+    return lambda space: _plan(len(encoded), size, items=encoded, space=space)
 
 
 @functools.cache

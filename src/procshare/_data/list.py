@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, MutableSequence
-from typing import Any, ClassVar, SupportsIndex
+from collections.abc import Callable, Iterable, MutableSequence
+from typing import Any, ClassVar, Self, SupportsIndex
 
 from .. import _core
 from .._shm.codec import decode_value, encode_value
@@ -48,19 +48,22 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
 
     def __new__(
         cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
-    ) -> Any:
-        packed = _core.pack(iterable, False)  # errors here change nothing
-        plan = _empty if not packed[0] else lambda space: _plan(packed, space)
+    ) -> Self:
+        plan: Callable[[int | None], Plan]
+        if type(iterable) is tuple and not iterable:  # the default: nothing to pack
+            plan = _empty
+        else:
+            packed = _core.pack(iterable, False)  # errors here change nothing
+            plan = functools.partial(_plan, packed) if packed[0] else _empty
         self, _ = cls._open_root(name, plan, mode)
         self._fresh = True
         return self
 
-    def __init__(
+    def _reinit(
         self, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> None:
-        """Called again on an existing List, replaces its contents as list.__init__ does."""
-        if self._constructing():
-            return
+        """``__init__`` called again on an existing List replaces its contents, as
+        list.__init__ does."""
         packed = _core.pack(iterable, False)
         with self._lock:
             self._replace(*_plan(packed))

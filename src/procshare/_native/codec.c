@@ -25,18 +25,23 @@ static int load_pickle(void)
 }
 
 /* How procshare's own objects are stored without pickling (set_handles). */
-static PyObject *shared_type, *stored_fn, *rebuild_fn;
+static PyObject *shared_type, *recorded_fn, *rebuild_fn;
+static PyObject *by_class; /* each class asked: recorded(cls) */
 
 PyObject *ps_set_handles_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 3 || !PyType_Check(args[0]) || !PyCallable_Check(args[1]) ||
         !PyCallable_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "set_handles(shared: type, stored, rebuild)");
+        PyErr_SetString(PyExc_TypeError, "set_handles(shared: type, recorded, rebuild)");
         return NULL;
     }
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL)
+        return NULL;
+    Py_XSETREF(by_class, fresh);
     Py_XSETREF(shared_type, Py_NewRef(args[0]));
-    Py_XSETREF(stored_fn, Py_NewRef(args[1]));
+    Py_XSETREF(recorded_fn, Py_NewRef(args[1]));
     Py_XSETREF(rebuild_fn, Py_NewRef(args[2]));
     Py_RETURN_NONE;
 }
@@ -58,13 +63,69 @@ static PyObject *rebuilt(const char *data, uint64_t len)
     return obj;
 }
 
-/* The handle record of value, a procshare object, as a new bytes object; None
- * when it must be pickled (stored(value) said so), NULL with an exception. */
+/* How instances of cls are stored: the number of its kind (0: pickled), and
+ * whether its handles never carry arguments (else each one is asked), as
+ * recorded(cls) said when first asked.  0 or 1 for plain, -1 with an error. */
+static int how_stored(PyTypeObject *cls, unsigned long *number)
+{
+    PyObject *how = PyDict_GetItemWithError(by_class, (PyObject *)cls);
+    if (how == NULL) {
+        if (PyErr_Occurred() || (how = PyObject_CallOneArg(recorded_fn, (PyObject *)cls)) == NULL)
+            return -1;
+        int stored = PyDict_SetItem(by_class, (PyObject *)cls, how);
+        Py_DECREF(how); /* by_class holds it */
+        if (stored < 0)
+            return -1;
+    }
+    int plain = -1;
+    if (!PyTuple_Check(how) || PyTuple_GET_SIZE(how) != 2 ||
+        (*number = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(how, 0))) > 255 ||
+        (plain = PyObject_IsTrue(PyTuple_GET_ITEM(how, 1))) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "recorded() gives (kind number, plain)");
+        return -1;
+    }
+    return plain;
+}
+
+/* Whether value's handle carries arguments beside its name (_handle_args()):
+ * 1, 0, or -1 with an error. */
+static int has_arguments(PyObject *value)
+{
+    static PyObject *name;
+    if (name == NULL && (name = PyUnicode_InternFromString("_handle_args")) == NULL)
+        return -1;
+    PyObject *extra = PyObject_CallMethodNoArgs(value, name);
+    if (extra == NULL)
+        return -1;
+    Py_ssize_t n = PyObject_Length(extra);
+    Py_DECREF(extra);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* The handle record of value, a procshare object: its kind's number, mode and
+ * name (from value._handle()) as a new bytes object; None when it must be
+ * pickled (a class recorded() refuses, or a handle with arguments); NULL with
+ * an exception. */
 static PyObject *handle_record(PyObject *value)
 {
-    PyObject *h = PyObject_CallOneArg(stored_fn, value);
-    if (h == NULL || h == Py_None)
-        return h;
+    unsigned long number = 0;
+    int plain = how_stored(Py_TYPE(value), &number);
+    if (plain < 0)
+        return NULL;
+    if (number == 0)
+        Py_RETURN_NONE;
+    if (!plain) {
+        int extra = has_arguments(value);
+        if (extra != 0)
+            return extra < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    static PyObject *handle_name;
+    if (handle_name == NULL && (handle_name = PyUnicode_InternFromString("_handle")) == NULL)
+        return NULL;
+    PyObject *h = PyObject_CallMethodNoArgs(value, handle_name);
+    if (h == NULL)
+        return NULL;
     unsigned long kind = 0, mode = 0;
     const char *name = NULL;
     Py_ssize_t n = 0;
@@ -74,11 +135,11 @@ static PyObject *handle_record(PyObject *value)
         (name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(h, 1), &n)) == NULL) {
         Py_DECREF(h);
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "stored() gives (kind, name, mode) or None");
+            PyErr_SetString(PyExc_TypeError, "_handle() gives (kind, name, mode)");
         return NULL;
     }
-    PyObject *record = PyBytes_FromStringAndSize(NULL, n + 3);
-    if (record != NULL) {
+    PyObject *record = kind != number ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(NULL, n + 3);
+    if (record != NULL && record != Py_None) {
         char *r = PyBytes_AS_STRING(record);
         r[0] = (char)kind;
         r[1] = (char)(mode & 0xff);
@@ -284,7 +345,13 @@ PyObject *ps_encode_value_py(PyObject *module, PyObject *value)
     PyObject *bytes = e.tag == TAG_BYTES ? Py_NewRef(value) /* immutable: no copy */
                       : e.owned != NULL  ? e.owned
                                          : PyBytes_FromStringAndSize(e.data, e.len);
-    return bytes == NULL ? NULL : Py_BuildValue("(IN)", e.tag, bytes);
+    if (bytes == NULL)
+        return NULL;
+    PyObject *tag = PyLong_FromUnsignedLong(e.tag);
+    PyObject *pair = tag == NULL ? NULL : PyTuple_Pack(2, tag, bytes);
+    Py_XDECREF(tag);
+    Py_DECREF(bytes);
+    return pair;
 }
 
 /* prefix followed by n bytes of body, as a new bytes object. */
@@ -442,8 +509,7 @@ PyObject *ps_encode_item_py(PyObject *module, PyObject *const *args, Py_ssize_t 
     PyObject *value = blob == NULL ? NULL : ps_encode_value_py(NULL, args[1]);
     PyObject *item = NULL;
     if (value != NULL)
-        item = Py_BuildValue("(OOOO)", canon, blob, PyTuple_GET_ITEM(value, 0),
-                             PyTuple_GET_ITEM(value, 1));
+        item = PyTuple_Pack(4, canon, blob, PyTuple_GET_ITEM(value, 0), PyTuple_GET_ITEM(value, 1));
     Py_DECREF(canon);
     Py_XDECREF(blob);
     Py_XDECREF(value);

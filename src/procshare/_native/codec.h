@@ -55,8 +55,10 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
  * TypeError for an unhashable key.  A new bytes object, or NULL. */
 PyObject *ps_canonical(PyObject *key);
 
-/* set_handles(shared, stored, rebuild): instances of shared are stored as
- * TAG_HANDLE where stored(obj) gives (kind, name, mode) (None: pickled), and
+/* set_handles(shared, recorded, rebuild): instances of shared are stored as
+ * TAG_HANDLE records of obj._handle()'s (kind, name, mode) where
+ * recorded(type(obj)) gives (kind number, plain) with a number (0: pickled;
+ * plain false: pickled too when obj._handle_args() is not empty), and
  * rebuild(kind, name, mode) gives them back. */
 PyObject *ps_set_handles_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 

@@ -16,15 +16,20 @@ typedef struct {
     PyObject_HEAD
     PyObject *table;   /* _table: a Table (Dict) or Vector (List) */
     PyObject *lock;    /* _writers: the writers' RLock, a Mutex */
+    PyObject *hold;    /* _hold, _place: the Python layer's, None until set (its */
+    PyObject *place;   /* __del__ reads them however far construction went) */
     PyObject *mapping; /* keeps gen_word's mapping alive */
     _Atomic uint64_t *gen_word;
     unsigned long long gen; /* _gen */
+    char fresh;             /* _fresh: built by __new__, its __init__ call still to come */
 } ps_Generation;
 
 static void Generation_dealloc(ps_Generation *self)
 {
     Py_CLEAR(self->table);
     Py_CLEAR(self->lock);
+    Py_CLEAR(self->hold);
+    Py_CLEAR(self->place);
     Py_CLEAR(self->mapping);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -75,6 +80,39 @@ static PyObject *Generation_publish(ps_Generation *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *Generation_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    ps_Generation *self = (ps_Generation *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->hold = Py_NewRef(Py_None);
+        self->place = Py_NewRef(Py_None);
+    }
+    return (PyObject *)self;
+}
+
+/* __init__: nothing right after __new__, which applied the arguments; called
+ * again on an existing object, _reinit(*args, **kwargs) (as list and dict
+ * re-initialise). */
+static int Generation_init(ps_Generation *self, PyObject *args, PyObject *kwargs)
+{
+    if (self->fresh) {
+        self->fresh = 0;
+        return 0;
+    }
+    static PyObject *name;
+    if (name == NULL && (name = PyUnicode_InternFromString("_reinit")) == NULL)
+        return -1;
+    PyObject *reinit = PyObject_GetAttr((PyObject *)self, name);
+    if (reinit == NULL)
+        return -1;
+    PyObject *r = PyObject_Call(reinit, args, kwargs);
+    Py_DECREF(reinit);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 static PyMethodDef Generation_methods[] = {
     {"_watch", (PyCFunction)(void (*)(void))Generation_watch, METH_FASTCALL,
      "_watch(mapping, offset): the root's generation word, compared with _gen."},
@@ -89,6 +127,9 @@ static PyMemberDef Generation_members[] = {
     {"_table", T_OBJECT_EX, offsetof(ps_Generation, table), 0, "the current table"},
     {"_writers", T_OBJECT_EX, offsetof(ps_Generation, lock), 0, "the writers' lock"},
     {"_gen", T_ULONGLONG, offsetof(ps_Generation, gen), 0, "the generation of _table"},
+    {"_fresh", T_BOOL, offsetof(ps_Generation, fresh), 0, "built by __new__, __init__ to come"},
+    {"_hold", T_OBJECT_EX, offsetof(ps_Generation, hold), 0, "this process's hold, or None"},
+    {"_place", T_OBJECT_EX, offsetof(ps_Generation, place), 0, "a new root's slot, or None"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -102,7 +143,8 @@ PyTypeObject ps_GenerationType = {
               "table's generation (_gen), the root's generation word and the writers' lock.",
     .tp_methods = Generation_methods,
     .tp_members = Generation_members,
-    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Generation_init,
+    .tp_new = Generation_new,
 };
 
 /* ---- DictOps: a Dict's hot methods in one C call ------------------------ */
@@ -255,8 +297,14 @@ static PyObject *under_lock(ps_Generation *self, PyTypeObject *type, table_op op
  * grows it), -1 with an exception. */
 static int store(ps_Generation *self, PyObject *key, PyObject *value)
 {
+    uint32_t tag;
+    const char *data;
+    Py_ssize_t len;
+    char int_buf[8];
     PyObject *args[3] = {key, value, SLOW};
-    PyObject *done = under_lock(self, &ps_TableType, ps_table_store, args, 3);
+    PyObject *done = ps_encode_fast(value, &tag, &data, &len, int_buf)
+                         ? under_lock(self, &ps_TableType, ps_table_store, args, 3)
+                         : Py_NewRef(SLOW); /* encoded first: no lock taken for nothing */
     if (done == SLOW) {
         Py_DECREF(done);
         PyObject *pair[2] = {key, value};

@@ -12,6 +12,7 @@
 #include "platform.h"
 #include "ring.h"
 #include "semaphore.h"
+#include "slots.h"
 #include "table.h"
 #include "vector.h"
 #include "wait.h"
@@ -51,6 +52,41 @@ static PyObject *untrack_py(PyObject *module, PyObject *obj)
     Py_RETURN_NONE;
 }
 
+/* Whether each class of shared objects is procshare's own (untrack_ours). */
+static PyObject *ours_by_class;
+
+/* untrack_ours(obj): untrack(obj) when obj's class is procshare's own (its
+ * module is in the procshare package), decided once per class.  procshare's
+ * handles hold their place (segment, slot, lock, table) and nothing that leads
+ * back to them; a user's subclass might hold a cycle, and stays visited. */
+static PyObject *untrack_ours_py(PyObject *module, PyObject *obj)
+{
+    (void)module;
+    PyObject *cls = (PyObject *)Py_TYPE(obj);
+    PyObject *ours = PyDict_GetItemWithError(ours_by_class, cls);
+    if (ours == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        PyObject *name = PyObject_GetAttrString(cls, "__module__");
+        if (name == NULL)
+            return NULL;
+        PyObject *prefix = PyUnicode_FromString("procshare.");
+        Py_ssize_t own = prefix == NULL || !PyUnicode_Check(name)
+                             ? 0
+                             : PyUnicode_Tailmatch(name, prefix, 0, PY_SSIZE_T_MAX, -1);
+        Py_XDECREF(prefix);
+        Py_DECREF(name);
+        if (own < 0 || PyErr_Occurred())
+            return NULL;
+        ours = own ? Py_True : Py_False;
+        if (PyDict_SetItem(ours_by_class, cls, ours) < 0)
+            return NULL;
+    }
+    if (ours == Py_True && PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
+        PyObject_GC_UnTrack(obj);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"shm_open", (PyCFunction)(void (*)(void))ps_shm_open_py, METH_FASTCALL,
      "shm_open(name, create, mode) -> fd: open or exclusively create a shared-memory object."},
@@ -59,8 +95,8 @@ static PyMethodDef module_methods[] = {
     {"decode_value", (PyCFunction)(void (*)(void))ps_decode_value_py, METH_FASTCALL,
      "decode_value(tag, data) -> the value a Dict or List stored as (tag, data)."},
     {"set_handles", (PyCFunction)(void (*)(void))ps_set_handles_py, METH_FASTCALL,
-     "set_handles(shared, stored, rebuild): store instances of shared as handles, not pickles: "
-     "stored(obj) -> (kind, name, mode) or None, rebuild(kind, name, mode) -> obj."},
+     "set_handles(shared, recorded, rebuild): store instances of shared as handles, not "
+     "pickles: recorded(cls) -> (kind number or 0, plain), rebuild(kind, name, mode) -> obj."},
     {"encode_value", (PyCFunction)ps_encode_value_py, METH_O,
      "encode_value(value) -> (tag, data): bytes, str and 64-bit ints as they are, else pickled."},
     {"encode_item", (PyCFunction)(void (*)(void))ps_encode_item_py, METH_FASTCALL,
@@ -83,6 +119,14 @@ static PyMethodDef module_methods[] = {
      "pid_alive(pid) -> bool: the process exists and is not a zombie."},
     {"untrack", (PyCFunction)untrack_py, METH_O,
      "untrack(obj): the cycle collector no longer visits obj (it must be in no cycle)."},
+    {"forking", (PyCFunction)ps_forking_py, METH_NOARGS,
+     "forking(): count a fork, called just before it (objects made before it may be shared)."},
+    {"fork_epoch", (PyCFunction)ps_fork_epoch_py, METH_NOARGS,
+     "fork_epoch() -> int: the forks counted so far."},
+    {"take", (PyCFunction)ps_take_py, METH_O,
+     "take(free) -> (slots, index) or None: the last free slot of the list, removed, claimed."},
+    {"untrack_ours", (PyCFunction)untrack_ours_py, METH_O,
+     "untrack_ours(obj): untrack(obj) if its class is procshare's own, not a user's subclass."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -96,16 +140,18 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (ps_generation_init() < 0)
+    if (ps_generation_init() < 0 ||
+        (ours_by_class == NULL && (ours_by_class = PyDict_New()) == NULL))
         return NULL;
     if (ps_platform_init() != 0) {
         PyErr_SetString(PyExc_OSError, "procshare: platform initialisation failed");
         return NULL;
     }
-    PyTypeObject *types[] = {
-        &ps_MappingType, &ps_CellType,    &ps_CellArrayType, &ps_MutexType,      &ps_SemaphoreType,
-        &ps_RingType,    &ps_TableType,   &ps_VectorType,    &ps_WaitingType,    &ps_GenerationType,
-        &ps_DictOpsType, &ps_ListOpsType, &ps_LoadedIntType, &ps_LoadedFloatType};
+    PyTypeObject *types[] = {&ps_MappingType,    &ps_CellType,        &ps_CellArrayType,
+                             &ps_MutexType,      &ps_SemaphoreType,   &ps_RingType,
+                             &ps_TableType,      &ps_VectorType,      &ps_WaitingType,
+                             &ps_GenerationType, &ps_DictOpsType,     &ps_ListOpsType,
+                             &ps_LoadedIntType,  &ps_LoadedFloatType, &ps_SlotsType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
@@ -114,9 +160,9 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Mapping", "Cell",    "CellArray", "Mutex",      "Semaphore",
-                           "Ring",    "Table",   "Vector",    "Waiting",    "Generation",
-                           "DictOps", "ListOps", "LoadedInt", "LoadedFloat"};
+    const char *names[] = {"Mapping", "Cell",    "CellArray", "Mutex",       "Semaphore",
+                           "Ring",    "Table",   "Vector",    "Waiting",     "Generation",
+                           "DictOps", "ListOps", "LoadedInt", "LoadedFloat", "Slots"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
@@ -134,7 +180,10 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "RING_SHARD", PS_RING_SHARD) < 0 ||
         PyModule_AddIntConstant(m, "RING_MAX_SHARDS", PS_RING_MAX_SHARDS) < 0 ||
         PyModule_AddIntConstant(m, "TABLE_HEADER", PS_TABLE_HEADER) < 0 ||
-        PyModule_AddIntConstant(m, "VECTOR_HEADER", PS_VECTOR_HEADER) < 0) {
+        PyModule_AddIntConstant(m, "VECTOR_HEADER", PS_VECTOR_HEADER) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_ESCAPED", PS_FLAG_ESCAPED) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_UNLINKED", PS_FLAG_UNLINKED) < 0 ||
+        PyModule_AddIntConstant(m, "SLOT_HEADER", PS_SLOT_HEADER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

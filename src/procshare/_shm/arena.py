@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .. import _core, _process
+from .. import _core
 from .._errors import CorruptSegmentError, KindError, NotFoundError, SpaceError
 from . import names as _names
 from .names import Kind
@@ -51,6 +51,7 @@ from .segment import (
     DEFAULT_MODE,
     FLAG_ESCAPED,
     FLAG_UNLINKED,
+    FLAGS_AT,
     HEADER_SIZE,
     PAGE,
     Segment,
@@ -60,7 +61,7 @@ from .segment import (
 )
 
 LINE = 64
-SLOT_HEADER = 8
+SLOT_HEADER = _core.SLOT_HEADER  # bytes of a slot's header, before its object's data
 MAX_SLOT = 256  # larger objects keep a segment of their own
 _FIRST_ARENA = 64 * 1024  # bytes; each further arena of a pool doubles, up to _LAST_ARENA
 _LAST_ARENA = 16 * 1024 * 1024
@@ -103,37 +104,29 @@ def is_slot(name: str) -> bool:
     return _names.segment_of(name) != name
 
 
-class _Arena:
-    """One arena segment as its creator uses it: where the slots are, a view to write them."""
+class _Arena(_core.Slots):
+    """One arena segment as its creator uses it: its slots' headers (the C base: claim,
+    generation, escape, private, release onto the pool's free list, unlinked,
+    exchange), where their data lies, a view to write it.  An object made in fork epoch
+    (``_core.fork_epoch()`` then) is this process's alone while no fork came after and
+    its name was never handed out."""
 
-    __slots__ = ("first", "flags", "headers", "mapping", "next", "pool", "ready", "seg", "slot",
-                 "slots", "stride", "view")  # fmt: skip
+    __slots__ = ("first", "mapping", "next", "pool", "ready", "seg", "slot", "slots", "view")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
+        self.first = slot_base(seg, slot, 0)
+        super().__init__(seg.mapping, self.first, slot, slots, FLAGS_AT, pool.free)
         self.pool = pool
         self.seg, self.mapping = seg, seg.mapping
-        self.first = slot_base(seg, slot, 0)
         self.slot = slot
         self.slots = slots
-        self.next = 0  # slots below next have been handed out at least once
+        self.next = 0  # slots below next have been put on the free list
         self.ready = ready  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
-        self.flags = seg.flags()  # the arena's: unlinking it unlinks every slot's object
-        # The slots as 32-bit words, for atomic reads and updates of their headers: slot
-        # index's generation word is at index * stride, its flags word the next one.
-        self.headers = _core.CellArray(seg.mapping, self.first, "I", slots * slot // 4)
-        self.stride = slot // 4
-
-    def base(self, index: int) -> int:
-        return self.first + index * self.slot
 
     def data(self, index: int) -> int:
         """Where the data of the object in slot index starts in the mapping."""
         return self.first + index * self.slot + SLOT_HEADER
-
-    def generation(self, index: int) -> int:
-        """How many objects slot index has held (the current one's generation)."""
-        return int(self.headers.load(index * self.stride) >> 1)
 
     def slot_segment(self, index: int) -> Slot:
         """The Segment of the object in slot index, as any process would attach it."""
@@ -163,53 +156,25 @@ class _Arena:
         self.ready = (end - self.first) // self.slot
         _publish_ready(self.mapping, self.seg.data_offset, self.ready)
 
-    def unlinked(self, index: int) -> bool:
-        """Whether the name of the object in slot index, or the arena's, was removed."""
-        flags = self.headers.load(index * self.stride + 1)
-        return bool((flags | self.flags.load()) & FLAG_UNLINKED)
-
     def handle(self, index: int) -> tuple[Kind, str, int]:
         """(kind, name, mode) of the object in slot index, handed out: from now on other
         processes may attach it, so the creator dropping it no longer frees the slot."""
-        word = index * self.stride
-        self.headers.fetch_or(word + 1, FLAG_ESCAPED)
         pool = self.pool
-        return pool.kind, slot_name(self.seg.name, index, self.headers.load(word) >> 1), pool.mode
-
-    def private(self, index: int, epoch: int) -> bool:
-        """Whether the object in slot index (made in fork epoch) is this process's alone:
-        this process created it, has not forked since, and never handed out its name."""
-        return (
-            self.pool.pid == _process.pid
-            and epoch == _pools.epoch
-            and not self.headers.load(index * self.stride + 1) & FLAG_ESCAPED
-        )
-
-    def release(self, index: int, epoch: int) -> bool:
-        """The creator let go of the object in slot index (made in fork epoch): free the slot
-        unless another process may hold the object.  Whether it was freed."""
-        if not self.private(index, epoch):
-            return False
-        base = self.base(index)
-        _WORDS.pack_into(self.view, base, _WORDS.unpack_from(self.view, base)[0] & ~_LIVE, 0)
-        self.pool.free.append((self, index))
-        return True
+        return pool.kind, slot_name(self.seg.name, index, self.escape(index)), pool.mode
 
 
 class _Pool:
     """The arenas of one (kind, parameters, mode) in the creating process, and its free slots."""
 
-    __slots__ = ("arenas", "data_size", "free", "guard", "kind", "mode", "params", "pid", "slot",
-                 "zeros")  # fmt: skip
+    __slots__ = ("arenas", "data_size", "free", "guard", "kind", "mode", "params", "slot")
 
     def __init__(self, kind: Kind, params: dict[str, Any], data_size: int, mode: int) -> None:
         self.kind, self.params, self.data_size, self.mode = kind, params, data_size, mode
         self.slot = slot_size(data_size)
-        self.zeros = bytes(self.slot - SLOT_HEADER)
         self.arenas: list[_Arena] = []
+        # Slots to hand out, last first: freed ones (release) and backed ones never used.
         self.free: list[tuple[_Arena, int]] = []
-        self.guard = threading.Lock()
-        self.pid = _process.pid  # the only process that allocates and frees its slots
+        self.guard = threading.Lock()  # held while a slot is backed or an arena made
 
     def _grow(self) -> _Arena:
         size = min(_FIRST_ARENA << len(self.arenas), _LAST_ARENA)
@@ -234,26 +199,20 @@ class _Pool:
         _remember(seg, geometry(seg))
         return arena
 
-    def take(self) -> tuple[_Arena, int]:
-        """A slot, live and zeroed: a freed one, or one never used (zero as the arena was
-        made)."""
+    def more(self) -> tuple[_Arena, int]:
+        """A slot never used, claimed: the next of the newest arena (its pages backed
+        first, or a new arena made); the slots backed with it go on the free list."""
         with self.guard:
-            if self.free:
-                arena, index = self.free.pop()
-                base = arena.first + index * self.slot
-                generation = (_WORDS.unpack_from(arena.view, base)[0] >> 1) + 1
-                arena.view[base + SLOT_HEADER : base + self.slot] = self.zeros
-            else:
-                arena = self.arenas[-1] if self.arenas else self._grow()
-                if arena.next == arena.slots:
+            arena = self.arenas[-1] if self.arenas else self._grow()
+            if arena.next == arena.ready:
+                if arena.ready == arena.slots:
                     arena = self._grow()
-                index, generation = arena.next, 1
-                if index == arena.ready:
+                else:
                     arena.back()
-                arena.next = index + 1
-                base = arena.first + index * self.slot
-            _WORDS.pack_into(arena.view, base, (generation << 1) | _LIVE, 0)
-            return arena, index
+            first, arena.next = arena.next, arena.ready
+            self.free.extend((arena, i) for i in range(arena.ready - 1, first, -1))
+        arena.claim(first)
+        return arena, first
 
 
 class _Pools:
@@ -261,16 +220,13 @@ class _Pools:
 
     def __init__(self) -> None:
         self.pools: dict[tuple[Any, ...], _Pool] = {}
-        self.epoch = 0  # forks so far: an object created before the last fork has escaped
         # Whether madvise can back an arena's pages as it fills (else all at creation).
         self.backs_later: bool | None = None
         # Held while an object makes the Slot that frees its slot: one per object, even
         # if two threads ask at once (the other Slot would free the slot when dropped).
         self.making = threading.Lock()
-        os.register_at_fork(before=self.forking, after_in_child=self.forked)
-
-    def forking(self) -> None:
-        self.epoch += 1
+        # Forks are counted by the core: an object made before the last one has escaped.
+        os.register_at_fork(before=_core.forking, after_in_child=self.forked)
 
     def forked(self) -> None:
         self.pools = {}
@@ -342,15 +298,17 @@ def place(
     of one kind, mode and params takes the same data_size."""
     if type(mode) is not int or mode != DEFAULT_MODE:
         check_mode(mode)
+    key = (kind, mode, *params.items()) if params else (kind, mode)
     try:
-        pool = _pools.pools.get((kind, mode, *params.items()))
+        pool = _pools.pools.get(key)
     except TypeError:
         return None
     if pool is None:
         if SLOT_HEADER + data_size > largest:
             return None
-        pool = _pools.pools[(kind, mode, *params.items())] = _Pool(kind, params, data_size, mode)
-    return pool.take()
+        pool = _pools.pools[key] = _Pool(kind, params, data_size, mode)
+    taken: tuple[_Arena, int] | None = _core.take(pool.free)  # a freed slot, or a backed one
+    return taken if taken is not None else pool.more()
 
 
 def attach(name: str, kind: Kind | None, mode: int) -> Slot:
@@ -467,23 +425,6 @@ class Slot(Segment):
             self.owner.release(self.index, self.epoch)
 
 
-#: Whether each class of shared objects is procshare's own (see untrack_ours).
-_OURS: dict[type, bool] = {}
-
-
-def untrack_ours(obj: object) -> None:
-    """Take a handle of one of procshare's own classes out of the cycle collector: it
-    holds its place (segment, slot, lock, table) and nothing that leads back to it,
-    and a million of them kept would cost every full collection a visit to each.  A
-    user's subclass might hold a cycle, and stays with the collector."""
-    cls = type(obj)
-    ours = _OURS.get(cls)
-    if ours is None:
-        ours = _OURS[cls] = cls.__module__.startswith("procshare.")
-    if ours:
-        _core.untrack(obj)
-
-
 class InArena:
     """A type whose anonymous objects may sit in an arena slot without a Slot object each:
     ``_where`` is the arena until something needs the object's Segment (its name, a handle,
@@ -518,8 +459,8 @@ class InArena:
 
     def _placed(self, arena: _Arena, index: int) -> None:
         """This new object lives in the slot place() claimed."""
-        self._where, self._slot, self._epoch = arena, index, _pools.epoch  # type: ignore[misc]
-        untrack_ours(self)
+        self._where, self._slot, self._epoch = arena, index, _core.fork_epoch()  # type: ignore[misc]
+        _core.untrack_ours(self)
 
     @classmethod
     def _open(
@@ -547,7 +488,7 @@ class InArena:
     def _at(cls, seg: Segment, offset: int) -> Any:
         self = cls._new(seg.mapping, offset)
         self._seg = seg
-        untrack_ours(self)
+        _core.untrack_ours(self)
         return self
 
     def __del__(self) -> None:

@@ -2,7 +2,7 @@
 
 Exact bytes, str and 64-bit ints are stored as they are, procshare's own
 objects whose handle is their kind, name and mode as that handle (see
-shared._stored), anything else pickled.  Encoding and decoding are implemented once, in C
+shared._recorded), anything else pickled.  Encoding and decoding are implemented once, in C
 (procshare._native/codec.c), and used both here and by the native one-call
 paths of Queue, Dict and List.
 """

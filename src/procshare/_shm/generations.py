@@ -49,13 +49,13 @@ from .arena import (
     live,
     place,
     slot_base,
-    untrack_ours,
 )
 from .names import Kind
 from .segment import Segment, at_exit, check_trust
 from .shared import Shared
 
 T = TypeVar("T")
+_G = TypeVar("_G", bound="Generational")
 
 #: Processes a root records as its users (more are counted in one word, and a
 #: SIGKILL among those leaves the tables of an unlinked root until rm --dead).
@@ -67,12 +67,14 @@ _USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
 _WORD = struct.Struct("<Q")
-_USER = struct.Struct("<I")
 
 #: A root in an arena slot records this many users; its token and first table follow.
 SLOT_USERS = 8
 _TOKEN = _USERS + 4 * SLOT_USERS
 _INLINE = _TOKEN + 16  # the first table, in a root's slot: the rest of the slot is its
+#: A new root's words in its slot, from the generation on: generation, the first user,
+#: the token (the overflow word between them stays zero, as the claimed slot is).
+_NEW_ROOT = struct.Struct(f"<Q8xI{_TOKEN - _USERS - 4}xQ")
 #: Where a new root of this process sits while its handle has made no Slot: its arena,
 #: slot index and the fork epoch it was made in.
 _Place = tuple[_Arena, int, int]
@@ -83,13 +85,15 @@ class Generational(Shared, _core.Generation):
 
     The current table (``_table``), its generation (``_gen``), the root's generation
     word and the writers' lock (``_writers``) live in the C base, where the one-call
-    paths read them.  A new root in this process's arena slot starts with its table
-    alone: its Slot, lock and token (``_seg``, ``_lock``, ``_token``) are made when
-    first asked for, since one handed straight to a Dict (``d[user] = List()``)
-    needs none of them.
+    paths read them.  ``__new__`` builds the object from its arguments; the C base's
+    ``__init__`` then does nothing, and called again on an existing object calls
+    ``_reinit`` (as list's replaces and dict's updates).  A new root in this process's
+    arena slot starts with its table alone: its Slot, lock and token (``_seg``,
+    ``_lock``, ``_token``) are made when first asked for, since one handed straight to
+    a Dict (``d[user] = List()``) needs none of them.
     """
 
-    __slots__ = ("_fresh", "_hold", "_place", "_root", "_table_seg", "_table_token")
+    __slots__ = ("_root", "_table_seg", "_table_token")
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
@@ -98,27 +102,33 @@ class Generational(Shared, _core.Generation):
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _root: Segment | None  # None while a new root's companions are still to be made
     _table_token: str  # the token naming the tables: <root>~<token>.<generation>
-    _fresh: bool  # built by __new__, whose __init__ call is still to come
-    _hold: _Hold  # this process's place among the root's users, left with its last handle
+    _hold: _Hold | None  # its place among the root's users (None: see _Holds.gone)
     _place: _Place | None  # a new root's slot while its companions are still to be made
 
     @classmethod
     def _open_root(
-        cls, name: str | None, plan: Callable[[int | None], Plan], mode: int
-    ) -> tuple[Any, bool]:
+        cls: type[_G], name: str | None, plan: Callable[[int | None], Plan], mode: int
+    ) -> tuple[_G, bool]:
         """Create the root, or attach it when name exists.  The first table is built by
         plan(space): one that fills space bytes where the contents fit them (in the
         slot of an anonymous root), or with space None a table segment's.  A new root
         is published only after its first table exists, so no process ever sees a root
         without a table."""
-        space = cls._root_slot - SLOT_HEADER - _INLINE
         if name is None:
-            placed = place(cls._kind, {}, cls._root_slot - SLOT_HEADER, mode, cls._root_slot)
+            slot = cls._root_slot
+            placed = place(cls._kind, {}, slot - SLOT_HEADER, mode, slot)
             if placed is not None:
+                arena, index = placed
+                space = slot - SLOT_HEADER - _INLINE
                 if (inline := plan(space))[0] <= space:
-                    return cls._in_slot(*placed, inline[1]), True
-                return cls._grown_in_slot(*placed, plan(None)), True
-        first = plan(None)
+                    return cls._in_slot(arena, index, inline[1]), True
+                return cls._grown_in_slot(arena, index, plan(None)), True
+        return cls._root_segment(name, plan(None), mode)
+
+    @classmethod
+    def _root_segment(cls, name: str | None, first: Plan, mode: int) -> tuple[Any, bool]:
+        """Create the root segment name (None: a new anonymous one), its first table
+        (first) built before it is published, or attach it."""
         root = _names.anonymous() if name is None else name
         token = _names.token()
 
@@ -135,28 +145,29 @@ class Generational(Shared, _core.Generation):
     def _in_slot(cls, arena: _Arena, index: int, init: Callable[[_core.Mapping, int], None]) -> Any:
         """A new root in slot index of arena, its first table (written by init) inline.
         No other process can see the slot yet: its words are written plainly."""
-        mapping, offset, epoch = arena.mapping, arena.data(index), _pools.epoch
+        mapping, offset, epoch = arena.mapping, arena.data(index), _core.fork_epoch()
         try:
             init(mapping, offset + _INLINE)
         except BaseException:
             arena.release(index, epoch)
             raise
-        _WORD.pack_into(arena.view, offset + _TOKEN, _names.token_number())
-        _WORD.pack_into(arena.view, offset + _GEN, 1)
+        # This process is its first user (written plainly, as the rest) until the handle
+        # is collected, or it exits (see _Holds.gone and release_all).
+        _NEW_ROOT.pack_into(arena.view, offset + _GEN, 1, _process.pid, _names.token_number())
+        _holds.held[place := (arena, index, epoch)] = None
         self = _core.Generation.__new__(cls)
-        self._place, self._root = (place := (arena, index, epoch)), None
+        self._place = place  # collected from here on, it leaves the place
         self._watch(mapping, offset + _GEN)
         self._table = cls._table_type(mapping, offset + _INLINE, arena.pool.data_size - _INLINE)
-        self._gen, self._table_seg, self._fresh = 1, None, False
-        untrack_ours(self)
-        self._hold = _holds.fresh(place, offset)
+        self._gen, self._table_seg, self._root = 1, None, None
+        _core.untrack_ours(self)
         return self
 
     @classmethod
     def _grown_in_slot(cls, arena: _Arena, index: int, first: Plan) -> Any:
         """A new root in slot index of arena whose contents outgrow the slot: its first
         table is a segment, generation 2, as if it had grown there."""
-        seg = arena.slot_of(index, _pools.epoch)  # frees the slot if this fails
+        seg = arena.slot_of(index, _core.fork_epoch())  # frees the slot if this fails
         token = _names.token_number()
         _WORD.pack_into(arena.view, seg.data_offset + _TOKEN, token)  # before the table
         text = _names.token_text(token)
@@ -169,12 +180,10 @@ class Generational(Shared, _core.Generation):
     def _from_segment(cls, seg: Segment) -> Any:
         """A handle of the root seg."""
         self = _core.Generation.__new__(cls)
-        self._place = None
         self._companions(seg)
         self._watch(seg.mapping, seg.data_offset + _GEN)
         self._gen = 0
-        self._fresh = False
-        untrack_ours(self)
+        _core.untrack_ours(self)
         self._hold = _holds.join(seg)
         self._follow(self._generation())
         return self
@@ -195,7 +204,7 @@ class Generational(Shared, _core.Generation):
             if place is not None:
                 seg = place[0].slot_of(place[1], place[2])  # frees the slot from now on
                 self._companions(seg)  # a slot's token is in its data: this cannot fail
-                self._hold.root, self._place = seg, None
+                self._hold, self._place = _holds.made(place, seg), None
         return self._root  # type: ignore[return-value]  # set by _companions
 
     @property
@@ -226,21 +235,15 @@ class Generational(Shared, _core.Generation):
         return place[0].handle(place[1])
 
     def __del__(self) -> None:
-        hold = getattr(self, "_hold", None)
+        hold = self._hold  # both None (the C base's) until construction sets them
         if hold is not None:
-            hold.gone()  # a new root's hold frees its slot too, while no Slot does
-        elif (place := getattr(self, "_place", None)) is not None:
-            place[0].release(place[1], place[2])  # construction failed before the hold
+            hold.gone()
+        elif (place := self._place) is not None:
+            _holds.gone(place)  # a new root's one handle: it frees the slot too, while no Slot does
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
         return cls._from_segment(Segment.attach(name, cls._kind))
-
-    def _constructing(self) -> bool:
-        """True once, in the __init__ call that follows construction by __new__ (which
-        already applied the arguments); False when __init__ is called again."""
-        fresh, self._fresh = self._fresh, False
-        return fresh
 
     @classmethod
     def _after_unlink(cls, seg: Segment) -> None:
@@ -520,30 +523,34 @@ def _drop_unused_tables(root: Segment) -> None:
 
 class _Hold:
     """This process's place in one root's users table, and how many of its handles of
-    that root are alive."""
+    that root are alive.  (A new root this process made, while its one handle has made
+    no Slot, has none: _Holds records it, as its first user.)"""
 
-    __slots__ = ("count", "data_offset", "handles", "holds", "key", "mapping", "pid", "root",
-                 "slot", "users")  # fmt: skip
+    __slots__ = ("count", "data_offset", "handles", "key", "mapping", "pid", "root", "slot",
+                 "users")  # fmt: skip
 
     def __init__(
         self,
-        holds: _Holds,
-        key: tuple[str, int],
+        key: tuple[Any, ...],
         root: Segment | _Place,
-        where: tuple[_core.Mapping, int, int],
+        mapping: _core.Mapping,
+        data_offset: int,
+        count: int,
+        handles: int = 0,
     ) -> None:
-        self.holds, self.key = holds, key
+        self.key = key  # (name, inode) of a root segment; a new root's place
         self.root = root  # the place of a new root until its handle makes its Slot
-        self.mapping, self.data_offset, self.count = where  # the root's data, its users
-        self.handles = 0
+        self.mapping, self.data_offset, self.count = mapping, data_offset, count  # its users
+        self.pid, self.slot = 0, 0  # none yet: join() takes a place (a maker's is the first)
+        self.handles = handles
         self.users: _core.CellArray | None = None  # a view of the table, made when needed
         _core.untrack(self)  # in no cycle: _Holds lets go of it when it leaves
 
     def gone(self) -> None:
         """A handle was collected: this process leaves with its last one."""
         self.handles -= 1
-        if not self.handles and self.holds.held.get(self.key) is self:
-            del self.holds.held[self.key]
+        if not self.handles and _holds.held.get(self.key) is self:
+            del _holds.held[self.key]
             self.leave()
 
     def join(self) -> None:
@@ -562,15 +569,17 @@ class _Hold:
         _overflow(self.mapping, self.data_offset).add(1)
 
     def leave(self) -> None:
-        if self.pid != _process.pid:
+        pid = _process.pid
+        if self.pid != pid:
             return
         self.pid = 0
         root = self.root
-        if isinstance(root, tuple) and root[0].release(root[1], root[2]):
-            return  # a new root this process alone knew: its slot is free (zeroed when reused)
+        if isinstance(root, tuple):  # a new root whose handle made no Slot: it never grew here
+            _leave_new(root, pid, self.slot)
+            return
         if self.slot >= 0:
             users = self.users or _users(self.mapping, self.data_offset, self.count)
-            users.compare_exchange(self.slot, _process.pid, 0)
+            users.compare_exchange(self.slot, pid, 0)
         else:
             _overflow(self.mapping, self.data_offset).sub(1)
         # Leave, then read the flag; unlink() sets the flag, then looks for users:
@@ -578,16 +587,25 @@ class _Hold:
         # that never left this process goes with its slot, and its tables with it; one
         # that never grew out of its slot has none (only this process could have built
         # one, and a build that fails removes what it made).
-        if isinstance(root, tuple):  # a new root whose handle made no Slot: it never grew here
-            arena, index, _ = root
-            if not arena.unlinked(index):
-                return
-            root = arena.slot_segment(index)
         if isinstance(root, Slot) and root.private():
             if _generation(root) >= _first_table(root):
                 _drop_unused_tables(root)
         elif root.unlinked():
             _drop_unused_tables(root)
+
+
+def _leave_new(place: _Place, pid: int, user: int) -> None:
+    """Process pid leaves a new root (at place) whose handle made no Slot, as its user
+    number user (-1: counted in the overflow word)."""
+    arena, index, epoch = place
+    if arena.release(index, epoch):
+        return  # this process alone knew it: its slot is free (zeroed when reused)
+    if user >= 0:
+        arena.exchange(index, _USERS + 4 * user, pid, 0)
+    else:
+        _overflow(arena.mapping, arena.data(index)).sub(1)
+    if arena.unlinked(index):  # as _Hold.leave: it has no tables unless it grew elsewhere
+        _drop_unused_tables(arena.slot_segment(index))
 
 
 class _Holds:
@@ -602,21 +620,35 @@ class _Holds:
     """
 
     def __init__(self) -> None:
-        self.held: dict[tuple[str, int], _Hold] = {}
+        # A root's hold by (name, inode); a new root this process made, by its place, None
+        # while its one handle has made no Slot (this process is its first user).
+        self.held: dict[tuple[Any, ...], _Hold | None] = {}
         os.register_at_fork(after_in_child=self.forked)
         # Before this process's anonymous segments are unlinked: a root whose name is
         # still there when its last user leaves needs no look for tables, and unlinking
         # an arena then removes the tables of its grown roots in one pass.
         at_exit.add(self.release_all, first=True)
 
-    def fresh(self, place: _Place, data_offset: int) -> _Hold:
-        """The hold of a new root in this process's arena (its data at data_offset), for
-        its one handle: the first user, written plainly (no other process sees the slot)."""
-        arena = place[0]
-        _USER.pack_into(arena.view, data_offset + _USERS, _process.pid)
-        key = (arena.seg.name, place[1])  # an arena's name has no "@": no root's
-        hold = self.held[key] = _Hold(self, key, place, (arena.mapping, data_offset, SLOT_USERS))
-        hold.pid, hold.slot, hold.handles = _process.pid, 0, 1
+    def gone(self, place: _Place) -> None:
+        """The one handle of the new root at place, which made no Slot, was collected."""
+        try:
+            hold = self.held.pop(place)
+        except KeyError:
+            return  # let go at exit already
+        if hold is None:
+            _leave_new(place, _process.pid, 0)
+        else:  # a forked child's place among its users
+            hold.leave()
+
+    def made(self, place: _Place, seg: Slot) -> _Hold:
+        """The hold of the new root at place, whose one handle made its Slot seg now."""
+        hold = self.held.get(place)
+        if hold is None:
+            hold = _Hold(place, seg, seg.mapping, seg.data_offset, SLOT_USERS, handles=1)
+            if place in self.held:  # this process made it: its first user
+                hold.pid = _process.pid
+                self.held[place] = hold
+        hold.root = seg
         return hold
 
     def join(self, root: Segment) -> _Hold:
@@ -625,18 +657,26 @@ class _Holds:
         hold = self.held.get(key)
         if hold is None or hold.pid != _process.pid:
             count = SLOT_USERS if isinstance(root, Slot) else USERS
-            hold = self.held[key] = _Hold(self, key, root, (root.mapping, root.data_offset, count))
+            hold = self.held[key] = _Hold(key, root, root.mapping, root.data_offset, count)
             hold.join()
         hold.handles += 1
         return hold
 
     def forked(self) -> None:
-        for hold in self.held.values():
+        for key, hold in list(self.held.items()):
+            if hold is None:  # a new root the parent made: a place of this child's own
+                arena, index, _ = key
+                hold = self.held[key] = _Hold(key, key, arena.mapping, arena.data(index),
+                                              SLOT_USERS, handles=1)  # fmt: skip
             hold.join()
 
     def release_all(self) -> None:
         while self.held:
-            self.held.popitem()[1].leave()
+            key, hold = self.held.popitem()
+            if hold is None:
+                _leave_new(key, _process.pid, 0)  # key: a place
+            else:
+                hold.leave()
 
 
 _holds = _Holds()

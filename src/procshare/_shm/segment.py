@@ -60,12 +60,14 @@ DEFAULT_MODE = 0o600
 _FIXED = struct.Struct("<8sIIIIQQIxxxxQ")
 _PARAMS_END = 240
 _CHECKSUM = 240  # crc32 of bytes [0, _CHECKSUM)
-_FLAGS = 248  # u32, FLAG_* bits, changed after publication
+FLAGS_AT = 248  # u32, FLAG_* bits, changed after publication
 _STATE = 252  # u32, _STATE_READY once complete
 
 _STATE_INIT, _STATE_READY = 0, 1
-FLAG_ESCAPED = 1  # a handle was pickled or a child forked: another process may use the name
-FLAG_UNLINKED = 2  # the name was removed; the last process holding the object cleans up
+#: A handle was pickled or a child forked: another process may use the name.
+FLAG_ESCAPED = _core.FLAG_ESCAPED
+#: The name was removed; the last process holding the object cleans up.
+FLAG_UNLINKED = _core.FLAG_UNLINKED
 
 _ATTACH_WAIT = 5.0  # seconds to wait for a segment that is being created
 
@@ -389,7 +391,7 @@ class Segment:
 
     def flags(self) -> _core.Cell:
         """The header's flag word (FLAG_* bits)."""
-        cell: _core.Cell = _core.Cell(self.mapping, _FLAGS, "I")
+        cell: _core.Cell = _core.Cell(self.mapping, FLAGS_AT, "I")
         return cell
 
     def unlinked(self) -> bool:

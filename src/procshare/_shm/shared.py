@@ -101,31 +101,18 @@ class Shared(ProxyMethods):
         return (_rebuild, (of, name, mode, *self._handle_args()))
 
 
-def _stored(obj: Shared) -> tuple[int, str, int] | None:
-    """How a Dict, List or Queue stores obj without pickling it: (kind, name, mode),
-    what _rebuild takes, where those name its class and it needs nothing more; else
-    None (then it is pickled: a subclass, or a handle with arguments)."""
-    cls = type(obj)
-    number = _RECORDED.get(cls)
-    if number is None:
-        number = _RECORDED[cls] = _recorded(cls)
-    if not number or obj._handle_args():
-        return None  # pickled, or arguments beside the name
-    kind, name, mode = obj._handle()
-    return (number, name, mode) if kind == number else None
-
-
-#: Each class whose handles are stored as records: its kind's number (0: pickled).
-_RECORDED: dict[type, int] = {}
-
-
-def _recorded(cls: type[Shared]) -> int:
-    """The number of cls's kind if that names cls and cls pickles as Shared does (not a
-    subclass, nor a class with its own pickling), else 0."""
+def _recorded(cls: type[Shared]) -> tuple[int, bool]:
+    """How a Dict, List or Queue stores instances of cls without pickling them (asked once
+    per class, by the C codec): the number of cls's kind if that names cls and cls
+    pickles as Shared does (not a subclass, nor a class with its own pickling), else 0
+    (pickled); and whether cls's handles take Shared's arguments (none), else each
+    handle is asked (one with arguments is pickled).  A stored handle is the record of
+    ``_handle()``'s kind, name and mode, what _rebuild takes."""
     kind = getattr(cls, "_kind", None)
+    plain = cls._handle_args is Shared._handle_args
     if cls.__reduce__ is not Shared.__reduce__ or kind is None or _names.class_of(kind) is not cls:
-        return 0
-    return int(kind)
+        return 0, plain
+    return int(kind), plain
 
 
 def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
@@ -138,4 +125,4 @@ def _rebuild(of: type[Shared] | int, name: str, mode: int, *args: Any) -> Any:
         return cls._attach(name, *args)
 
 
-_core.set_handles(Shared, _stored, _rebuild)
+_core.set_handles(Shared, _recorded, _rebuild)
