@@ -62,13 +62,14 @@ class _Nested:
                  get: Callable[[Any], int]) -> None:  # fmt: skip
         self.make, self.put, self.get = make, put, get
         self.outer: Any = None
+        self.made = 0
 
     def __call__(self) -> int:
         if self.outer is None:
             import procshare
 
             self.outer = procshare.Dict()
-        key = len(self.outer)
+        key = self.made = self.made + 1
         self.outer[key] = self.make()
         return key
 
