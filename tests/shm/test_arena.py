@@ -436,6 +436,7 @@ def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
         _core.Slots(mapping, 64, 12, 8, 0, free)  # not whole words
     slots = _core.Slots(mapping, 64, 64, 8, 0, free)
     assert slots.claim(3) == 1 and slots.generation(3) == 1
+    assert slots.data(3) == 64 + 3 * 64 + _core.SLOT_HEADER
     for index in (8, -1, 2**70):
         with pytest.raises((IndexError, OverflowError)):
             slots.claim(index)

@@ -40,6 +40,26 @@ char *ps_body_ptr(PyObject *m, Py_ssize_t offset, uint64_t head, uint64_t body, 
     return ps_mapping_ptr(m, offset + (Py_ssize_t)head, (Py_ssize_t)body, 8);
 }
 
+int ps_parse_place(PyObject *args, const char *what, PyObject **mapping, Py_ssize_t *offset,
+                   Py_ssize_t *size)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 2 || n > 3) {
+        PyErr_Format(PyExc_TypeError, "%s(mapping, offset[, size])", what);
+        return -1;
+    }
+    *mapping = PyTuple_GET_ITEM(args, 0);
+    *offset = PyNumber_AsSsize_t(PyTuple_GET_ITEM(args, 1), PyExc_OverflowError);
+    if (*offset == -1 && PyErr_Occurred())
+        return -1;
+    if (n == 3) {
+        *size = PyNumber_AsSsize_t(PyTuple_GET_ITEM(args, 2), PyExc_OverflowError);
+        if (*size == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
 PyObject *ps_python_attr(const char *module, const char *name, PyObject **cache)
 {
     if (*cache == NULL) {

@@ -46,6 +46,12 @@ char *ps_mapping_ptr(PyObject *m, Py_ssize_t offset, Py_ssize_t size, Py_ssize_t
 char *ps_body_ptr(PyObject *m, Py_ssize_t offset, uint64_t head, uint64_t body, Py_ssize_t place,
                   const char *what);
 
+/* The (mapping, offset[, size]) arguments of a table type's constructor (size
+ * stays as given when absent), parsed without a format string: the path every
+ * handle binding a table takes.  0, or -1 with a TypeError naming what. */
+int ps_parse_place(PyObject *args, const char *what, PyObject **mapping, Py_ssize_t *offset,
+                   Py_ssize_t *size);
+
 /* Module-level functions defined beside the type. */
 PyObject *ps_shm_open_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ps_shm_unlink_py(PyObject *module, PyObject *arg);

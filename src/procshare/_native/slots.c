@@ -143,6 +143,16 @@ PyObject *ps_take_py(PyObject *module, PyObject *free)
     return entry;
 }
 
+/* data(index): where the data of the object in slot index starts in the
+ * mapping. */
+static PyObject *Slots_data(ps_Slots *self, PyObject *arg)
+{
+    char *h = (char *)header(self, arg);
+    if (h == NULL)
+        return NULL;
+    return PyLong_FromSsize_t(h + PS_SLOT_HEADER - ((ps_Mapping *)self->mapping)->base);
+}
+
 /* generation(index): how many objects slot index has held. */
 static PyObject *Slots_generation(ps_Slots *self, PyObject *arg)
 {
@@ -250,6 +260,8 @@ static PyObject *Slots_exchange(ps_Slots *self, PyObject *const *args, Py_ssize_
 static PyMethodDef Slots_methods[] = {
     {"claim", (PyCFunction)Slots_claim, METH_O,
      "claim(index) -> generation: a new object in slot index, its data zeroed, its header live."},
+    {"data", (PyCFunction)Slots_data, METH_O,
+     "data(index): where the data of the object in slot index starts in the mapping."},
     {"generation", (PyCFunction)Slots_generation, METH_O,
      "generation(index): how many objects slot index has held."},
     {"escape", (PyCFunction)Slots_escape, METH_O,

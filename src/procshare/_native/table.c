@@ -117,7 +117,7 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     (void)kwds;
     PyObject *mapping;
     Py_ssize_t offset, size = -1;
-    if (!PyArg_ParseTuple(args, "On|n:Table", &mapping, &offset, &size))
+    if (ps_parse_place(args, "Table", &mapping, &offset, &size) < 0)
         return NULL;
     ps_table_layout *t = (ps_table_layout *)ps_mapping_ptr(mapping, offset, PS_TABLE_HEADER, 8);
     if (t == NULL)

@@ -100,7 +100,7 @@ static PyObject *Vector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     (void)kwds;
     PyObject *mapping;
     Py_ssize_t offset, size = -1;
-    if (!PyArg_ParseTuple(args, "On|n:Vector", &mapping, &offset, &size))
+    if (ps_parse_place(args, "Vector", &mapping, &offset, &size) < 0)
         return NULL;
     ps_vector_layout *v = (ps_vector_layout *)ps_mapping_ptr(mapping, offset, PS_VECTOR_HEADER, 8);
     if (v == NULL)

@@ -36,6 +36,7 @@ Slot does.  One lock makes each object's Slot once, whichever thread asks.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import struct
 import threading
@@ -106,8 +107,8 @@ def is_slot(name: str) -> bool:
 
 class _Arena(_core.Slots):
     """One arena segment as its creator uses it: its slots' headers (the C base: claim,
-    generation, escape, private, release onto the pool's free list, unlinked,
-    exchange), where their data lies, a view to write it.  An object made in fork epoch
+    data, generation, escape, private, release onto the pool's free list, unlinked,
+    exchange), a view to write their data.  An object made in fork epoch
     (``_core.fork_epoch()`` then) is this process's alone while no fork came after and
     its name was never handed out."""
 
@@ -123,10 +124,6 @@ class _Arena(_core.Slots):
         self.next = 0  # slots below next have been put on the free list
         self.ready = ready  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
-
-    def data(self, index: int) -> int:
-        """Where the data of the object in slot index starts in the mapping."""
-        return self.first + index * self.slot + SLOT_HEADER
 
     def slot_segment(self, index: int) -> Slot:
         """The Segment of the object in slot index, as any process would attach it."""
@@ -210,7 +207,8 @@ class _Pool:
                 else:
                     arena.back()
             first, arena.next = arena.next, arena.ready
-            self.free.extend((arena, i) for i in range(arena.ready - 1, first, -1))
+            backed = range(arena.ready - 1, first, -1)
+            self.free.extend(zip(itertools.repeat(arena, len(backed)), backed, strict=True))
         arena.claim(first)
         return arena, first
 
