@@ -515,6 +515,7 @@ def test_the_general_path_leaves_other_processes_on_the_word() -> None:
     increments the key at that moment to the lock, each freezing it again in turn (on
     16 cores, 4 or more processes on one key stayed there)."""
     d, slow = Dict(hits=0), Counter()
+    assert d["hits"] == 0  # a new Dict binds its table at its first use: here, not in a child
     ctx = mp.get_context("fork")
     run_all(ctx, workers.dict_incr_as, [(d, "hits", "general", 20_000, slow),
                                         (d, "hits", "fast", 200_000, slow)])  # fmt: skip

@@ -158,8 +158,7 @@ class Generational(Shared, _core.Generation):
         self = _core.Generation.__new__(cls)
         self._place = place  # collected from here on, it leaves the place
         self._watch(mapping, offset + _GEN)
-        self._table = cls._table_type(mapping, offset + _INLINE, arena.pool.data_size - _INLINE)
-        self._gen, self._table_seg, self._root = 1, None, None
+        self._table_seg, self._root = None, None  # its table is bound when first used
         _core.untrack_ours(self)
         return self
 
@@ -272,12 +271,13 @@ class Generational(Shared, _core.Generation):
         return self._table
 
     def _follow(self, gen: int) -> None:
+        if gen == 1 and (place := self._place) is not None:  # a new root, its Slot not made
+            arena, index, _ = place
+            self._bind_inline(arena.mapping, arena.data(index), arena.pool.data_size)
+            return
         root, token = self._seg, self._table_token  # _seg first: it makes a new root's token
         if gen == 1 and isinstance(root, Slot):
-            self._table_seg, self._gen = None, gen
-            self._table = type(self)._table_type(
-                root.mapping, root.data_offset + _INLINE, root.data_size - _INLINE
-            )  # confined to the slot: a damaged header cannot reach the next object
+            self._bind_inline(root.mapping, root.data_offset, root.data_size)
             return
         while True:
             seg = _tables.get(root.name, token, gen)
@@ -298,6 +298,14 @@ class Generational(Shared, _core.Generation):
                 raise CorruptSegmentError(f"{seg.name!r} is not a table of {root.name!r}")
             break
         self._bind(seg, gen)
+
+    def _bind_inline(self, mapping: _core.Mapping, data_offset: int, data_size: int) -> None:
+        """Use the first table, inline in the root's slot (its data at data_offset, of
+        data_size bytes), from now on."""
+        self._table_seg, self._gen = None, 1
+        self._table = type(self)._table_type(
+            mapping, data_offset + _INLINE, data_size - _INLINE
+        )  # confined to the slot: a damaged header cannot reach the next object
 
     def _bind(self, seg: Segment, gen: int) -> None:
         """Use seg, the table of generation gen, from now on (and keep it mapped here)."""
