@@ -363,8 +363,11 @@ def test_procshare_objects_are_stored_as_handles_not_pickles() -> None:
     handled = [List([1]), Dict(a=1), procshare.Counter(2)]
     pickled = [procshare.Value("q", 3), procshare.Lock(), _MyList([4])]
     for obj in handled:
-        tag, data = encode_value(obj)
-        assert tag == 4 and data.endswith(obj.name.encode())
+        tag, data = encode_value(obj)  # a new List's or Dict's record is the core's
+        assert tag == 4 and data == bytes([obj._kind, 0o600 & 0xFF, 0o600 >> 8]) + obj.name.encode()
+    shared = List(mode=0o660)  # its record carries its mode
+    assert encode_value(shared)[1][1:3] == bytes([0o660 & 0xFF, 0o660 >> 8])
+    assert decode_value(*encode_value(shared)) == shared
     assert [encode_value(obj)[0] for obj in pickled] == [1, 1, 1]
     objs = handled + pickled
     outer, seq, q = Dict(enumerate(objs)), List(objs), procshare.Queue()

@@ -431,12 +431,17 @@ def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
         os.close(fd)
     free: list[Any] = []
     with pytest.raises(ValueError):
-        _core.Slots(mapping, 64, 64, 64, 0, free)  # beyond the mapping
+        _core.Slots(mapping, 64, 64, 64, 0, free, "a", 0o600)  # beyond the mapping
     with pytest.raises(ValueError):
-        _core.Slots(mapping, 64, 12, 8, 0, free)  # not whole words
-    slots = _core.Slots(mapping, 64, 64, 8, 0, free)
+        _core.Slots(mapping, 64, 12, 8, 0, free, "a", 0o600)  # not whole words
+    slots = _core.Slots(mapping, 64, 64, 8, 0, free, "a", 0o600)
     assert slots.claim(3) == 1 and slots.generation(3) == 1
     assert slots.data(3) == 64 + 3 * 64 + _core.SLOT_HEADER
+    assert _core.slot_name("a", 3, 2) == "a@3.2" and _core.slot_name("é", 0, 2**31 - 1) == (
+        "é@0.2147483647"
+    )
+    with pytest.raises(ValueError):
+        _core.slot_name("a", -1, 1)
     for index in (8, -1, 2**70):
         with pytest.raises((IndexError, OverflowError)):
             slots.claim(index)
@@ -463,7 +468,7 @@ def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
         __slots__ = ("__weakref__",)
 
     cycle: list[Any] = []
-    held = Held(mapping, 64, 64, 8, 0, cycle)
+    held = Held(mapping, 64, 64, 8, 0, cycle, "a", 0o600)
     cycle.append((held, 0))  # its free list leads back to it, as an arena's does
     ref = weakref.ref(held)
     del held, cycle

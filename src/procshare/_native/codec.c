@@ -3,6 +3,9 @@
  * types and, through the module functions, by Python. */
 #include "codec.h"
 
+#include "generation.h"
+#include "slots.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -120,6 +123,13 @@ static PyObject *handle_record(PyObject *value)
         if (extra != 0)
             return extra < 0 ? NULL : Py_NewRef(Py_None);
     }
+    /* A new Dict or List in its maker's arena slot: the record from the slot, as its
+     * _handle() would give it (the arena's name and mode, the kind its class's). */
+    PyObject *place = ps_generation_place(value);
+    if (place != NULL && PyTuple_Check(place) && PyTuple_GET_SIZE(place) == 3 &&
+        PyObject_TypeCheck(PyTuple_GET_ITEM(place, 0), &ps_SlotsType))
+        return ps_slots_record(PyTuple_GET_ITEM(place, 0), PyTuple_GET_ITEM(place, 1),
+                               (unsigned)number);
     static PyObject *handle_name;
     if (handle_name == NULL && (handle_name = PyUnicode_InternFromString("_handle")) == NULL)
         return NULL;
@@ -198,7 +208,7 @@ PyObject *ps_decode_value_py(PyObject *module, PyObject *const *args, Py_ssize_t
 /* v's decimal digits, as "%lld" writes them, into out (room for 20): their count.
  * A key's canonical bytes hold them, so every int key is formatted here, on the
  * hot path of every int-keyed Dict operation (snprintf cost as much as the rest). */
-static int decimal(char *out, long long v)
+int ps_decimal(char *out, long long v)
 {
     char reversed[20];
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
@@ -238,7 +248,7 @@ Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, c
             PyErr_Clear();
             return -1;
         }
-        n = decimal(digits, v);
+        n = ps_decimal(digits, v);
         body = digits;
         prefix = 'i';
     } else
@@ -532,7 +542,7 @@ static PyObject *redis_stored(PyObject *value)
         for (int i = 7; i >= 0; i--)
             u = (u << 8) | (unsigned char)e.int_buf[i];
         char digits[24];
-        int n = decimal(digits, (long long)u);
+        int n = ps_decimal(digits, (long long)u);
         out = PyBytes_FromStringAndSize(digits, n);
     } else {
         out = PyBytes_FromStringAndSize(NULL, e.len + 1);

@@ -46,6 +46,9 @@ static inline void ps_encoded_done(ps_encoded *e)
  * bytes) or to a PyMem block returned in *heap_copy (free it).  Returns the
  * length, -1 when the key needs the general encoder (no error set), or -2
  * with an exception. */
+/* v's decimal digits, as "%lld" writes them, into out (room for 20): their count. */
+int ps_decimal(char *out, long long v);
+
 Py_ssize_t ps_canon_fast(PyObject *key, char *buf, Py_ssize_t cap, char **out, char **heap_copy);
 
 /* The canonical bytes of any key: equal for keys that are equal in a dict, in

@@ -92,6 +92,11 @@ static PyObject *Generation_new(PyTypeObject *type, PyObject *args, PyObject *kw
     return (PyObject *)self;
 }
 
+PyObject *ps_generation_place(PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, &ps_GenerationType) ? ((ps_Generation *)obj)->place : NULL;
+}
+
 /* __init__: nothing right after __new__, which applied the arguments; called
  * again on an existing object, _reinit(*args, **kwargs) (as list and dict
  * re-initialise). */

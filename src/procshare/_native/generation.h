@@ -15,6 +15,11 @@ extern PyTypeObject ps_DictOpsType;
 extern PyTypeObject ps_ListOpsType;
 extern PyTypeObject ps_ListIterType;
 
+/* The _place of obj, a Dict or List handle (borrowed: None unless it is a new
+ * root whose Slot is not made, then (slots, index, fork epoch)), or NULL
+ * (no exception) when obj is no such handle. */
+PyObject *ps_generation_place(PyObject *obj);
+
 /* Create the sentinels DictOps uses: 0, or -1 with an exception. */
 int ps_generation_init(void);
 

@@ -123,6 +123,8 @@ static PyMethodDef module_methods[] = {
      "forking(): count a fork, called just before it (objects made before it may be shared)."},
     {"fork_epoch", (PyCFunction)ps_fork_epoch_py, METH_NOARGS,
      "fork_epoch() -> int: the forks counted so far."},
+    {"slot_name", (PyCFunction)(void (*)(void))ps_slot_name_py, METH_FASTCALL,
+     "slot_name(arena, index, generation) -> '<arena>@<index>.<generation>'."},
     {"take", (PyCFunction)ps_take_py, METH_O,
      "take(free) -> (slots, index) or None: the last free slot of the list, removed, claimed."},
     {"untrack_ours", (PyCFunction)untrack_ours_py, METH_O,

@@ -4,13 +4,63 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec.h"
 #include "mapping.h"
 
 typedef struct {
     PS_VIEW_HEAD
     Py_ssize_t first, slot, slots, flags_at;
     PyObject *free; /* the list released slots go to, as (self, index) */
+    PyObject *name; /* the arena's name (str), which its objects' names start with */
+    unsigned mode;  /* the arena's mode, its objects' */
 } ps_Slots;
+
+/* The name of the object in slot index of the arena named arena, in that
+ * slot's generation ("<arena>@<index>.<generation>"), written after prefix
+ * bytes of room: a new bytes object (its first prefix bytes left for the
+ * caller) or, with prefix < 0, a str.  NULL with an exception. */
+static PyObject *slot_name(PyObject *arena, Py_ssize_t index, unsigned long generation,
+                           Py_ssize_t prefix)
+{
+    Py_ssize_t n;
+    const char *name = PyUnicode_AsUTF8AndSize(arena, &n);
+    if (name == NULL)
+        return NULL;
+    char digits[48];
+    Py_ssize_t d = ps_decimal(digits + 1, index) + 1;
+    digits[0] = '@';
+    digits[d++] = '.';
+    d += ps_decimal(digits + d, (long long)generation);
+    Py_ssize_t at = prefix > 0 ? prefix : 0;
+    char *out = PyMem_Malloc((size_t)(at + n + d));
+    if (out == NULL)
+        return PyErr_NoMemory();
+    memset(out, 0, (size_t)at);
+    memcpy(out + at, name, (size_t)n);
+    memcpy(out + at + n, digits, (size_t)d);
+    PyObject *r = prefix < 0 ? PyUnicode_DecodeUTF8(out, n + d, "strict")
+                             : PyBytes_FromStringAndSize(out, at + n + d);
+    PyMem_Free(out);
+    return r;
+}
+
+PyObject *ps_slot_name_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "slot_name(arena: str, index, generation)");
+        return NULL;
+    }
+    Py_ssize_t index = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    unsigned long generation = PyLong_AsUnsignedLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "a slot's index is not negative");
+        return NULL;
+    }
+    return slot_name(args[0], index, generation, -1);
+}
 
 /* Forks so far (forking()): an object made before the last fork may be used by
  * the child, so its slot is not this process's to free. */
@@ -46,22 +96,29 @@ static void Slots_dealloc(ps_Slots *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->free);
+    Py_CLEAR(self->name);
     ps_view_dealloc((PyObject *)self);
 }
 
-/* Slots(mapping, first, slot, slots, flags_at, free), checked against the
- * mapping. */
+/* Slots(mapping, first, slot, slots, flags_at, free, name, mode), checked
+ * against the mapping. */
 static int Slots_init(ps_Slots *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *mapping, *free;
+    PyObject *mapping, *free, *name;
     Py_ssize_t first, slot, slots, flags_at;
+    unsigned int mode;
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
-        PyErr_SetString(PyExc_TypeError, "Slots(mapping, first, slot, slots, flags_at, free)");
+        PyErr_SetString(PyExc_TypeError,
+                        "Slots(mapping, first, slot, slots, flags_at, free, name, mode)");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "OnnnnO!:Slots", &mapping, &first, &slot, &slots, &flags_at,
-                          &PyList_Type, &free))
+    if (!PyArg_ParseTuple(args, "OnnnnO!UI:Slots", &mapping, &first, &slot, &slots, &flags_at,
+                          &PyList_Type, &free, &name, &mode))
         return -1;
+    if (mode > 0xffff) {
+        PyErr_SetString(PyExc_ValueError, "a mode fits 16 bits");
+        return -1;
+    }
     if (slot < PS_SLOT_HEADER || slot % 8 != 0 || slots < 0 ||
         slots > (PY_SSIZE_T_MAX - (first > 0 ? first : 0)) / slot) {
         PyErr_SetString(PyExc_ValueError, "slots of at least 8 bytes, a multiple of 8");
@@ -76,6 +133,8 @@ static int Slots_init(ps_Slots *self, PyObject *args, PyObject *kwargs)
     self->slots = slots;
     self->flags_at = flags_at;
     Py_XSETREF(self->free, Py_NewRef(free));
+    Py_XSETREF(self->name, Py_NewRef(name));
+    self->mode = mode;
     return 0;
 }
 
@@ -188,6 +247,24 @@ static int private(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs, _Ato
     return epoch == fork_epoch && !(atomic_load(*h + 1) & PS_FLAG_ESCAPED);
 }
 
+PyObject *ps_slots_record(PyObject *slots, PyObject *index, unsigned kind)
+{
+    ps_Slots *self = (ps_Slots *)slots;
+    _Atomic uint32_t *h = header(self, index);
+    if (h == NULL)
+        return NULL;
+    atomic_fetch_or(h + 1, PS_FLAG_ESCAPED);
+    Py_ssize_t i = PyNumber_AsSsize_t(index, PyExc_IndexError); /* checked by header() */
+    PyObject *record = slot_name(self->name, i, atomic_load(h) >> 1, 3);
+    if (record != NULL) {
+        char *r = PyBytes_AS_STRING(record);
+        r[0] = (char)kind;
+        r[1] = (char)(self->mode & 0xff);
+        r[2] = (char)(self->mode >> 8);
+    }
+    return record;
+}
+
 /* private(index, epoch): whether the object in slot index (made in fork epoch)
  * is this process's alone. */
 static PyObject *Slots_private(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs)
@@ -283,7 +360,8 @@ PyTypeObject ps_SlotsType = {
     .tp_basicsize = sizeof(ps_Slots),
     .tp_dealloc = (destructor)Slots_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Slots(mapping, first, slot, slots, flags_at, free): the slot headers of one arena.",
+    .tp_doc = "Slots(mapping, first, slot, slots, flags_at, free, name, mode): the slot headers of "
+              "one arena.",
     .tp_traverse = (traverseproc)Slots_traverse,
     .tp_clear = (inquiry)Slots_clear,
     .tp_methods = Slots_methods,

@@ -26,4 +26,13 @@ PyObject *ps_fork_epoch_py(PyObject *module, PyObject *Py_UNUSED(ignored));
  * None when free is empty.  Atomic for threads: it runs no Python code. */
 PyObject *ps_take_py(PyObject *module, PyObject *free);
 
+/* slot_name(arena, index, generation) -> str: the name of the object in slot
+ * index of arena in that generation, "<arena>@<index>.<generation>". */
+PyObject *ps_slot_name_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* The handle record (codec.c: kind, mode, name) of the object in slot index of
+ * slots (a Slots), whose class's kind number is kind: its name handed out
+ * from now on (escaped).  A new bytes object, or NULL with an exception. */
+PyObject *ps_slots_record(PyObject *slots, PyObject *index, unsigned kind);
+
 #endif

@@ -77,9 +77,10 @@ def slot_size(data_size: int) -> int:
     return -(-(SLOT_HEADER + data_size) // LINE) * LINE
 
 
-def slot_name(arena: str, index: int, generation: int) -> str:
-    """The name of the object in slot index of arena, in that slot's generation."""
-    return f"{arena}@{index}.{generation}"
+#: slot_name(arena, index, generation): the name of the object in slot index of arena, in
+#: that slot's generation (``<arena>@<index>.<generation>``); formatted by the core, which
+#: also writes it into the handle records of new Dicts and Lists.
+slot_name = _core.slot_name
 
 
 def slot_base(arena: Segment, slot: int, index: int) -> int:
@@ -116,7 +117,8 @@ class _Arena(_core.Slots):
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
         self.first = slot_base(seg, slot, 0)
-        super().__init__(seg.mapping, self.first, slot, slots, FLAGS_AT, pool.free)
+        super().__init__(seg.mapping, self.first, slot, slots, FLAGS_AT, pool.free, seg.name,
+                         pool.mode)  # fmt: skip
         self.pool = pool
         self.seg, self.mapping = seg, seg.mapping
         self.slot = slot
