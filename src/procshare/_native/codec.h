@@ -46,6 +46,13 @@ static inline void ps_encoded_done(ps_encoded *e)
  * bytes) or to a PyMem block returned in *heap_copy (free it).  Returns the
  * length, -1 when the key needs the general encoder (no error set), or -2
  * with an exception. */
+/* Whether value is of a type ps_encode_fast encodes (exact bytes, str or
+ * int); it may still refuse one (lone surrogates, an int beyond 64 bits). */
+static inline int ps_fast_type(PyObject *value)
+{
+    return PyBytes_CheckExact(value) || PyUnicode_CheckExact(value) || PyLong_CheckExact(value);
+}
+
 /* v's decimal digits, as "%lld" writes them, into out (room for 20): their count. */
 int ps_decimal(char *out, long long v);
 

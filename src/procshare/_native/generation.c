@@ -302,14 +302,10 @@ static PyObject *under_lock(ps_Generation *self, PyTypeObject *type, table_op op
  * grows it), -1 with an exception. */
 static int store(ps_Generation *self, PyObject *key, PyObject *value)
 {
-    uint32_t tag;
-    const char *data;
-    Py_ssize_t len;
-    char int_buf[8];
     PyObject *args[3] = {key, value, SLOW};
-    PyObject *done = ps_encode_fast(value, &tag, &data, &len, int_buf)
+    PyObject *done = ps_fast_type(value) /* else encoded first: no lock taken for nothing */
                          ? under_lock(self, &ps_TableType, ps_table_store, args, 3)
-                         : Py_NewRef(SLOW); /* encoded first: no lock taken for nothing */
+                         : Py_NewRef(SLOW);
     if (done == SLOW) {
         Py_DECREF(done);
         PyObject *pair[2] = {key, value};

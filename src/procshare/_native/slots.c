@@ -1,6 +1,8 @@
 #include "slots.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,7 +34,8 @@ static PyObject *slot_name(PyObject *arena, Py_ssize_t index, unsigned long gene
     digits[d++] = '.';
     d += ps_decimal(digits + d, (long long)generation);
     Py_ssize_t at = prefix > 0 ? prefix : 0;
-    char *out = PyMem_Malloc((size_t)(at + n + d));
+    char local[256]; /* an arena's name and a slot's fit: no allocation */
+    char *out = at + n + d <= (Py_ssize_t)sizeof local ? local : PyMem_Malloc((size_t)(at + n + d));
     if (out == NULL)
         return PyErr_NoMemory();
     memset(out, 0, (size_t)at);
@@ -40,7 +43,8 @@ static PyObject *slot_name(PyObject *arena, Py_ssize_t index, unsigned long gene
     memcpy(out + at + n, digits, (size_t)d);
     PyObject *r = prefix < 0 ? PyUnicode_DecodeUTF8(out, n + d, "strict")
                              : PyBytes_FromStringAndSize(out, at + n + d);
-    PyMem_Free(out);
+    if (out != local)
+        PyMem_Free(out);
     return r;
 }
 
@@ -139,11 +143,8 @@ static int Slots_init(ps_Slots *self, PyObject *args, PyObject *kwargs)
 }
 
 /* Slot index's header words, bounds-checked, or NULL with an exception. */
-static _Atomic uint32_t *header(ps_Slots *self, PyObject *arg)
+static _Atomic uint32_t *slot_at(ps_Slots *self, Py_ssize_t index)
 {
-    Py_ssize_t index = PyNumber_AsSsize_t(arg, PyExc_IndexError);
-    if (index == -1 && PyErr_Occurred())
-        return NULL;
     if (self->mapping == NULL) {
         PyErr_SetString(PyExc_ValueError, "Slots not initialised");
         return NULL;
@@ -154,6 +155,13 @@ static _Atomic uint32_t *header(ps_Slots *self, PyObject *arg)
     }
     return (_Atomic uint32_t *)ps_mapping_ptr(self->mapping, self->first + index * self->slot,
                                               self->slot, 8);
+}
+
+/* The header words of the slot whose index is arg (an int), as slot_at. */
+static _Atomic uint32_t *header(ps_Slots *self, PyObject *arg)
+{
+    Py_ssize_t index = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    return index == -1 && PyErr_Occurred() ? NULL : slot_at(self, index);
 }
 
 /* claim(index) -> generation: a new object in slot index: its data zeroed,
@@ -250,11 +258,11 @@ static int private(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs, _Ato
 PyObject *ps_slots_record(PyObject *slots, PyObject *index, unsigned kind)
 {
     ps_Slots *self = (ps_Slots *)slots;
-    _Atomic uint32_t *h = header(self, index);
+    Py_ssize_t i = PyNumber_AsSsize_t(index, PyExc_IndexError);
+    _Atomic uint32_t *h = i == -1 && PyErr_Occurred() ? NULL : slot_at(self, i);
     if (h == NULL)
         return NULL;
     atomic_fetch_or(h + 1, PS_FLAG_ESCAPED);
-    Py_ssize_t i = PyNumber_AsSsize_t(index, PyExc_IndexError); /* checked by header() */
     PyObject *record = slot_name(self->name, i, atomic_load(h) >> 1, 3);
     if (record != NULL) {
         char *r = PyBytes_AS_STRING(record);
@@ -354,6 +362,14 @@ static PyMethodDef Slots_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef Slots_members[] = {
+    {"mapping", T_OBJECT_EX, offsetof(ps_Slots, mapping), READONLY, "the arena's mapping"},
+    {"first", T_PYSSIZET, offsetof(ps_Slots, first), READONLY, "where slot 0 starts in it"},
+    {"slot", T_PYSSIZET, offsetof(ps_Slots, slot), READONLY, "bytes a slot takes"},
+    {"slots", T_PYSSIZET, offsetof(ps_Slots, slots), READONLY, "how many slots the arena has"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 PyTypeObject ps_SlotsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "procshare._core.Slots",
@@ -365,6 +381,7 @@ PyTypeObject ps_SlotsType = {
     .tp_traverse = (traverseproc)Slots_traverse,
     .tp_clear = (inquiry)Slots_clear,
     .tp_methods = Slots_methods,
+    .tp_members = Slots_members,
     .tp_init = (initproc)Slots_init,
     .tp_new = PyType_GenericNew,
 };

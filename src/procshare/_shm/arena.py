@@ -107,22 +107,18 @@ def is_slot(name: str) -> bool:
 
 
 class _Arena(_core.Slots):
-    """One arena segment as its creator uses it: its slots' headers (the C base: claim,
-    data, generation, escape, private, release onto the pool's free list, unlinked,
-    exchange), a view to write their data.  An object made in fork epoch
-    (``_core.fork_epoch()`` then) is this process's alone while no fork came after and
-    its name was never handed out."""
+    """One arena segment as its creator uses it: its slots' headers and geometry (the C
+    base: mapping, first, slot, slots; claim, data, generation, escape, private, release
+    onto the pool's free list, unlinked, exchange), a view to write their data.  An
+    object made in fork epoch (``_core.fork_epoch()`` then) is this process's alone while
+    no fork came after and its name was never handed out."""
 
-    __slots__ = ("first", "mapping", "next", "pool", "ready", "seg", "slot", "slots", "view")
+    __slots__ = ("next", "pool", "ready", "seg", "view")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
-        self.first = slot_base(seg, slot, 0)
-        super().__init__(seg.mapping, self.first, slot, slots, FLAGS_AT, pool.free, seg.name,
-                         pool.mode)  # fmt: skip
-        self.pool = pool
-        self.seg, self.mapping = seg, seg.mapping
-        self.slot = slot
-        self.slots = slots
+        super().__init__(seg.mapping, slot_base(seg, slot, 0), slot, slots, FLAGS_AT, pool.free,
+                         seg.name, pool.mode)  # fmt: skip
+        self.pool, self.seg = pool, seg
         self.next = 0  # slots below next have been put on the free list
         self.ready = ready  # slots below ready have memory behind them
         self.view = memoryview(seg.mapping)
