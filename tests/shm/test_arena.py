@@ -474,3 +474,83 @@ def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
     del held, cycle
     gc.collect()
     assert ref() is None
+
+
+def test_the_core_makes_a_new_root_in_a_slot_and_lets_go_of_it() -> None:
+    """A new Dict's root is written into its slot by one call (its first table, the
+    generation, this process as its first user, a token) and registered as held; a
+    failing first table leaves the slot free; collected while this process alone knew
+    it, the slot is freed; once named, leaving clears this process's users entry and
+    reports whether the name was unlinked.  Bad places and users are refused."""
+    import struct
+
+    from procshare import _core
+
+    fd = os.memfd_create("roots")
+    try:
+        os.ftruncate(fd, 8192)
+        mapping = _core.Mapping(fd, 8192)
+    finally:
+        os.close(fd)
+    free: list[Any] = []
+    slot = procshare.Dict._root_slot
+    slots = _core.Slots(mapping, 64, slot, 8, 0, free, "a", 0o600)
+    data = 64 + 2 * slot + _core.SLOT_HEADER
+
+    def broken(mapping: Any, offset: int) -> None:
+        raise OSError("no table")
+
+    slots.claim(2)
+    with pytest.raises(OSError, match="no table"):
+        _core.root_in_slot(procshare.Dict, slots, 2, broken)
+    assert free == [(slots, 2)] and not any(key[0] is slots for key in _holds.held)
+    assert _core.take(free) == (slots, 2)
+
+    tables: list[int] = []
+    d = _core.root_in_slot(procshare.Dict, slots, 2, lambda m, offset: tables.append(offset))
+    place = (slots, 2, _core.fork_epoch())
+    assert type(d) is procshare.Dict and d._place == place and _holds.held[place] is None
+    assert tables == [data + _core.ROOT_INLINE]
+    gen, user, token = (struct.unpack_from(f, mapping, data + at)[0] for f, at in
+                        (("<Q", _core.ROOT_GEN), ("<I", _core.ROOT_USERS),
+                         ("<Q", _core.ROOT_TOKEN)))  # fmt: skip
+    assert (gen, user) == (1, os.getpid()) and token != 0
+    del d  # this process alone knew it: the slot is free
+    assert free == [(slots, 2)] and place not in _holds.held
+
+    assert _core.take(free) == (slots, 2)
+    slots.escape(2)  # its name was handed out
+    struct.pack_into("<I", mapping, data + _core.ROOT_USERS + 4, 77)
+    assert not _core.leave_new(place, 77, 1) and free == []
+    assert struct.unpack_from("<I", mapping, data + _core.ROOT_USERS + 4)[0] == 0
+    struct.pack_into("<I", mapping, 0, _core.FLAG_UNLINKED)
+    assert _core.leave_new(place, 77, 1)  # its tables are to be dropped
+    for bad, error in (((slots, 2), TypeError), (("slots", 2, 0), TypeError)):
+        with pytest.raises(error):
+            _core.leave_new(bad, 77, 1)
+    for user in (8, -2):
+        with pytest.raises(ValueError):
+            _core.leave_new(place, 77, user)
+    with pytest.raises(AttributeError):
+        _core.new_root(int)  # no pool key, table init and arguments
+    with pytest.raises(TypeError):
+        _core.root_in_slot(int, slots, 2, broken)
+
+
+def test_a_forked_child_draws_tokens_of_its_own() -> None:
+    """Tokens are drawn a batch at a time; a forked child does not reuse its parent's."""
+    from procshare import _core
+
+    assert _core.token_number() != _core.token_number()  # the batch is drawn
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, _core.token_number().to_bytes(8, "little"))
+        os._exit(0)
+    os.close(write)
+    try:
+        child = int.from_bytes(os.read(read, 8), "little")
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert child != _core.token_number()

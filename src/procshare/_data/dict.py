@@ -30,9 +30,10 @@ from typing import Any, ClassVar, Self
 from .. import _core
 from .._errors import SpaceError
 from .._shm.codec import decode_value, encode_item, encode_value
-from .._shm.generations import Generational, Plan, guarded_repr
+from .._shm.generations import Generational, Plan, blank_root, guarded_repr
 from .._shm.keys import canonical, restore
 from .._shm.names import Kind
+from .._shm.segment import DEFAULT_MODE
 
 _MISSING: Any = object()
 #: The largest heap a table grows to for the sake of rewrites alone (its live data may need more).
@@ -75,6 +76,11 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         mode: int = 0o600,
         **kwargs: Any,
     ) -> Self:
+        empty = type(mapping_or_iterable) is tuple and not mapping_or_iterable and not kwargs
+        if empty and name is None and mode == DEFAULT_MODE and type(mode) is int:
+            made: Self | None = _core.new_root(cls)  # in one call, when a slot is at hand
+            if made is not None:
+                return made
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         self, _ = cls._open_root(name, _holding(initial) if initial else _empty, mode)
         self._fresh = True
@@ -351,14 +357,7 @@ def _plan(
     """A table for keys entries of live_bytes in all, with room to grow (a heap of at least
     heap_floor bytes), filled with the live entries of source and then items.  With space,
     a table that fills space bytes (in a root's slot) if the entries fit it."""
-    nslots = 8
-    while nslots * 3 < keys * 8:  # at most 3/8 full
-        nslots *= 2
-    if space is not None:
-        heap = max(-(-(live_bytes + 48 * keys + 16) // 8) * 8,
-                   (space - _core.TABLE_HEADER - 8 * nslots) // 8 * 8)  # fmt: skip
-    else:
-        heap = -(-max(4096, heap_floor, 3 * (live_bytes + 48 * keys)) // 8) * 8
+    nslots, heap = _geometry(keys, live_bytes, heap_floor, space)
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Table.init(mapping, offset, nslots, heap, 0)
@@ -374,6 +373,19 @@ def _plan(
     return _core.TABLE_HEADER + 8 * nslots + heap, init
 
 
+def _geometry(
+    keys: int, live_bytes: int, heap_floor: int = 0, space: int | None = None
+) -> tuple[int, int]:
+    """(slots, heap bytes) of _plan's table."""
+    nslots = 8
+    while nslots * 3 < keys * 8:  # at most 3/8 full
+        nslots *= 2
+    if space is None:
+        return nslots, -(-max(4096, heap_floor, 3 * (live_bytes + 48 * keys)) // 8) * 8
+    return nslots, max(-(-(live_bytes + 48 * keys + 16) // 8) * 8,
+                       (space - _core.TABLE_HEADER - 8 * nslots) // 8 * 8)  # fmt: skip
+
+
 def _holding(initial: dict[Any, Any]) -> Callable[[int | None], Plan]:
     """plan(space) of a first table holding initial's entries (encoded now: errors here
     change nothing)."""
@@ -386,6 +398,9 @@ def _holding(initial: dict[Any, Any]) -> Callable[[int | None], Plan]:
 def _empty(space: int | None) -> Plan:
     """The plan of an empty Dict's first table (the same for every one made)."""
     return _plan(0, 0, space=space)
+
+
+Dict._blank = blank_root(Dict, _core.Table.init, lambda space: (*_geometry(0, 0, space=space), 0))
 
 
 def _entries(table: _core.Table, _: object) -> list[tuple[int, bytes, bytes, int, bytes]]:

@@ -19,8 +19,9 @@ from typing import Any, ClassVar, Self, SupportsIndex
 
 from .. import _core
 from .._shm.codec import decode_value, encode_value
-from .._shm.generations import Generational, Plan, guarded_repr
+from .._shm.generations import Generational, Plan, blank_root, guarded_repr
 from .._shm.names import Kind
+from .._shm.segment import DEFAULT_MODE
 
 Item = tuple[int, bytes]
 _MISSING: Any = object()
@@ -51,6 +52,10 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
     ) -> Self:
         plan: Callable[[int | None], Plan]
         if type(iterable) is tuple and not iterable:  # the default: nothing to pack
+            if name is None and mode == DEFAULT_MODE and type(mode) is int:
+                made: Self | None = _core.new_root(cls)  # in one call, when a slot is at hand
+                if made is not None:
+                    return made
             plan = _empty
         else:
             packed = _core.pack(iterable, False)  # errors here change nothing
@@ -323,19 +328,21 @@ def _aligned(n: int) -> int:
     return -(-n // 8) * 8
 
 
+def _geometry(count: int, size: int, space: int | None = None) -> tuple[int, int]:
+    """(capacity, heap bytes) of a table for count elements of size bytes of records, with
+    room for as many more; with space, one that fills space bytes if they fit it."""
+    if space is None:
+        return max(8, 2 * count), _aligned(max(4096, 2 * size + 64 * 8))
+    capacity = max(8, count)
+    return capacity, max(_aligned(size + 8), (space - _core.VECTOR_HEADER - 16 * capacity) // 8 * 8)
+
+
 def _plan(packed: tuple[int, bytes], space: int | None = None) -> Plan:
     """A table holding exactly the packed elements (from _core.pack), with room for as
     many more; with space, a table that fills space bytes (in a root's slot) if the
     elements fit it."""
     count, records = packed
-    if space is not None:
-        capacity = max(8, count)
-        heap = max(
-            _aligned(len(records) + 8), (space - _core.VECTOR_HEADER - 16 * capacity) // 8 * 8
-        )
-    else:
-        capacity = max(8, 2 * count)
-        heap = _aligned(max(4096, 2 * len(records) + 64 * 8))
+    capacity, heap = _geometry(count, len(records), space)
 
     def init(mapping: _core.Mapping, offset: int) -> None:
         _core.Vector.init(mapping, offset, capacity, heap)
@@ -349,6 +356,9 @@ def _plan(packed: tuple[int, bytes], space: int | None = None) -> Plan:
 def _empty(space: int | None) -> Plan:
     """The plan of an empty List's first table (the same for every one made)."""
     return _plan((0, b""), space)
+
+
+List._blank = blank_root(List, _core.Vector.init, lambda space: _geometry(0, 0, space))
 
 
 def _all(table: _core.Vector, _: object) -> list[Item]:

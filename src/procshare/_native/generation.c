@@ -6,23 +6,9 @@
 #include "codec.h"
 #include "mapping.h"
 #include "mutex.h"
+#include "roots.h"
 #include "table.h"
 #include "vector.h"
-
-/* The state every Dict and List handle keeps in C: its current table, the
- * generation that table belongs to, the root's generation word to compare
- * with, and the writers' lock. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *table;   /* _table: a Table (Dict) or Vector (List) */
-    PyObject *lock;    /* _writers: the writers' RLock, a Mutex */
-    PyObject *hold;    /* _hold, _place: the Python layer's, None until set (its */
-    PyObject *place;   /* __del__ reads them however far construction went) */
-    PyObject *mapping; /* keeps gen_word's mapping alive */
-    _Atomic uint64_t *gen_word;
-    unsigned long long gen; /* _gen */
-    char fresh;             /* _fresh: built by __new__, its __init__ call still to come */
-} ps_Generation;
 
 static void Generation_dealloc(ps_Generation *self)
 {
@@ -30,8 +16,34 @@ static void Generation_dealloc(ps_Generation *self)
     Py_CLEAR(self->lock);
     Py_CLEAR(self->hold);
     Py_CLEAR(self->place);
+    Py_CLEAR(self->root);
+    Py_CLEAR(self->table_seg);
     Py_CLEAR(self->mapping);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The handle is collected: this process lets go of its root (hold.gone(), or
+ * for a new root whose handle made no Slot, ps_root_gone).  Errors are
+ * reported as unraisable, as __del__'s are. */
+static void Generation_finalize(ps_Generation *self)
+{
+    PyObject *hold = self->hold, *place = self->place;
+    if ((hold == NULL || hold == Py_None) && (place == NULL || place == Py_None))
+        return; /* construction stopped before it was held */
+    ps_pending pending = ps_pending_take();
+    static PyObject *gone;
+    int failed;
+    if (hold != NULL && hold != Py_None) {
+        PyObject *r = NULL;
+        if (gone != NULL || (gone = PyUnicode_InternFromString("gone")) != NULL)
+            r = PyObject_CallMethodNoArgs(hold, gone);
+        failed = r == NULL;
+        Py_XDECREF(r);
+    } else
+        failed = ps_root_gone(place) < 0;
+    if (failed)
+        PyErr_WriteUnraisable((PyObject *)self);
+    ps_pending_restore(pending);
 }
 
 /* _watch(mapping, offset): the root's generation word, compared with _gen. */
@@ -80,16 +92,25 @@ static PyObject *Generation_publish(ps_Generation *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+ps_Generation *ps_generation_alloc(PyTypeObject *type)
+{
+    ps_Generation *self = (ps_Generation *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->hold = Py_NewRef(Py_None);
+    self->place = Py_NewRef(Py_None);
+    self->root = Py_NewRef(Py_None);
+    self->table_seg = Py_NewRef(Py_None);
+    if (ps_untrack_ours((PyObject *)self) < 0)
+        Py_CLEAR(self);
+    return self;
+}
+
 static PyObject *Generation_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     (void)args;
     (void)kwargs;
-    ps_Generation *self = (ps_Generation *)type->tp_alloc(type, 0);
-    if (self != NULL) {
-        self->hold = Py_NewRef(Py_None);
-        self->place = Py_NewRef(Py_None);
-    }
-    return (PyObject *)self;
+    return (PyObject *)ps_generation_alloc(type);
 }
 
 PyObject *ps_generation_place(PyObject *obj)
@@ -135,6 +156,9 @@ static PyMemberDef Generation_members[] = {
     {"_fresh", T_BOOL, offsetof(ps_Generation, fresh), 0, "built by __new__, __init__ to come"},
     {"_hold", T_OBJECT_EX, offsetof(ps_Generation, hold), 0, "this process's hold, or None"},
     {"_place", T_OBJECT_EX, offsetof(ps_Generation, place), 0, "a new root's slot, or None"},
+    {"_root", T_OBJECT_EX, offsetof(ps_Generation, root), 0, "the root's Segment, or None"},
+    {"_table_seg", T_OBJECT_EX, offsetof(ps_Generation, table_seg), 0,
+     "the current table's Segment, or None (in the root's slot)"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -150,6 +174,7 @@ PyTypeObject ps_GenerationType = {
     .tp_members = Generation_members,
     .tp_init = (initproc)Generation_init,
     .tp_new = Generation_new,
+    .tp_finalize = (destructor)Generation_finalize,
 };
 
 /* ---- DictOps: a Dict's hot methods in one C call ------------------------ */

@@ -11,6 +11,7 @@
 #include "mutex.h"
 #include "platform.h"
 #include "ring.h"
+#include "roots.h"
 #include "semaphore.h"
 #include "slots.h"
 #include "table.h"
@@ -59,17 +60,16 @@ static PyObject *ours_by_class;
  * module is in the procshare package), decided once per class.  procshare's
  * handles hold their place (segment, slot, lock, table) and nothing that leads
  * back to them; a user's subclass might hold a cycle, and stays visited. */
-static PyObject *untrack_ours_py(PyObject *module, PyObject *obj)
+int ps_untrack_ours(PyObject *obj)
 {
-    (void)module;
     PyObject *cls = (PyObject *)Py_TYPE(obj);
     PyObject *ours = PyDict_GetItemWithError(ours_by_class, cls);
     if (ours == NULL) {
         if (PyErr_Occurred())
-            return NULL;
+            return -1;
         PyObject *name = PyObject_GetAttrString(cls, "__module__");
         if (name == NULL)
-            return NULL;
+            return -1;
         PyObject *prefix = PyUnicode_FromString("procshare.");
         Py_ssize_t own = prefix == NULL || !PyUnicode_Check(name)
                              ? 0
@@ -77,14 +77,20 @@ static PyObject *untrack_ours_py(PyObject *module, PyObject *obj)
         Py_XDECREF(prefix);
         Py_DECREF(name);
         if (own < 0 || PyErr_Occurred())
-            return NULL;
+            return -1;
         ours = own ? Py_True : Py_False;
         if (PyDict_SetItem(ours_by_class, cls, ours) < 0)
-            return NULL;
+            return -1;
     }
     if (ours == Py_True && PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
         PyObject_GC_UnTrack(obj);
-    Py_RETURN_NONE;
+    return 0;
+}
+
+static PyObject *untrack_ours_py(PyObject *module, PyObject *obj)
+{
+    (void)module;
+    return ps_untrack_ours(obj) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyMethodDef module_methods[] = {
@@ -127,6 +133,19 @@ static PyMethodDef module_methods[] = {
      "slot_name(arena, index, generation) -> '<arena>@<index>.<generation>'."},
     {"take", (PyCFunction)ps_take_py, METH_O,
      "take(free) -> (slots, index) or None: the last free slot of the list, removed, claimed."},
+    {"hold_roots", (PyCFunction)(void (*)(void))ps_hold_roots_py, METH_FASTCALL,
+     "hold_roots(held, pools, drop): the roots this process holds, its pools of slots, and "
+     "drop(place), which removes an unlinked new root's tables."},
+    {"new_root", (PyCFunction)ps_new_root_py, METH_O,
+     "new_root(cls) -> a new empty cls in a free slot of its pool (cls._blank), or None."},
+    {"root_in_slot", (PyCFunction)(void (*)(void))ps_root_in_slot_py, METH_FASTCALL,
+     "root_in_slot(cls, slots, index, init) -> a new cls in that claimed slot, its first table "
+     "written by init(mapping, offset)."},
+    {"leave_new", (PyCFunction)(void (*)(void))ps_leave_new_py, METH_FASTCALL,
+     "leave_new(place, pid, user) -> bool: pid lets go of the new root at place; whether its "
+     "name was unlinked."},
+    {"token_number", (PyCFunction)ps_token_number_py, METH_NOARGS,
+     "token_number() -> int: a fresh, unpredictable 64-bit token."},
     {"untrack_ours", (PyCFunction)untrack_ours_py, METH_O,
      "untrack_ours(obj): untrack(obj) if its class is procshare's own, not a user's subclass."},
     {NULL, NULL, 0, NULL},
@@ -185,7 +204,13 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "VECTOR_HEADER", PS_VECTOR_HEADER) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_ESCAPED", PS_FLAG_ESCAPED) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_UNLINKED", PS_FLAG_UNLINKED) < 0 ||
-        PyModule_AddIntConstant(m, "SLOT_HEADER", PS_SLOT_HEADER) < 0) {
+        PyModule_AddIntConstant(m, "SLOT_HEADER", PS_SLOT_HEADER) < 0 ||
+        PyModule_AddIntConstant(m, "ROOT_GEN", PS_ROOT_GEN) < 0 ||
+        PyModule_AddIntConstant(m, "ROOT_OVERFLOW", PS_ROOT_OVERFLOW) < 0 ||
+        PyModule_AddIntConstant(m, "ROOT_USERS", PS_ROOT_USERS) < 0 ||
+        PyModule_AddIntConstant(m, "SLOT_USERS", PS_SLOT_USERS) < 0 ||
+        PyModule_AddIntConstant(m, "ROOT_TOKEN", PS_ROOT_TOKEN) < 0 ||
+        PyModule_AddIntConstant(m, "ROOT_INLINE", PS_ROOT_INLINE) < 0) {
         Py_DECREF(m);
         return NULL;
     }

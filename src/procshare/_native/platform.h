@@ -1,5 +1,6 @@
 /* Operating-system services the core needs: futex wait/wake on a word in
- * shared memory, POSIX shared memory names, and process liveness.  Every
+ * shared memory, POSIX shared memory names, process liveness and random
+ * bytes.  Every
  * platform-specific call lives behind this header; platform_linux.c is the
  * only implementation so far. */
 #ifndef PROCSHARE_PLATFORM_H
@@ -33,6 +34,10 @@ static inline uint32_t ps_self_pid(void)
 {
     return ps_cached_pid;
 }
+
+/* Fill buf with len (at most 256) bytes from the system's CSPRNG: 0, or -1
+ * with errno set. */
+int ps_random(void *buf, size_t len);
 
 /* 1 if pid names a live process (not a zombie), 0 if it is gone. */
 int ps_pid_alive(uint32_t pid);

@@ -75,6 +75,11 @@ static void after_fork_in_child(void)
     pthread_mutex_init(&watched_lock, NULL);
 }
 
+int ps_random(void *buf, size_t len)
+{
+    return getentropy(buf, len);
+}
+
 int ps_back_pages(void *addr, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE

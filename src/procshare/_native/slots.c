@@ -77,6 +77,11 @@ PyObject *ps_forking_py(PyObject *module, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+uint64_t ps_fork_epoch(void)
+{
+    return fork_epoch;
+}
+
 PyObject *ps_fork_epoch_py(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     (void)module;
@@ -220,6 +225,14 @@ static PyObject *Slots_data(ps_Slots *self, PyObject *arg)
     return PyLong_FromSsize_t(h + PS_SLOT_HEADER - ((ps_Mapping *)self->mapping)->base);
 }
 
+char *ps_slots_data(PyObject *slots, PyObject *index, Py_ssize_t *size)
+{
+    ps_Slots *self = (ps_Slots *)slots;
+    char *h = (char *)header(self, index);
+    *size = self->slot - PS_SLOT_HEADER;
+    return h == NULL ? NULL : h + PS_SLOT_HEADER;
+}
+
 /* generation(index): how many objects slot index has held. */
 static PyObject *Slots_generation(ps_Slots *self, PyObject *arg)
 {
@@ -285,35 +298,49 @@ static PyObject *Slots_private(ps_Slots *self, PyObject *const *args, Py_ssize_t
 /* release(index, epoch) -> bool: the maker let go of the object in slot index
  * (made in fork epoch): unless another process may hold it, the slot is free
  * (its generation kept) and goes on the free list.  Whether it was freed. */
-static PyObject *Slots_release(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs)
+int ps_slots_release(PyObject *slots, PyObject *const *args, Py_ssize_t nargs)
 {
+    ps_Slots *self = (ps_Slots *)slots;
     _Atomic uint32_t *h;
     int mine = private(self, args, nargs, &h);
     if (mine <= 0 || self->free == NULL) /* a collected cycle's: no list to free onto */
-        return mine < 0 ? NULL : Py_NewRef(Py_False);
-    PyObject *entry = PyTuple_Pack(2, (PyObject *)self, args[0]);
+        return mine;
+    PyObject *entry = PyTuple_Pack(2, slots, args[0]);
     if (entry == NULL || PyList_Append(self->free, entry) < 0) {
         Py_XDECREF(entry);
-        return NULL;
+        return -1;
     }
     Py_DECREF(entry);
     atomic_store(h + 1, 0);
     atomic_fetch_and(h, ~1u);
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+static PyObject *Slots_release(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int freed = ps_slots_release((PyObject *)self, args, nargs);
+    return freed < 0 ? NULL : PyBool_FromLong(freed);
 }
 
 /* unlinked(index): whether the name of the object in slot index, or the
  * arena's, was removed. */
-static PyObject *Slots_unlinked(ps_Slots *self, PyObject *arg)
+int ps_slots_unlinked(PyObject *slots, PyObject *index)
 {
-    _Atomic uint32_t *h = header(self, arg);
+    ps_Slots *self = (ps_Slots *)slots;
+    _Atomic uint32_t *h = header(self, index);
     if (h == NULL)
-        return NULL;
+        return -1;
     _Atomic uint32_t *arena =
         (_Atomic uint32_t *)ps_mapping_ptr(self->mapping, self->flags_at, 4, 4);
     if (arena == NULL)
-        return NULL;
-    return PyBool_FromLong((atomic_load(h + 1) | atomic_load(arena)) & PS_FLAG_UNLINKED);
+        return -1;
+    return ((atomic_load(h + 1) | atomic_load(arena)) & PS_FLAG_UNLINKED) != 0;
+}
+
+static PyObject *Slots_unlinked(ps_Slots *self, PyObject *arg)
+{
+    int unlinked = ps_slots_unlinked((PyObject *)self, arg);
+    return unlinked < 0 ? NULL : PyBool_FromLong(unlinked);
 }
 
 /* exchange(index, offset, expected, desired) -> bool: compare and exchange the

@@ -20,11 +20,21 @@ extern PyTypeObject ps_SlotsType;
 /* forking(): count a fork (called just before one); fork_epoch(): forks so far. */
 PyObject *ps_forking_py(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *ps_fork_epoch_py(PyObject *module, PyObject *Py_UNUSED(ignored));
+uint64_t ps_fork_epoch(void);
 
 /* take(free) -> (slots, index) or None: the last entry of free (a list of
  * (Slots, index) pairs, appended by release), removed and its slot claimed;
  * None when free is empty.  Atomic for threads: it runs no Python code. */
 PyObject *ps_take_py(PyObject *module, PyObject *free);
+
+/* The data of the object in slot index (an int) of slots (a Slots), and its
+ * size in *size: NULL with an exception when there is no such slot. */
+char *ps_slots_data(PyObject *slots, PyObject *index, Py_ssize_t *size);
+
+/* Slots.release(index, epoch) and Slots.unlinked(index) of slots (a Slots):
+ * 1 or 0, or -1 with an exception. */
+int ps_slots_release(PyObject *slots, PyObject *const *args, Py_ssize_t nargs);
+int ps_slots_unlinked(PyObject *slots, PyObject *index);
 
 /* slot_name(arena, index, generation) -> str: the name of the object in slot
  * index of arena in that generation, "<arena>@<index>.<generation>". */

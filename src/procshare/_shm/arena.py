@@ -225,7 +225,7 @@ class _Pools:
         os.register_at_fork(before=_core.forking, after_in_child=self.forked)
 
     def forked(self) -> None:
-        self.pools = {}
+        self.pools.clear()  # the same dict: the core holds it
         self.making = threading.Lock()
 
 

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .. import _core, _process
 from .._errors import CorruptSegmentError, NotFoundError, ProcshareError
-from .._sync.lock import LOCK_SPACE, RLock
+from .._sync.lock import RLock
 from . import names as _names
 from .arena import (
     SLOT_HEADER,
@@ -51,7 +51,7 @@ from .arena import (
     slot_base,
 )
 from .names import Kind
-from .segment import Segment, at_exit, check_trust
+from .segment import DEFAULT_MODE, Segment, at_exit, check_trust
 from .shared import Shared
 
 T = TypeVar("T")
@@ -61,23 +61,34 @@ _G = TypeVar("_G", bound="Generational")
 #: SIGKILL among those leaves the tables of an unlinked root until rm --dead).
 USERS = 896
 
-_GEN = LOCK_SPACE  # offset of the generation counter in the root's data
-_OVERFLOW = LOCK_SPACE + 8  # users beyond the table
-_USERS = LOCK_SPACE + 16  # pids of the processes holding a handle (0: free)
+# The root's data, laid out by the core: the writers' lock, the generation counter,
+# users beyond the table, then the pids of the processes holding a handle (0: free).
+_GEN, _OVERFLOW, _USERS = _core.ROOT_GEN, _core.ROOT_OVERFLOW, _core.ROOT_USERS
 ROOT_SIZE = _USERS + 4 * USERS  # with the header, one page
 
 _WORD = struct.Struct("<Q")
 
-#: A root in an arena slot records this many users; its token and first table follow.
-SLOT_USERS = 8
-_TOKEN = _USERS + 4 * SLOT_USERS
-_INLINE = _TOKEN + 16  # the first table, in a root's slot: the rest of the slot is its
-#: A new root's words in its slot, from the generation on: generation, the first user,
-#: the token (the overflow word between them stays zero, as the claimed slot is).
-_NEW_ROOT = struct.Struct(f"<Q8xI{_TOKEN - _USERS - 4}xQ")
+#: A root in an arena slot records this many users; its token and first table follow
+#: (the first table has the rest of the slot).
+SLOT_USERS = _core.SLOT_USERS
+_TOKEN, _INLINE = _core.ROOT_TOKEN, _core.ROOT_INLINE
 #: Where a new root of this process sits while its handle has made no Slot: its arena,
 #: slot index and the fork epoch it was made in.
 _Place = tuple[_Arena, int, int]
+
+
+def blank_root(
+    cls: type[Generational], init: Callable[..., None], args: Callable[[int], tuple[int, ...]]
+) -> tuple[Any, ...]:
+    """cls._blank: its pool's key (as place() makes it for no parameters), then the table
+    init and its arguments (after mapping and offset), given the space, for an empty
+    first table in an anonymous root's slot."""
+    return (cls._kind, DEFAULT_MODE), init, args(_inline_space(cls._root_slot))
+
+
+def _inline_space(slot: int) -> int:
+    """Bytes a first table has in a root's slot of slot bytes."""
+    return slot - SLOT_HEADER - _INLINE
 
 
 class Generational(Shared, _core.Generation):
@@ -88,21 +99,25 @@ class Generational(Shared, _core.Generation):
     paths read them.  ``__new__`` builds the object from its arguments; the C base's
     ``__init__`` then does nothing, and called again on an existing object calls
     ``_reinit`` (as list's replaces and dict's updates).  A new root in this process's
-    arena slot starts with its table alone: its Slot, lock and token (``_seg``,
-    ``_lock``, ``_token``) are made when first asked for, since one handed straight to
-    a Dict (``d[user] = List()``) needs none of them.
+    arena slot is made by the core in one call (``_core.new_root`` when it starts empty,
+    ``_core.root_in_slot`` else) and starts with its table alone: its Slot, lock and
+    token (``_seg``, ``_lock``, ``_token``) are made when first asked for, since one
+    handed straight to a Dict (``d[user] = List()``) needs none of them.  Collected, the
+    C base lets go of it: ``_hold.gone()``, or for a new root whose handle made no Slot
+    the core frees its slot or clears this process's users entry.
     """
 
-    __slots__ = ("_root", "_table_seg", "_table_token")
+    __slots__ = ("_table_token",)
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
     _root_slot: ClassVar[int]  # bytes of an anonymous one's arena slot, header included
+    _blank: ClassVar[tuple[Any, ...]]  # _core.new_root's (pool key, init, args): empty, in a slot
     _writers: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _root: Segment | None  # None while a new root's companions are still to be made
     _table_token: str  # the token naming the tables: <root>~<token>.<generation>
-    _hold: _Hold | None  # its place among the root's users (None: see _Holds.gone)
+    _hold: _Hold | None  # its place among the root's users (None: a new root's, or none yet)
     _place: _Place | None  # a new root's slot while its companions are still to be made
 
     @classmethod
@@ -119,9 +134,9 @@ class Generational(Shared, _core.Generation):
             placed = place(cls._kind, {}, slot - SLOT_HEADER, mode, slot)
             if placed is not None:
                 arena, index = placed
-                space = slot - SLOT_HEADER - _INLINE
+                space = _inline_space(slot)
                 if (inline := plan(space))[0] <= space:
-                    return cls._in_slot(arena, index, inline[1]), True
+                    return _core.root_in_slot(cls, arena, index, inline[1]), True
                 return cls._grown_in_slot(arena, index, plan(None)), True
         return cls._root_segment(name, plan(None), mode)
 
@@ -142,27 +157,6 @@ class Generational(Shared, _core.Generation):
         return cls._from_segment(seg), created
 
     @classmethod
-    def _in_slot(cls, arena: _Arena, index: int, init: Callable[[_core.Mapping, int], None]) -> Any:
-        """A new root in slot index of arena, its first table (written by init) inline.
-        No other process can see the slot yet: its words are written plainly."""
-        mapping, offset, epoch = arena.mapping, arena.data(index), _core.fork_epoch()
-        try:
-            init(mapping, offset + _INLINE)
-        except BaseException:
-            arena.release(index, epoch)
-            raise
-        # This process is its first user (written plainly, as the rest) until the handle
-        # is collected, or it exits (see _Holds.gone and release_all).
-        _NEW_ROOT.pack_into(arena.view, offset + _GEN, 1, _process.pid, _names.token_number())
-        _holds.held[place := (arena, index, epoch)] = None
-        self = _core.Generation.__new__(cls)
-        self._place = place  # collected from here on, it leaves the place
-        self._watch(mapping, offset + _GEN)
-        self._table_seg, self._root = None, None  # its table is bound when first used
-        _core.untrack_ours(self)
-        return self
-
-    @classmethod
     def _grown_in_slot(cls, arena: _Arena, index: int, first: Plan) -> Any:
         """A new root in slot index of arena whose contents outgrow the slot: its first
         table is a segment, generation 2, as if it had grown there."""
@@ -181,8 +175,6 @@ class Generational(Shared, _core.Generation):
         self = _core.Generation.__new__(cls)
         self._companions(seg)
         self._watch(seg.mapping, seg.data_offset + _GEN)
-        self._gen = 0
-        _core.untrack_ours(self)
         self._hold = _holds.join(seg)
         self._follow(self._generation())
         return self
@@ -232,13 +224,6 @@ class Generational(Shared, _core.Generation):
         if place is None:
             return super()._handle()
         return place[0].handle(place[1])
-
-    def __del__(self) -> None:
-        hold = self._hold  # both None (the C base's) until construction sets them
-        if hold is not None:
-            hold.gone()
-        elif (place := self._place) is not None:
-            _holds.gone(place)  # a new root's one handle: it frees the slot too, while no Slot does
 
     @classmethod
     def _attach(cls, name: str, *args: Any) -> Any:
@@ -604,16 +589,16 @@ class _Hold:
 
 def _leave_new(place: _Place, pid: int, user: int) -> None:
     """Process pid leaves a new root (at place) whose handle made no Slot, as its user
-    number user (-1: counted in the overflow word)."""
-    arena, index, epoch = place
-    if arena.release(index, epoch):
-        return  # this process alone knew it: its slot is free (zeroed when reused)
-    if user >= 0:
-        arena.exchange(index, _USERS + 4 * user, pid, 0)
-    else:
-        _overflow(arena.mapping, arena.data(index)).sub(1)
-    if arena.unlinked(index):  # as _Hold.leave: it has no tables unless it grew elsewhere
-        _drop_unused_tables(arena.slot_segment(index))
+    number user (-1: counted in the overflow word): its slot freed if this process alone
+    knew it (zeroed when reused), else its entry cleared."""
+    if _core.leave_new(place, pid, user):
+        _drop_new_tables(place)
+
+
+def _drop_new_tables(place: _Place) -> None:
+    """The tables of the new root at place, whose name was unlinked, go once no process
+    uses them (as _Hold.leave: it has none unless it grew elsewhere)."""
+    _drop_unused_tables(place[0].slot_segment(place[1]))
 
 
 class _Holds:
@@ -629,24 +614,14 @@ class _Holds:
 
     def __init__(self) -> None:
         # A root's hold by (name, inode); a new root this process made, by its place, None
-        # while its one handle has made no Slot (this process is its first user).
+        # while its one handle has made no Slot (this process is its first user; the
+        # core lets go of it when that handle is collected).
         self.held: dict[tuple[Any, ...], _Hold | None] = {}
         os.register_at_fork(after_in_child=self.forked)
         # Before this process's anonymous segments are unlinked: a root whose name is
         # still there when its last user leaves needs no look for tables, and unlinking
         # an arena then removes the tables of its grown roots in one pass.
         at_exit.add(self.release_all, first=True)
-
-    def gone(self, place: _Place) -> None:
-        """The one handle of the new root at place, which made no Slot, was collected."""
-        try:
-            hold = self.held.pop(place)
-        except KeyError:
-            return  # let go at exit already
-        if hold is None:
-            _leave_new(place, _process.pid, 0)
-        else:  # a forked child's place among its users
-            hold.leave()
 
     def made(self, place: _Place, seg: Slot) -> _Hold:
         """The hold of the new root at place, whose one handle made its Slot seg now."""
@@ -688,6 +663,8 @@ class _Holds:
 
 
 _holds = _Holds()
+# The core makes new roots in slots of these pools, and lets go of them, in one call.
+_core.hold_roots(_holds.held, _pools.pools, _drop_new_tables)
 
 
 def stale_table(name: str, mapped: Callable[[], set[str]]) -> bool:

@@ -14,8 +14,9 @@ import enum
 import os
 import re
 import secrets
-import struct
 from typing import Any
+
+from .. import _core
 
 #: Every segment procshare creates is /dev/shm/<PREFIX><name>.
 PREFIX = "procshare."
@@ -94,37 +95,14 @@ def creator_pid(name: str) -> int | None:
     return int(root[1:].split("_", 1)[0]) if is_anonymous(root) else None
 
 
-class _Tokens:
-    """Fresh, unpredictable 64-bit tokens, drawn from the system's CSPRNG 512 at a time
-    (one system call per batch, not per object); a forked child draws its own."""
-
-    _BATCH = struct.Struct("<512Q")
-
-    def __init__(self) -> None:
-        self.forget()
-        os.register_at_fork(after_in_child=self.forget)
-
-    def forget(self) -> None:
-        self.batch: list[int] = []
-
-    def next(self) -> int:
-        try:
-            return self.batch.pop()  # atomic: no two threads take the same one
-        except IndexError:
-            self.batch = list(self._BATCH.unpack(secrets.token_bytes(self._BATCH.size)))
-            return self.next()
-
-
-_tokens = _Tokens()
-
-
-#: A fresh token naming one object's table generations, as a number.
-token_number = _tokens.next
+#: A fresh, unpredictable token naming one object's table generations, as a number (the
+#: core draws them from the system's CSPRNG a batch at a time; a forked child, its own).
+token_number = _core.token_number
 
 
 def token() -> str:
     """A fresh token naming one object's table generations, as its names write it."""
-    return token_text(_tokens.next())
+    return token_text(token_number())
 
 
 def token_text(number: int) -> str:
