@@ -202,6 +202,22 @@ def test_growth_keeps_everything() -> None:
     assert list(d) == list(range(1, 5000, 2))
 
 
+@pytest.mark.parametrize("kept", [1, 3, 50])
+def test_rebuilds_keep_insertion_order_however_sparse_the_survivors(kept: int) -> None:
+    """A rebuild orders the live entries by when they were inserted, whether few of many
+    survive (their insertion numbers far apart) or most do; a rewritten key keeps its
+    place."""
+    d, model = Dict(), {}
+    for i in range(3000):
+        d[i] = model[i] = i
+        if i % kept:
+            del d[i], model[i]
+    d[0] = model[0] = "rewritten"
+    for i in range(3000, 6000):  # grows it again, with every survivor copied
+        d[f"k{i}"] = model[f"k{i}"] = i
+    assert list(d.items()) == list(model.items())
+
+
 def test_hot_key_increments_are_exact(ctx: Any) -> None:
     d = Dict()
     run_all(ctx, workers.dict_incr, [(d, "hot", 500)] * 4)
