@@ -192,6 +192,34 @@ def test_subclass() -> None:
     assert s.double("a") == 8 and type(pickle.loads(pickle.dumps(s))) is Sub
 
 
+@pytest.mark.parametrize("cls", [Dict, List])
+def test_the_constructor_is_the_cores_and_inspect_still_reads_its_signature(cls: Any) -> None:
+    """Dict() and List() are made by the core in one call; every other call goes through
+    the class's _new, with the same checks; inspect shows the signature, or a subclass's
+    own constructor's."""
+    import inspect
+
+    made = [cls() for _ in range(300)]  # past the slots backed at first: the pool grows
+    assert all(type(x) is cls and len(x) == 0 for x in made)
+    assert len({x.name for x in made}) == 300
+    assert list(inspect.signature(cls).parameters)[1:3] == ["name", "mode"]
+    with pytest.raises(TypeError, match="mode"):
+        cls(mode=384.0)
+    with pytest.raises(TypeError):
+        cls(1)
+
+    class Own(cls):  # type: ignore[misc, valid-type]
+        def __new__(klass, *args: Any, **kwargs: Any) -> Any:
+            return super().__new__(klass, *args, **kwargs)
+
+    class Tagged(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+
+    assert list(inspect.signature(Tagged).parameters) == ["args"]
+    assert type(Own()) is Own and type(Tagged()) is Tagged and len(Own()) == len(Tagged()) == 0
+
+
 def test_growth_keeps_everything() -> None:
     d = Dict()
     for i in range(5000):

@@ -531,8 +531,6 @@ def test_the_core_makes_a_new_root_in_a_slot_and_lets_go_of_it() -> None:
     for user in (8, -2):
         with pytest.raises(ValueError):
             _core.leave_new(place, 77, user)
-    with pytest.raises(AttributeError):
-        _core.new_root(int)  # no pool key, table init and arguments
     with pytest.raises(TypeError):
         _core.root_in_slot(int, slots, 2, broken)
 

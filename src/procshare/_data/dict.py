@@ -25,7 +25,7 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .. import _core
 from .._errors import SpaceError
@@ -33,7 +33,6 @@ from .._shm.codec import decode_value, encode_item, encode_value
 from .._shm.generations import Generational, Plan, blank_root, guarded_repr
 from .._shm.keys import canonical, restore
 from .._shm.names import Kind
-from .._shm.segment import DEFAULT_MODE
 
 _MISSING: Any = object()
 #: The largest heap a table grows to for the sake of rewrites alone (its live data may need more).
@@ -67,7 +66,20 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
     _root_slot = 640  # an anonymous one's first table holds 6 small entries (8 slots)
     _table: _core.Table
 
-    def __new__(
+    if TYPE_CHECKING:  # the constructor is the core's (below)
+
+        def __new__(
+            cls,
+            mapping_or_iterable: object = (),
+            /,
+            *,
+            name: str | None = None,
+            mode: int = 0o600,
+            **kwargs: Any,
+        ) -> Self: ...
+
+    @classmethod
+    def _new(
         cls,
         mapping_or_iterable: object = (),
         /,
@@ -76,11 +88,8 @@ class Dict(_core.DictOps, Generational, MutableMapping[Any, Any]):
         mode: int = 0o600,
         **kwargs: Any,
     ) -> Self:
-        empty = type(mapping_or_iterable) is tuple and not mapping_or_iterable and not kwargs
-        if empty and name is None and mode == DEFAULT_MODE and type(mode) is int:
-            made: Self | None = _core.new_root(cls)  # in one call, when a slot is at hand
-            if made is not None:
-                return made
+        """``Dict(...)``, unless the core made an empty one itself (``Dict()`` with a slot
+        of its pool at hand: ``_blank``)."""
         initial = dict(mapping_or_iterable, **kwargs)  # type: ignore[call-overload]
         self, _ = cls._open_root(name, _holding(initial) if initial else _empty, mode)
         self._fresh = True

@@ -15,13 +15,12 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Iterable, MutableSequence
-from typing import Any, ClassVar, Self, SupportsIndex
+from typing import TYPE_CHECKING, Any, ClassVar, Self, SupportsIndex
 
 from .. import _core
 from .._shm.codec import decode_value, encode_value
 from .._shm.generations import Generational, Plan, blank_root, guarded_repr
 from .._shm.names import Kind
-from .._shm.segment import DEFAULT_MODE
 
 Item = tuple[int, bytes]
 _MISSING: Any = object()
@@ -47,15 +46,20 @@ class List(_core.ListOps, Generational, MutableSequence[Any]):
     _root_slot = 512  # an anonymous one's first table holds 8 small elements
     _table: _core.Vector
 
-    def __new__(
+    if TYPE_CHECKING:  # the constructor is the core's (below)
+
+        def __new__(
+            cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
+        ) -> Self: ...
+
+    @classmethod
+    def _new(
         cls, iterable: Iterable[Any] = (), /, *, name: str | None = None, mode: int = 0o600
     ) -> Self:
+        """``List(...)``, unless the core made an empty one itself (``List()`` with a slot
+        of its pool at hand: ``_blank``)."""
         plan: Callable[[int | None], Plan]
         if type(iterable) is tuple and not iterable:  # the default: nothing to pack
-            if name is None and mode == DEFAULT_MODE and type(mode) is int:
-                made: Self | None = _core.new_root(cls)  # in one call, when a slot is at hand
-                if made is not None:
-                    return made
             plan = _empty
         else:
             packed = _core.pack(iterable, False)  # errors here change nothing

@@ -106,11 +106,33 @@ ps_Generation *ps_generation_alloc(PyTypeObject *type)
     return self;
 }
 
+/* Dict() or List(): with no arguments, a new empty one in a free slot of its
+ * pool, in one call (ps_new_root); else, or with no slot at hand, the class's
+ * _new(*args, **kwargs). */
 static PyObject *Generation_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    (void)args;
-    (void)kwargs;
-    return (PyObject *)ps_generation_alloc(type);
+    if (PyTuple_GET_SIZE(args) == 0 && (kwargs == NULL || PyDict_GET_SIZE(kwargs) == 0)) {
+        PyObject *made = ps_new_root((PyObject *)type);
+        if (made != Py_None)
+            return made;
+        Py_DECREF(made);
+    }
+    static PyObject *name;
+    if (name == NULL && (name = PyUnicode_InternFromString("_new")) == NULL)
+        return NULL;
+    PyObject *make = PyObject_GetAttr((PyObject *)type, name);
+    if (make == NULL)
+        return NULL;
+    PyObject *made = PyObject_Call(make, args, kwargs);
+    Py_DECREF(make);
+    return made;
+}
+
+/* _bare(): a handle of this class with nothing bound, for the Python layer to
+ * bind. */
+static PyObject *Generation_bare(PyObject *type, PyObject *Py_UNUSED(ignored))
+{
+    return (PyObject *)ps_generation_alloc((PyTypeObject *)type);
 }
 
 PyObject *ps_generation_place(PyObject *obj)
@@ -140,6 +162,8 @@ static int Generation_init(ps_Generation *self, PyObject *args, PyObject *kwargs
 }
 
 static PyMethodDef Generation_methods[] = {
+    {"_bare", (PyCFunction)Generation_bare, METH_NOARGS | METH_CLASS,
+     "_bare(): a handle of this class with nothing bound."},
     {"_watch", (PyCFunction)(void (*)(void))Generation_watch, METH_FASTCALL,
      "_watch(mapping, offset): the root's generation word, compared with _gen."},
     {"_generation", (PyCFunction)Generation_generation, METH_NOARGS,

@@ -136,8 +136,6 @@ static PyMethodDef module_methods[] = {
     {"hold_roots", (PyCFunction)(void (*)(void))ps_hold_roots_py, METH_FASTCALL,
      "hold_roots(held, pools, drop): the roots this process holds, its pools of slots, and "
      "drop(place), which removes an unlinked new root's tables."},
-    {"new_root", (PyCFunction)ps_new_root_py, METH_O,
-     "new_root(cls) -> a new empty cls in a free slot of its pool (cls._blank), or None."},
     {"root_in_slot", (PyCFunction)(void (*)(void))ps_root_in_slot_py, METH_FASTCALL,
      "root_in_slot(cls, slots, index, init) -> a new cls in that claimed slot, its first table "
      "written by init(mapping, offset)."},

@@ -125,9 +125,8 @@ fail:;
     return NULL;
 }
 
-PyObject *ps_new_root_py(PyObject *module, PyObject *cls)
+PyObject *ps_new_root(PyObject *cls)
 {
-    (void)module;
     static PyObject *blank_name, *free_name;
     if ((blank_name == NULL && (blank_name = PyUnicode_InternFromString("_blank")) == NULL) ||
         (free_name == NULL && (free_name = PyUnicode_InternFromString("free")) == NULL))

@@ -29,11 +29,11 @@
  * root whose name was unlinked. */
 PyObject *ps_hold_roots_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* new_root(cls) -> a new empty cls object in a slot of its pool, or None when
- * the pool has no free slot at hand (or none is made yet): cls._blank is
- * (pool key, init, args), the first table written by init(mapping, offset,
- * *args). */
-PyObject *ps_new_root_py(PyObject *module, PyObject *cls);
+/* A new empty cls object (a Dict or List class) in a slot of its pool, or
+ * None when the pool has no free slot at hand (or none is made yet); NULL
+ * with an exception.  cls._blank is (pool key, init, args), the first table
+ * written by init(mapping, offset, *args). */
+PyObject *ps_new_root(PyObject *cls);
 
 /* root_in_slot(cls, slots, index, init) -> a new cls object in the claimed
  * slot index of slots, its first table written by init(mapping, offset); the

@@ -30,6 +30,7 @@ process holds them.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import struct
 import threading
@@ -91,6 +92,17 @@ def _inline_space(slot: int) -> int:
     return slot - SLOT_HEADER - _INLINE
 
 
+class _Signature:
+    """A class's ``__signature__``, for inspect: the constructor is the core's, so the
+    signature is that of the class's ``_new``, unless the class defines a constructor of
+    its own (None: inspect reads that one)."""
+
+    def __get__(self, obj: object, cls: type[Generational]) -> inspect.Signature | None:
+        if obj is not None or "__new__" in vars(cls) or "__init__" in vars(cls):
+            return None
+        return inspect.signature(cls._new)
+
+
 class Generational(Shared, _core.Generation):
     """Base of Dict and List: the root, the current table, and how to replace it.
 
@@ -98,9 +110,11 @@ class Generational(Shared, _core.Generation):
     word and the writers' lock (``_writers``) live in the C base, where the one-call
     paths read them.  ``__new__`` builds the object from its arguments; the C base's
     ``__init__`` then does nothing, and called again on an existing object calls
-    ``_reinit`` (as list's replaces and dict's updates).  A new root in this process's
-    arena slot is made by the core in one call (``_core.new_root`` when it starts empty,
-    ``_core.root_in_slot`` else) and starts with its table alone: its Slot, lock and
+    ``_reinit`` (as list's replaces and dict's updates).  The constructor is the C base's:
+    with no arguments it makes an empty one in a slot of the class's pool in one call
+    (``_blank`` says which pool and how to lay out its first table), else it calls the
+    class's ``_new``.  A new root in this process's arena slot (made by the core: by
+    ``_core.root_in_slot`` when ``_new`` makes it) starts with its table alone: its Slot, lock and
     token (``_seg``, ``_lock``, ``_token``) are made when first asked for, since one
     handed straight to a Dict (``d[user] = List()``) needs none of them.  Collected, the
     C base lets go of it: ``_hold.gone()``, or for a new root whose handle made no Slot
@@ -108,11 +122,13 @@ class Generational(Shared, _core.Generation):
     """
 
     __slots__ = ("_table_token",)
+    __signature__ = _Signature()
     _kind: ClassVar[Kind]
     _table_kind: ClassVar[Kind]
     _table_type: ClassVar[type[Any]]  # built as _table_type(mapping, offset[, size])
     _root_slot: ClassVar[int]  # bytes of an anonymous one's arena slot, header included
-    _blank: ClassVar[tuple[Any, ...]]  # _core.new_root's (pool key, init, args): empty, in a slot
+    _blank: ClassVar[tuple[Any, ...]]  # (pool key, init, args): Cls() made by the core
+    _new: ClassVar[Callable[..., Any]]  # Cls(...) where the core does not make it itself
     _writers: RLock
     _table_seg: Segment | None  # None: the first table, in the root's slot
     _root: Segment | None  # None while a new root's companions are still to be made
@@ -172,7 +188,7 @@ class Generational(Shared, _core.Generation):
     @classmethod
     def _from_segment(cls, seg: Segment) -> Any:
         """A handle of the root seg."""
-        self = _core.Generation.__new__(cls)
+        self = cls._bare()
         self._companions(seg)
         self._watch(seg.mapping, seg.data_offset + _GEN)
         self._hold = _holds.join(seg)
