@@ -108,17 +108,17 @@ class Generational(Shared, _core.Generation):
 
     The current table (``_table``), its generation (``_gen``), the root's generation
     word and the writers' lock (``_writers``) live in the C base, where the one-call
-    paths read them.  ``__new__`` builds the object from its arguments; the C base's
-    ``__init__`` then does nothing, and called again on an existing object calls
-    ``_reinit`` (as list's replaces and dict's updates).  The constructor is the C base's:
-    with no arguments it makes an empty one in a slot of the class's pool in one call
-    (``_blank`` says which pool and how to lay out its first table), else it calls the
-    class's ``_new``.  A new root in this process's arena slot (made by the core: by
-    ``_core.root_in_slot`` when ``_new`` makes it) starts with its table alone: its Slot, lock and
-    token (``_seg``, ``_lock``, ``_token``) are made when first asked for, since one
-    handed straight to a Dict (``d[user] = List()``) needs none of them.  Collected, the
-    C base lets go of it: ``_hold.gone()``, or for a new root whose handle made no Slot
-    the core frees its slot or clears this process's users entry.
+    paths read them.  The constructor is the C base's too: with no arguments it makes an
+    empty one in a free slot of the class's pool in one call (``_blank`` names the pool
+    and lays out the first table), else it calls the class's ``_new``, which builds it
+    from its arguments.  ``__init__`` then does nothing, and called again on an existing
+    object calls ``_reinit`` (as list's replaces and dict's updates).  A new root in this
+    process's arena slot (written by the core, ``_core.root_in_slot`` when ``_new`` makes
+    it) starts with its table alone: its Slot, lock and token (``_seg``, ``_lock``,
+    ``_token``) are made when first asked for, since one handed straight to a Dict
+    (``d[user] = List()``) needs none of them.  Collected, the C base lets go of it:
+    ``_hold.gone()``, or for a new root whose handle made no Slot, the core frees its
+    slot or clears this process's users entry.
     """
 
     __slots__ = ("_table_token",)
