@@ -415,6 +415,18 @@ def test_threads_asking_a_new_object_for_its_name_at_once_make_one_slot(kind: st
         sys.setswitchinterval(switch)
 
 
+def memory_mapping(size: int) -> Any:
+    """A core Mapping of size bytes of memory no segment names."""
+    from procshare import _core
+
+    fd = os.memfd_create("procshare-test")
+    try:
+        os.ftruncate(fd, size)
+        return _core.Mapping(fd, size)
+    finally:
+        os.close(fd)
+
+
 def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
     """The core's view of an arena's slot headers refuses what lies outside the arena or
     a slot's data, the generation after 2**31 - 1 (a handle's 31 bits) is 1, and an
@@ -423,12 +435,7 @@ def test_slot_headers_are_checked_and_a_generation_wraps_to_one() -> None:
 
     from procshare import _core
 
-    fd = os.memfd_create("slots")
-    try:
-        os.ftruncate(fd, 4096)
-        mapping = _core.Mapping(fd, 4096)
-    finally:
-        os.close(fd)
+    mapping = memory_mapping(4096)
     free: list[Any] = []
     with pytest.raises(ValueError):
         _core.Slots(mapping, 64, 64, 64, 0, free, "a", 0o600)  # beyond the mapping
@@ -486,12 +493,7 @@ def test_the_core_makes_a_new_root_in_a_slot_and_lets_go_of_it() -> None:
 
     from procshare import _core
 
-    fd = os.memfd_create("roots")
-    try:
-        os.ftruncate(fd, 8192)
-        mapping = _core.Mapping(fd, 8192)
-    finally:
-        os.close(fd)
+    mapping = memory_mapping(8192)
     free: list[Any] = []
     slot = procshare.Dict._root_slot
     slots = _core.Slots(mapping, 64, slot, 8, 0, free, "a", 0o600)
