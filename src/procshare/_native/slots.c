@@ -322,8 +322,6 @@ static PyObject *Slots_release(ps_Slots *self, PyObject *const *args, Py_ssize_t
     return freed < 0 ? NULL : PyBool_FromLong(freed);
 }
 
-/* unlinked(index): whether the name of the object in slot index, or the
- * arena's, was removed. */
 int ps_slots_unlinked(PyObject *slots, PyObject *index)
 {
     ps_Slots *self = (ps_Slots *)slots;
@@ -335,38 +333,6 @@ int ps_slots_unlinked(PyObject *slots, PyObject *index)
     if (arena == NULL)
         return -1;
     return ((atomic_load(h + 1) | atomic_load(arena)) & PS_FLAG_UNLINKED) != 0;
-}
-
-static PyObject *Slots_unlinked(ps_Slots *self, PyObject *arg)
-{
-    int unlinked = ps_slots_unlinked((PyObject *)self, arg);
-    return unlinked < 0 ? NULL : PyBool_FromLong(unlinked);
-}
-
-/* exchange(index, offset, expected, desired) -> bool: compare and exchange the
- * u32 at offset in slot index's data. */
-static PyObject *Slots_exchange(ps_Slots *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "exchange(index, offset, expected, desired)");
-        return NULL;
-    }
-    _Atomic uint32_t *h = header(self, args[0]);
-    if (h == NULL)
-        return NULL;
-    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
-    unsigned long expected = PyLong_AsUnsignedLong(args[2]);
-    unsigned long desired = PyLong_AsUnsignedLong(args[3]);
-    if (PyErr_Occurred())
-        return NULL;
-    if (offset < 0 || offset % 4 != 0 || offset > self->slot - PS_SLOT_HEADER - 4 ||
-        expected > UINT32_MAX || desired > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "a u32 inside the slot's data, and u32 values");
-        return NULL;
-    }
-    _Atomic uint32_t *word = h + (PS_SLOT_HEADER + offset) / 4;
-    uint32_t seen = (uint32_t)expected;
-    return PyBool_FromLong(atomic_compare_exchange_strong(word, &seen, (uint32_t)desired));
 }
 
 static PyMethodDef Slots_methods[] = {
@@ -382,10 +348,6 @@ static PyMethodDef Slots_methods[] = {
      "private(index, epoch): whether the object (made in fork epoch) is this process's alone."},
     {"release", (PyCFunction)(void (*)(void))Slots_release, METH_FASTCALL,
      "release(index, epoch) -> bool: free the slot, onto the free list, if it is private."},
-    {"unlinked", (PyCFunction)Slots_unlinked, METH_O,
-     "unlinked(index): whether the name of the object in slot index, or the arena's, is gone."},
-    {"exchange", (PyCFunction)(void (*)(void))Slots_exchange, METH_FASTCALL,
-     "exchange(index, offset, expected, desired) -> bool: CAS the u32 at offset in its data."},
     {NULL, NULL, 0, NULL},
 };
 

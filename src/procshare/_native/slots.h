@@ -31,8 +31,9 @@ PyObject *ps_take_py(PyObject *module, PyObject *free);
  * size in *size: NULL with an exception when there is no such slot. */
 char *ps_slots_data(PyObject *slots, PyObject *index, Py_ssize_t *size);
 
-/* Slots.release(index, epoch) and Slots.unlinked(index) of slots (a Slots):
- * 1 or 0, or -1 with an exception. */
+/* Slots.release(index, epoch) of slots (a Slots), and whether the name of the
+ * object in slot index, or the arena's, was removed: 1 or 0, or -1 with an
+ * exception. */
 int ps_slots_release(PyObject *slots, PyObject *const *args, Py_ssize_t nargs);
 int ps_slots_unlinked(PyObject *slots, PyObject *index);
 

@@ -109,11 +109,11 @@ def is_slot(name: str) -> bool:
 class _Arena(_core.Slots):
     """One arena segment as its creator uses it: its slots' headers and geometry (the C
     base: mapping, first, slot, slots; claim, data, generation, escape, private, release
-    onto the pool's free list, unlinked, exchange), a view to write their data.  An
-    object made in fork epoch (``_core.fork_epoch()`` then) is this process's alone while
-    no fork came after and its name was never handed out."""
+    onto the pool's free list).  An object made in fork epoch (``_core.fork_epoch()``
+    then) is this process's alone while no fork came after and its name was never handed
+    out."""
 
-    __slots__ = ("next", "pool", "ready", "seg", "view")
+    __slots__ = ("next", "pool", "ready", "seg")
 
     def __init__(self, pool: _Pool, seg: Segment, slot: int, slots: int, ready: int) -> None:
         super().__init__(seg.mapping, slot_base(seg, slot, 0), slot, slots, FLAGS_AT, pool.free,
@@ -121,7 +121,6 @@ class _Arena(_core.Slots):
         self.pool, self.seg = pool, seg
         self.next = 0  # slots below next have been put on the free list
         self.ready = ready  # slots below ready have memory behind them
-        self.view = memoryview(seg.mapping)
 
     def slot_segment(self, index: int) -> Slot:
         """The Segment of the object in slot index, as any process would attach it."""

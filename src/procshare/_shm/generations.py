@@ -178,11 +178,11 @@ class Generational(Shared, _core.Generation):
         table is a segment, generation 2, as if it had grown there."""
         seg = arena.slot_of(index, _core.fork_epoch())  # frees the slot if this fails
         token = _names.token_number()
-        _WORD.pack_into(arena.view, seg.data_offset + _TOKEN, token)  # before the table
+        _WORD.pack_into(arena.mapping, seg.data_offset + _TOKEN, token)  # before the table
         text = _names.token_text(token)
         table = _create_table(seg.name, text, 2, cls._table_kind, *first, seg.mode)
         _tables.keep(seg.name, text, 2, table)
-        _WORD.pack_into(arena.view, seg.data_offset + _GEN, 2)
+        _WORD.pack_into(arena.mapping, seg.data_offset + _GEN, 2)
         return cls._from_segment(seg)
 
     @classmethod
